@@ -1,0 +1,5 @@
+"""`python -m xlcrm`."""
+
+from .cli import main
+
+main()

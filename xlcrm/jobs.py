@@ -1,0 +1,122 @@
+"""The library API behind every command, ribbon button and watcher run.
+
+Each job reads the workbook once, runs pure steps over the frames, and writes back (if at
+all) once through `write_workbook`. `sync` is the whole pipeline; later capabilities plug in
+as steps of it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from openpyxl import load_workbook
+
+from . import schema
+from .edits import append_rows, mark_cells, set_cells, write_issues_sheet
+from .errors import AlreadyExists, NotAWorkbook
+from .guard import WORKBOOK_SUFFIXES
+from .ids import FilledId, fill_blank_ids
+from .issues import Report
+from .reader import WorkbookData, read_workbook
+from .sample import sample_records, sample_rows
+from .schema import Lang
+from .template import copy_template
+from .validate import validate
+from .writer import Edit, check_not_open, write_workbook
+
+
+@dataclass
+class SyncResult:
+    """What a sync did."""
+
+    report: Report
+    filled_ids: list[FilledId] = field(default_factory=list)
+    written: bool = False
+    backup: Path | None = None
+
+
+def init_workbook(path: Path, lang: Lang = "en", sample: int = 0, force: bool = False,
+                  mistakes: bool = True, seed: int = 7, today: dt.date | None = None) -> Path:
+    """Create a workbook from the template, optionally with sample records.
+
+    Raises:
+        AlreadyExists: `path` exists and `force` is not set.
+        NotAWorkbook: `path` does not end in .xlsx or .xlsm.
+    """
+    if path.suffix.lower() not in WORKBOOK_SUFFIXES:
+        raise NotAWorkbook(f"{path.name}: the workbook name must end in .xlsx")
+    if path.suffix.lower() == ".xlsm":
+        raise NotAWorkbook(f"{path.name}: init writes .xlsx; save it as .xlsm in Excel later")
+    if path.exists() and not force:
+        raise AlreadyExists(f"{path} exists already (use --force to overwrite)")
+    if path.exists():
+        check_not_open(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".xlcrm-init-{path.name}")
+    copy_template(lang, temp)
+    if sample > 0:
+        data = read_workbook(temp)
+        records = sample_rows(sample_records(sample, lang, seed=seed, today=today,
+                                             mistakes=mistakes, settings=data.settings))
+        book = load_workbook(temp)
+        for key, rows in records.items():
+            sheet = data.sheets[key]
+            append_rows(sheet.name, sheet.table, sheet.columns, rows)(book)
+        book.save(temp)
+    temp.replace(path)
+    return path
+
+
+def validate_workbook(path: Path, write: bool = False,
+                      today: dt.date | None = None) -> tuple[Report, bool]:
+    """Validate; with `write`, also fill the Issues sheet and mark the bad cells.
+
+    Returns:
+        The report, and whether the workbook was written.
+    """
+    data = read_workbook(path)
+    report = validate(data, today=today)
+    if write:
+        write_workbook(path, data.sha256, report_edits(data, report))
+    return report, write
+
+
+def sync_workbook(path: Path, today: dt.date | None = None) -> SyncResult:
+    """The whole job: read, fill blank IDs, validate, write back the results safely."""
+    data = read_workbook(path)
+    filled = fill_blank_ids(data)
+    report = validate(data, today=today)
+    edits = [*id_edits(filled), *report_edits(data, report)]
+    backup = write_workbook(path, data.sha256, edits)
+    return SyncResult(report=report, filled_ids=filled, written=True, backup=backup)
+
+
+def report_edits(data: WorkbookData, report: Report) -> list[Edit]:
+    names = [s.name for s in data.sheets.values()]
+    return [write_issues_sheet(report, data.lang), mark_cells(report, names)]
+
+
+def id_edits(filled: list[FilledId]) -> list[Edit]:
+    by_sheet: dict[str, list[tuple[int, int, str]]] = {}
+    for f in filled:
+        by_sheet.setdefault(f.sheet, []).append((f.row, f.column, f.value))
+    return [set_cells(sheet, cells) for sheet, cells in by_sheet.items()]
+
+
+@dataclass
+class DemoResult:
+    folder: Path
+    workbooks: dict[Lang, SyncResult]
+
+
+def run_demo(folder: Path, sample: int = 40, today: dt.date | None = None) -> DemoResult:
+    """Create one Chinese and one English sample workbook in `folder` and sync both."""
+    folder.mkdir(parents=True, exist_ok=True)
+    results: dict[Lang, SyncResult] = {}
+    for lang in schema.LANGS:
+        path = folder / f"crm_{lang}.xlsx"
+        init_workbook(path, lang=lang, sample=sample, force=True, today=today)
+        results[lang] = sync_workbook(path, today=today)
+    return DemoResult(folder=folder, workbooks=results)

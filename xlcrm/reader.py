@@ -1,0 +1,214 @@
+"""Fast reading of a CRM workbook into pandas frames with python-calamine.
+
+Every frame keeps the Excel row number of each record in the ``_row`` column, known fields
+under their keys (``customer_id``), and every column we do not know under its own header.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import python_calamine as calamine
+
+from . import schema
+from .errors import CorruptWorkbook, EncryptedWorkbook, SheetMissing
+from .guard import check_workbook_file, file_sha256
+from .schema import Lang, SheetDef, normalize_header
+from .settings import Settings, settings_from_tables
+
+ROW = "_row"
+HEADER_SCAN_ROWS = 30
+
+
+@dataclass
+class SheetData:
+    """One data sheet as read: the frame plus where each column lives in Excel."""
+
+    key: str
+    name: str  # the sheet's real name
+    frame: pd.DataFrame
+    columns: dict[str, int]  # field key (or unknown header) -> 1-based Excel column
+    headers: dict[str, str]  # field key -> header text as the workbook spells it
+    header_row: int  # Excel row number of the header
+    table: str | None = None  # Excel Table holding the data, if any
+
+    @property
+    def last_row(self) -> int:
+        return int(self.frame[ROW].max()) if len(self.frame) else self.header_row
+
+
+@dataclass
+class WorkbookData:
+    """Everything read from one workbook, plus the hash that guards the write-back."""
+
+    path: Path
+    sha256: str
+    lang: Lang
+    settings: Settings
+    sheets: dict[str, SheetData]
+    sheet_names: list[str]  # every sheet, in workbook order
+    engine_sheet_names: dict[str, str] = field(default_factory=dict)  # key -> real name
+
+    def sheet(self, key: str) -> SheetData:
+        return self.sheets[key]
+
+    def counts(self) -> dict[str, int]:
+        return {key: len(data.frame) for key, data in self.sheets.items()}
+
+
+def read_workbook(path: str | Path) -> WorkbookData:
+    """Read the data sheets and Settings of a CRM workbook.
+
+    Raises:
+        InputError: not a readable workbook, or a data sheet or key column is missing.
+    """
+    path = Path(path)
+    check_workbook_file(path)
+    digest = file_sha256(path)
+    try:
+        book = calamine.CalamineWorkbook.from_path(str(path), load_tables=True)
+    except calamine.PasswordError:
+        raise EncryptedWorkbook(f"{path.name}: {EncryptedWorkbook.__doc__}") from None
+    except Exception as error:  # calamine raises several unrelated types for broken files
+        raise CorruptWorkbook(f"{path.name}: damaged workbook ({_short(error)})") from None
+    try:
+        return _read(book, path, digest)
+    except (calamine.CalamineError, calamine.XmlError, calamine.ZipError) as error:
+        raise CorruptWorkbook(f"{path.name}: damaged workbook ({_short(error)})") from None
+    finally:
+        book.close()
+
+
+def _read(book: Any, path: Path, digest: str) -> WorkbookData:
+    names: list[str] = list(book.sheet_names)
+    aliases = schema.sheet_aliases()
+    by_key: dict[str, str] = {}
+    for name in names:
+        key = aliases.get(normalize_header(name))
+        if key and key not in by_key:
+            by_key[key] = name
+    missing = [s for s in schema.DATA_SHEETS if s.key not in by_key]
+    if missing:
+        wanted = ", ".join(f"{s.en} / {s.zh}" for s in missing)
+        raise SheetMissing(f"{path.name}: no sheet named {wanted}")
+    lang = _detect_lang(by_key)
+    tables = _tables_by_sheet(book)
+    sheets = {s.key: _read_sheet(book, s, by_key[s.key], tables.get(by_key[s.key], []), path)
+              for s in schema.DATA_SHEETS}
+    settings = settings_from_tables(_settings_tables(book, tables), lang)
+    if settings.options.language:
+        lang = settings.options.language
+    engine = {s.key: by_key[s.key] for s in schema.ENGINE_SHEETS if s.key in by_key}
+    return WorkbookData(path=path, sha256=digest, lang=lang, settings=settings, sheets=sheets,
+                        sheet_names=names, engine_sheet_names=engine)
+
+
+def _detect_lang(by_key: dict[str, str]) -> Lang:
+    name = by_key["customers"]
+    return "zh" if normalize_header(name) == normalize_header(schema.CUSTOMERS.zh) else "en"
+
+
+def _tables_by_sheet(book: Any) -> dict[str, list[Any]]:
+    out: dict[str, list[Any]] = {}
+    for table_name in book.table_names:
+        table = book.get_table_by_name(table_name)
+        out.setdefault(table.sheet, []).append(table)
+    return out
+
+
+def _read_sheet(book: Any, sdef: SheetDef, name: str, tables: list[Any], path: Path) -> SheetData:
+    aliases = schema.header_aliases(sdef)
+    table = _pick_table(sdef, tables, aliases)
+    if table is not None:
+        headers = [str(h) for h in table.columns]
+        rows: list[list[Any]] = table.to_python()
+        header_row = table.start[0]  # calamine's start is the first data row, 0-based
+        first_col = table.start[1] + 1
+        table_name: str | None = table.name
+    else:
+        grid = book.get_sheet_by_name(name).to_python(skip_empty_area=False)
+        index = _find_header(grid, aliases)
+        if index is None:
+            raise SheetMissing(f"{path.name}: sheet {name} has no header row with "
+                               f"{sdef.fields[1].en} / {sdef.fields[1].zh}")
+        raw = grid[index]
+        first = next(i for i, h in enumerate(raw) if str(h).strip())
+        last = max(i for i, h in enumerate(raw) if str(h).strip())
+        headers = [str(h) for h in raw[first:last + 1]]
+        rows = [r[first:last + 1] for r in grid[index + 1:]]
+        header_row, first_col, table_name = index + 1, first + 1, None
+    keys: list[str] = []
+    columns: dict[str, int] = {}
+    header_text: dict[str, str] = {}
+    for offset, header in enumerate(headers):
+        key = aliases.get(normalize_header(header), header)
+        if key in columns:  # a second column with the same meaning stays as user data
+            key = f"{header} ({offset + first_col})"
+        keys.append(key)
+        columns[key] = first_col + offset
+        header_text[key] = header
+    _require_columns(sdef, columns, name, path)
+    frame = pd.DataFrame(rows, columns=keys, dtype=object) if rows else pd.DataFrame(
+        columns=keys, dtype=object)
+    frame = frame.replace("", None)
+    frame[ROW] = range(header_row + 1, header_row + 1 + len(frame))
+    frame = frame.dropna(how="all", subset=keys).reset_index(drop=True)
+    for f in sdef.fields:  # absent optional columns read as blank
+        if f.key not in frame.columns:
+            frame[f.key] = None
+    return SheetData(key=sdef.key, name=name, frame=frame, columns=columns,
+                     headers=header_text, header_row=header_row, table=table_name)
+
+
+def _pick_table(sdef: SheetDef, tables: list[Any], aliases: dict[str, str]) -> Any:
+    for table in tables:
+        if table.name == sdef.table:
+            return table
+    for table in tables:  # a renamed table still counts if it holds the sheet's columns
+        known = {aliases.get(normalize_header(h)) for h in table.columns}
+        if sdef.id_field in known and sdef.fields[1].key in known:
+            return table
+    return None
+
+
+def _find_header(grid: list[list[Any]], aliases: dict[str, str]) -> int | None:
+    best, best_hits = None, 1
+    for index, row in enumerate(grid[:HEADER_SCAN_ROWS]):
+        hits = sum(1 for cell in row if normalize_header(cell) in aliases)
+        if hits > best_hits:
+            best, best_hits = index, hits
+    return best
+
+
+def _require_columns(sdef: SheetDef, columns: dict[str, int], name: str, path: Path) -> None:
+    needed = [f for f in sdef.fields if f.key == sdef.id_field or f.required]
+    absent = [f for f in needed if f.key not in columns]
+    if absent:
+        wanted = ", ".join(f"{f.en} / {f.zh}" for f in absent)
+        raise SheetMissing(f"{path.name}: sheet {name} has no column {wanted}")
+
+
+def _settings_tables(book: Any, tables: dict[str, list[Any]]) -> dict[str, list[dict[str, Any]]]:
+    found: dict[str, list[dict[str, Any]]] = {}
+    by_name = {t.name.casefold(): t for ts in tables.values() for t in ts}
+    for table_name in schema.SETTINGS_TABLES:
+        table = by_name.get(table_name.casefold())
+        if table is None:
+            continue
+        if table_name == "Lists":
+            aliases = schema.list_aliases()
+        else:
+            aliases = schema.settings_aliases(table_name)
+        keys = [aliases.get(normalize_header(h), str(h)) for h in table.columns]
+        rows = [dict(zip(keys, row, strict=False)) for row in table.to_python()]
+        found[table_name] = [{k: (None if v == "" else v) for k, v in row.items()}
+                             for row in rows]
+    return found
+
+
+def _short(error: Exception) -> str:
+    text = str(error).splitlines()[0] if str(error) else type(error).__name__
+    return text[:160]

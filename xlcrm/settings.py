@@ -1,0 +1,257 @@
+"""The Settings model: stages, people, lists, options and custom fields.
+
+Read from the Settings sheet's tables (see `xlcrm.schema.SETTINGS_TABLES`); a table that is
+missing falls back to the template's defaults in the workbook's language.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, ValidationError, field_validator
+
+from . import schema
+from .errors import SettingsInvalid
+from .schema import Lang, normalize_value
+
+StageKind = Literal["open", "won", "lost"]
+Role = Literal["sales", "service", "manager"]
+CustomType = Literal["text", "number", "date", "choice", "email", "phone"]
+
+TAG_SEPARATORS = ",，;；、"
+
+
+def split_choices(text: str) -> list[str]:
+    """Split a list typed in one cell on any of , ， ; ； 、."""
+    for sep in TAG_SEPARATORS[1:]:
+        text = text.replace(sep, TAG_SEPARATORS[0])
+    return [part.strip() for part in text.split(TAG_SEPARATORS[0]) if part.strip()]
+
+
+class Stage(BaseModel):
+    name: str
+    probability: float = Field(ge=0, le=1)
+    order: int = 0
+    kind: StageKind = "open"
+    max_days: int | None = Field(default=None, ge=0)
+
+    @field_validator("probability", mode="before")
+    @classmethod
+    def _percent(cls, value: Any) -> Any:
+        return parse_fraction(value)
+
+    @field_validator("kind", mode="before")
+    @classmethod
+    def _kind(cls, value: Any) -> Any:
+        return schema.STAGE_KINDS.get(normalize_value(value), value) if value else "open"
+
+
+class Person(BaseModel):
+    name: str
+    email: str | None = None
+    role: Role = "sales"
+    active: bool = True
+
+    @field_validator("role", mode="before")
+    @classmethod
+    def _role(cls, value: Any) -> Any:
+        return schema.ROLES.get(normalize_value(value), value) if value else "sales"
+
+    @field_validator("active", mode="before")
+    @classmethod
+    def _active(cls, value: Any) -> Any:
+        return parse_bool(value, default=True)
+
+
+class CustomField(BaseModel):
+    sheet: str
+    column: str
+    type: CustomType = "text"
+    required: bool = False
+    choices: list[str] = Field(default_factory=list)
+
+    @field_validator("type", mode="before")
+    @classmethod
+    def _type(cls, value: Any) -> Any:
+        words = {"文本": "text", "数字": "number", "日期": "date", "选项": "choice",
+                 "邮箱": "email", "电话": "phone"}
+        text = normalize_value(value) if value else "text"
+        return words.get(text, text)
+
+    @field_validator("required", mode="before")
+    @classmethod
+    def _required(cls, value: Any) -> Any:
+        return parse_bool(value, default=False)
+
+    @field_validator("choices", mode="before")
+    @classmethod
+    def _choices(cls, value: Any) -> Any:
+        return split_choices(str(value)) if isinstance(value, str) else (value or [])
+
+
+class Options(BaseModel):
+    """Free-form options, typed. Unknown option keys are kept in `extra`."""
+
+    customer_id_prefix: str = "C-"
+    opportunity_id_prefix: str = "O-"
+    interaction_id_prefix: str = "I-"
+    id_digits: int = Field(default=6, ge=1, le=12)
+    default_currency: str = "CNY"
+    phone_region: str = "CN"
+    duplicate_threshold: float = Field(default=0.85, ge=0, le=1)
+    no_follow_up_days: int = Field(default=14, ge=1)
+    dormant_days: int = Field(default=180, ge=1)
+    language: Lang | None = None
+    extra: dict[str, str] = Field(default_factory=dict)
+
+
+OPTION_DESCRIPTIONS: dict[str, tuple[str, str]] = {
+    "customer_id_prefix": ("Prefix of new customer IDs", "新客户编号前缀"),
+    "opportunity_id_prefix": ("Prefix of new opportunity IDs", "新商机编号前缀"),
+    "interaction_id_prefix": ("Prefix of new interaction IDs", "新跟进记录编号前缀"),
+    "id_digits": ("Digits in a new ID", "编号数字位数"),
+    "default_currency": ("Currency of amounts left blank", "默认币种"),
+    "phone_region": ("Region for phone numbers without +country code", "电话号码默认地区"),
+    "duplicate_threshold": ("Score from which records count as duplicates (0–1)",
+                            "疑似重复的判定阈值 (0–1)"),
+    "no_follow_up_days": ("Days without an interaction before an open deal is flagged",
+                          "未跟进提醒天数"),
+    "dormant_days": ("Days without a deal or interaction before a customer is dormant",
+                     "客户沉睡天数"),
+}
+
+
+class Settings(BaseModel):
+    stages: list[Stage]
+    people: list[Person] = Field(default_factory=list)
+    lists: dict[str, list[str]] = Field(default_factory=dict)
+    options: Options = Field(default_factory=Options)
+    custom_fields: list[CustomField] = Field(default_factory=list)
+
+    def stage(self, value: object) -> Stage | None:
+        """The stage named by a cell value, if any (case and width folded)."""
+        wanted = normalize_value(value)
+        for stage in self.stages:
+            if normalize_value(stage.name) == wanted:
+                return stage
+        return None
+
+    def choices(self, key: str) -> list[str]:
+        if key == "stage":
+            return [s.name for s in sorted(self.stages, key=lambda s: s.order)]
+        return self.lists.get(key, [])
+
+    def active_people(self) -> set[str]:
+        return {normalize_value(p.name) for p in self.people if p.active}
+
+
+def parse_bool(value: Any, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    if isinstance(value, bool):
+        return value
+    text = normalize_value(value)
+    if text in schema.TRUE_WORDS:
+        return True
+    if text in schema.FALSE_WORDS:
+        return False
+    raise ValueError(f"not yes/no: {value!r}")
+
+
+def parse_fraction(value: Any) -> Any:
+    """Read 0.2, 20, '20%' or '20' as 0.2 (values above 1 are percentages)."""
+    if isinstance(value, str):
+        text = value.strip().rstrip("%").strip()
+        try:
+            number = float(text)
+        except ValueError:
+            return value
+        return number / 100 if value.strip().endswith("%") or number > 1 else number
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 1:
+        return value / 100
+    return value
+
+
+def default_settings(lang: Lang = "en") -> Settings:
+    """The settings every new template starts with."""
+    index = 0 if lang == "en" else 1
+    stages = [Stage(name=names[index], probability=p, order=i + 1, kind=kind, max_days=days)
+              for i, (*names, p, kind, days) in enumerate(schema.DEFAULT_STAGES)]
+    people = [Person(name=n, email=e, role=r) for n, e, r in _DEFAULT_PEOPLE[lang]]
+    lists = {key: list(spec[2 + index]) for key, spec in schema.LISTS.items()}
+    return Settings(stages=stages, people=people, lists=lists, options=Options(language=lang))
+
+
+_DEFAULT_PEOPLE: dict[Lang, tuple[tuple[str, str, str], ...]] = {
+    "en": (("Alice Chen", "alice@example.com", "sales"), ("Bob Li", "bob@example.com", "sales"),
+           ("Carol Wang", "carol@example.com", "service"),
+           ("David Zhou", "david@example.com", "manager")),
+    "zh": (("张伟", "zhangwei@example.com", "sales"), ("王芳", "wangfang@example.com", "sales"),
+           ("李娜", "lina@example.com", "service"), ("刘洋", "liuyang@example.com", "manager")),
+}
+
+
+def settings_from_tables(tables: Mapping[str, list[dict[str, Any]] | None], lang: Lang) -> Settings:
+    """Build Settings from the rows of the Settings tables (column keys → cell values).
+
+    A table that is absent (None) takes the defaults; a table that is present but empty
+    means "none" (an empty People table means nobody is checked as an owner).
+
+    Raises:
+        SettingsInvalid: a row holds a value that cannot be used.
+    """
+    defaults = default_settings(lang)
+    try:
+        stages = _rows(tables.get("Stages"), Stage, defaults.stages)
+        people = _rows(tables.get("People"), Person, defaults.people)
+        custom = _rows(tables.get("CustomFields"), CustomField, defaults.custom_fields)
+        lists = defaults.lists
+        if tables.get("Lists") is not None:
+            lists = {key: [] for key in schema.LISTS}
+            for row in tables["Lists"] or []:
+                for key, value in row.items():
+                    if key in lists and not _blank(value):
+                        lists[key].append(_text(value))
+        options = defaults.options
+        if tables.get("Options") is not None:
+            raw = {_text(r.get("key")): _text(r.get("value")) for r in tables["Options"] or []
+                   if not _blank(r.get("key"))}
+            known = {k: v for k, v in raw.items() if k in Options.model_fields and v != ""}
+            extra = {k: v for k, v in raw.items() if k not in Options.model_fields}
+            options = Options(**{"language": lang, **known, "extra": extra})
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise SettingsInvalid(f"Settings: {where}: {first['msg']}") from None
+    except ValueError as error:
+        raise SettingsInvalid(f"Settings: {error}") from None
+    if not stages:
+        raise SettingsInvalid("Settings: the Stages table has no stage")
+    return Settings(stages=stages, people=people, lists=lists, options=options,
+                    custom_fields=custom)
+
+
+def _rows(rows: Iterable[dict[str, Any]] | None, model: Any, default: list[Any]) -> list[Any]:
+    if rows is None:
+        return list(default)
+    out = []
+    for row in rows:
+        values = {k: (_text(v) if isinstance(v, str) else v) for k, v in row.items()
+                  if not _blank(v)}
+        if values.get("name", values.get("column")) is None:
+            continue  # a blank row inside a table
+        if model is Stage and "order" not in values:
+            values["order"] = len(out) + 1
+        out.append(model(**values))
+    return out
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value).strip() if value is not None else ""

@@ -1,0 +1,332 @@
+"""Validation: pure functions from the read frames and Settings to a Report of Issues.
+
+Checks work column-wise: each distinct value is parsed once, then mapped back onto the
+column, so a sheet of 300k rows costs about as much as its distinct values.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+from openpyxl.utils import get_column_letter
+
+from . import normalize as nz
+from . import schema
+from .dedupe import find_duplicate_customers
+from .issues import WARNINGS, Code, Issue, Report, make_message
+from .reader import ROW, SheetData, WorkbookData
+from .schema import Field, FieldType, Lang, normalize_header, normalize_value
+from .settings import Settings
+
+
+@dataclass
+class _Sheet:
+    """One sheet under validation, with parsed columns cached."""
+
+    data: SheetData
+    sdef: schema.SheetDef
+    lang: Lang
+    parsed: dict[str, pd.Series] = field(default_factory=dict)
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        return self.data.frame
+
+    def label(self, key: str) -> str:
+        try:
+            return self.sdef.field(key).label(self.lang)
+        except KeyError:
+            return key
+
+    def blank(self, key: str) -> pd.Series:
+        if f"blank:{key}" not in self.parsed:
+            self.parsed[f"blank:{key}"] = map_unique(self.frame[key], nz.is_blank,
+                                                     default=True).astype(bool)
+        return self.parsed[f"blank:{key}"]
+
+    def values(self, key: str, parse: Callable[[Any], Any]) -> pd.Series:
+        """The column parsed with `parse` (None where blank or unparsable)."""
+        cache_key = f"{parse.__name__}:{key}"
+        if cache_key not in self.parsed:
+            self.parsed[cache_key] = map_unique(self.frame[key], parse)
+        return self.parsed[cache_key]
+
+    def issues(self, code: Code, mask: pd.Series, key: str, **params: Any) -> list[Issue]:
+        """Issues for every row where `mask` holds. Params that are Series vary by row."""
+        if not mask.any():
+            return []
+        rows = self.frame.loc[mask]
+        column = self.data.columns.get(key)
+        letter = get_column_letter(column) if column else None
+        id_field = self.sdef.id_field
+        ids = rows[id_field] if id_field else pd.Series(None, index=rows.index)
+        severity = "warning" if code in WARNINGS else "error"
+        varying = {k: v for k, v in params.items() if isinstance(v, pd.Series)}
+        fixed = {k: v for k, v in params.items() if not isinstance(v, pd.Series)}
+        out = []
+        for index, excel_row, value, rid in zip(rows.index, rows[ROW], rows[key], ids,
+                                                strict=True):
+            extra = {k: v.at[index] for k, v in varying.items()}
+            message = make_message(code, self.lang, field=self.label(key), value=value,
+                                   **fixed, **extra)
+            out.append(Issue(code=code, sheet=self.data.name, row=int(excel_row),
+                             cell=f"{letter}{int(excel_row)}" if letter else None, field=key,
+                             record_id=None if nz.is_blank(rid) else nz.text(rid),
+                             value=None if nz.is_blank(value) else value, message=message,
+                             severity=severity))
+        return out
+
+
+def map_unique(column: pd.Series, func: Callable[[Any], Any], default: Any = None) -> pd.Series:
+    """Apply `func` once per distinct value of `column` (None/NaN map to `default`)."""
+    present = column[column.notna()]
+    mapping = {}
+    for value in pd.unique(present):
+        mapping[value] = func(value)
+    result = present.map(mapping) if len(present) else pd.Series(dtype=object)
+    out = pd.Series(default, index=column.index, dtype=object)
+    out.loc[result.index] = result
+    return out
+
+
+def validate(data: WorkbookData, today: dt.date | None = None,
+             extra: Iterable[Issue] = ()) -> Report:
+    """Check every sheet of a read workbook.
+
+    Args:
+        data: the workbook as read by `read_workbook`.
+        today: the date warnings are computed against (default: today).
+        extra: issues found by other steps (e.g. possible duplicates) to include.
+    """
+    today = today or dt.date.today()
+    settings = data.settings
+    sheets = {key: _Sheet(sd, schema.SHEETS_BY_KEY[key], data.lang)
+              for key, sd in data.sheets.items()}
+    report = Report(workbook=data.path.name, lang=data.lang, counts=data.counts(),
+                    sheet_order=[s.name for s in data.sheets.values()])
+    for sheet in sheets.values():
+        report.extend(check_fields(sheet, settings))
+        report.extend(check_custom_fields(sheet, settings))
+    report.extend(check_keys(sheets))
+    report.extend(check_opportunity_rules(sheets, settings, today))
+    report.extend(check_duplicates(sheets, settings))
+    report.extend(extra)
+    return report
+
+
+# ---------------------------------------------------------------------------------------------
+# Field checks: required, types, choices, owners, IDs
+
+def check_fields(sheet: _Sheet, settings: Settings) -> list[Issue]:
+    issues: list[Issue] = []
+    for f in sheet.sdef.fields:
+        if f.key not in sheet.data.columns:
+            continue
+        blank = sheet.blank(f.key)
+        if f.required:
+            issues += sheet.issues(Code.MISSING_REQUIRED, blank, f.key)
+        issues += _check_type(sheet, f.key, f.type, ~blank, settings, f)
+    return issues
+
+
+def _check_type(sheet: _Sheet, key: str, kind: FieldType | str, present: pd.Series,
+                settings: Settings, f: Field | None = None,
+                choices: list[str] | None = None) -> list[Issue]:
+    region = settings.options.phone_region
+    if kind == "id":
+        return _check_ids(sheet, key, present)
+    if kind in ("date",):
+        bad = present & sheet.values(key, nz.parse_date).isna()
+        return sheet.issues(Code.INVALID_DATE, bad, key)
+    if kind in ("money", "number", "rating"):
+        numbers = sheet.values(key, nz.parse_number)
+        bad = present & numbers.isna()
+        issues = sheet.issues(Code.INVALID_NUMBER, bad, key)
+        ok = present & ~bad
+        if kind == "money":
+            issues += sheet.issues(Code.NEGATIVE_AMOUNT, ok & (numbers.where(ok, 0) < 0), key)
+        if kind == "rating":
+            wrong = ok & ~numbers.where(ok, 1).isin([1.0, 2.0, 3.0, 4.0, 5.0])
+            issues += sheet.issues(Code.INVALID_NUMBER, wrong, key)
+        return issues
+    if kind == "percent":
+        numbers = sheet.values(key, nz.parse_fraction)
+        bad = present & numbers.isna()
+        ok = present & ~bad
+        values = numbers.where(ok, 0).astype(float)
+        return (sheet.issues(Code.INVALID_NUMBER, bad, key)
+                + sheet.issues(Code.PROBABILITY_RANGE, ok & ((values < 0) | (values > 1)), key))
+    if kind == "email":
+        bad = present & sheet.values(key, lambda v: nz.email_key(nz.text(v))).isna()
+        return sheet.issues(Code.INVALID_EMAIL, bad, key)
+    if kind == "phone":
+        bad = present & map_unique(sheet.frame[key],
+                                   lambda v: nz.phone_e164(nz.text(v), region)).isna()
+        return sheet.issues(Code.INVALID_PHONE, bad, key)
+    if kind == "tax_id":
+        bad = present & sheet.values(key, nz.tax_id_key).isna()
+        return sheet.issues(Code.INVALID_TAX_ID, bad, key)
+    if kind == "person":
+        active = settings.active_people()
+        if not settings.people:
+            return []  # an empty People table means owners are not checked
+        bad = present & ~map_unique(sheet.frame[key],
+                                    lambda v: normalize_value(v) in active, False).astype(bool)
+        return sheet.issues(Code.UNKNOWN_OWNER, bad, key)
+    if kind == "choice":
+        allowed = choices if choices is not None else (
+            settings.choices(f.choices) if f and f.choices else [])
+        if not allowed:
+            return []
+        folded = {normalize_value(a) for a in allowed}
+        bad = present & ~map_unique(sheet.frame[key],
+                                    lambda v: normalize_value(nz.text(v)) in folded,
+                                    False).astype(bool)
+        return sheet.issues(Code.INVALID_CHOICE, bad, key, allowed=" / ".join(allowed[:12]))
+    return []
+
+
+def _check_ids(sheet: _Sheet, key: str, present: pd.Series) -> list[Issue]:
+    ids = sheet.values(key, nz.record_id)
+    dup = present & ids.duplicated(keep=False) & ids.notna()
+    if not dup.any():
+        return []
+    rows = sheet.frame[ROW]
+    first_rows = rows[dup].groupby(ids[dup]).agg(list)
+    other = pd.Series(
+        [next(r for r in first_rows[i] if r != row) for i, row in zip(ids[dup], rows[dup],
+                                                                      strict=True)],
+        index=rows[dup].index)
+    return sheet.issues(Code.DUPLICATE_ID, dup, key, other=other)
+
+
+def check_custom_fields(sheet: _Sheet, settings: Settings) -> list[Issue]:
+    """Columns declared under Settings → Custom Fields are checked like built-in ones."""
+    issues: list[Issue] = []
+    aliases = schema.sheet_aliases()
+    headers = {normalize_header(h): k for k, h in sheet.data.headers.items()}
+    for cf in settings.custom_fields:
+        if aliases.get(normalize_header(cf.sheet)) != sheet.sdef.key:
+            continue
+        key = headers.get(normalize_header(cf.column))
+        if key is None or key not in sheet.frame.columns:
+            continue
+        blank = sheet.blank(key)
+        if cf.required:
+            issues += sheet.issues(Code.MISSING_REQUIRED, blank, key)
+        issues += _check_type(sheet, key, cf.type, ~blank, settings, None,
+                              cf.choices if cf.type == "choice" else None)
+    return issues
+
+
+# ---------------------------------------------------------------------------------------------
+# Keys between sheets
+
+def check_keys(sheets: dict[str, _Sheet]) -> list[Issue]:
+    customers, opps, inter = sheets["customers"], sheets["opportunities"], sheets["interactions"]
+    customer_ids = set(customers.values("customer_id", nz.record_id).dropna())
+    issues: list[Issue] = []
+
+    opp_customer = opps.values("customer_id", nz.record_id)
+    has_customer = ~opps.blank("customer_id")
+    issues += opps.issues(Code.UNKNOWN_CUSTOMER, has_customer & ~opp_customer.isin(customer_ids),
+                          "customer_id")
+    no_company = opps.blank("company")
+    issues += opps.issues(Code.MISSING_REQUIRED, ~has_customer & no_company, "customer_id")
+
+    int_customer = inter.values("customer_id", nz.record_id)
+    int_has_customer = ~inter.blank("customer_id")
+    issues += inter.issues(Code.UNKNOWN_CUSTOMER,
+                           int_has_customer & ~int_customer.isin(customer_ids), "customer_id")
+
+    opp_ids = opps.values("opportunity_id", nz.record_id)
+    owner_of = dict(zip(opp_ids, opp_customer, strict=True))
+    int_opp = inter.values("opportunity_id", nz.record_id)
+    has_opp = ~inter.blank("opportunity_id")
+    known = int_opp.isin(set(opp_ids.dropna()))
+    issues += inter.issues(Code.UNKNOWN_OPPORTUNITY, has_opp & ~known, "opportunity_id")
+    their_customer = int_opp.map(owner_of)
+    mismatch = (has_opp & known & int_has_customer & their_customer.notna()
+                & (their_customer != int_customer))
+    raw_owner = dict(zip(opp_ids, opps.frame["customer_id"], strict=True))
+    issues += inter.issues(Code.CUSTOMER_MISMATCH, mismatch, "opportunity_id",
+                           other=int_opp.map(raw_owner))
+    return issues
+
+
+# ---------------------------------------------------------------------------------------------
+# Opportunity rules: lost reason, close date, stalled, follow-up
+
+def check_opportunity_rules(sheets: dict[str, _Sheet], settings: Settings,
+                            today: dt.date) -> list[Issue]:
+    opps, inter = sheets["opportunities"], sheets["interactions"]
+    stages = opps.values("stage", settings.stage)
+    kind = stages.map(lambda s: s.kind if s is not None else None)
+    is_open, is_lost = kind.eq("open"), kind.eq("lost")
+    issues = opps.issues(Code.LOST_WITHOUT_REASON, is_lost & opps.blank("lost_reason"),
+                         "lost_reason")
+
+    close = _dates(opps, "expected_close")
+    issues += opps.issues(Code.CLOSE_DATE_PAST, is_open & (close < pd.Timestamp(today)),
+                          "expected_close")
+
+    since = _dates(opps, "stage_changed_at").fillna(_dates(opps, "created_at"))
+    days_in = (pd.Timestamp(today) - since).dt.days
+    limit = stages.map(lambda s: s.max_days if s is not None and s.max_days else None)
+    limit = pd.to_numeric(limit, errors="coerce")
+    stalled = is_open & limit.notna() & days_in.notna() & (days_in > limit)
+    issues += opps.issues(Code.STALLED, stalled, "stage", days=days_in.astype("Int64"),
+                          stage=opps.frame["stage"], limit=limit.astype("Int64"))
+
+    horizon = pd.Timestamp(today - dt.timedelta(days=settings.options.no_follow_up_days))
+    last = _last_touch(opps, inter)
+    created = _dates(opps, "created_at")
+    touched = pd.concat([last, created], axis=1).max(axis=1)
+    quiet = is_open & opps.blank("next_follow_up") & (touched.isna() | (touched < horizon))
+    issues += opps.issues(Code.NO_FOLLOW_UP, quiet, "next_follow_up",
+                          days=settings.options.no_follow_up_days)
+    return issues
+
+
+def _dates(sheet: _Sheet, key: str) -> pd.Series:
+    return pd.to_datetime(sheet.values(key, nz.parse_date), errors="coerce")
+
+
+def _last_touch(opps: _Sheet, inter: _Sheet) -> pd.Series:
+    """Per opportunity: the latest interaction on the deal itself or on its customer."""
+    dates = _dates(inter, "date")
+    by_opp = dates.groupby(inter.values("opportunity_id", nz.record_id)).max()
+    by_customer = dates.groupby(inter.values("customer_id", nz.record_id)).max()
+    on_deal = opps.values("opportunity_id", nz.record_id).map(by_opp)
+    on_customer = opps.values("customer_id", nz.record_id).map(by_customer)
+    return pd.concat([pd.to_datetime(on_deal), pd.to_datetime(on_customer)], axis=1).max(axis=1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Possible duplicates (warnings)
+
+def check_duplicates(sheets: dict[str, _Sheet], settings: Settings) -> list[Issue]:
+    customers = sheets["customers"]
+    frame = customers.frame
+    matches = find_duplicate_customers(frame, settings.options.phone_region)
+    if not matches:
+        return []
+    mask = pd.Series(False, index=frame.index)
+    other = pd.Series("", index=frame.index, dtype=object)
+    reasons = pd.Series("", index=frame.index, dtype=object)
+    for match in matches:
+        for index in match.indices:
+            mask.at[index] = True
+            other.at[index] = ", ".join(_record_label(frame, i) for i in match.indices
+                                        if i != index)
+            reasons.at[index] = "; ".join(match.reasons)
+    return customers.issues(Code.POSSIBLE_DUPLICATE, mask, "name", other=other, reasons=reasons)
+
+
+def _record_label(frame: pd.DataFrame, index: int) -> str:
+    rid = frame.at[index, "customer_id"]
+    return nz.text(rid) if not nz.is_blank(rid) else f"row {frame.at[index, ROW]}"
