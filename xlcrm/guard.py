@@ -21,6 +21,8 @@ MAX_UNCOMPRESSED = 2 * 1024**3  # a real CRM workbook is far below this
 MAX_RATIO = 200  # deflated XML of real sheets stays well under this; zip bombs are ~1000
 RATIO_FLOOR = 20 * 1024**2  # parts smaller than this cannot hurt, whatever their ratio
 WORKBOOK_SUFFIXES = (".xlsx", ".xlsm")
+PROLOGUE_LIMIT = 64 * 1024
+_ROOT = re.compile(rb"<[A-Za-z_]")
 
 
 def check_workbook_file(path: Path) -> None:
@@ -53,14 +55,22 @@ def check_workbook_file(path: Path) -> None:
                         f"{path.name}: part {info.filename} expands {ratio:.0f}-fold "
                         "(zip bomb?); refused")
             for info in infos:
-                if info.filename.endswith((".xml", ".rels", ".vml")):
+                if info.filename.endswith((".xml", ".rels", ".vml")) and info.file_size:
                     with archive.open(info) as part:
-                        start = part.read(4096)
-                    if b"<!DOCTYPE" in start or b"<!ENTITY" in start:
+                        start = part.read(PROLOGUE_LIMIT)
+                    if _hostile_prologue(start):
                         raise HostileWorkbook(
                             f"{path.name}: part {info.filename} declares XML entities; refused")
     except (zipfile.BadZipFile, EOFError, OSError, NotImplementedError) as error:
         raise CorruptWorkbook(f"{path.name}: damaged workbook ({error})") from None
+
+
+def _hostile_prologue(start: bytes) -> bool:
+    """A DTD (the root of entity-expansion attacks) before the root element, or a prologue too
+    long to see the root element at all. Real Office parts never carry a DTD."""
+    root = _ROOT.search(start)
+    prologue = start[:root.start()] if root else start
+    return b"<!DOCTYPE" in prologue or b"<!ENTITY" in prologue or root is None
 
 
 def file_sha256(path: Path) -> str:

@@ -122,6 +122,8 @@ def _tables_by_sheet(book: Any) -> dict[str, list[Any]]:
 def _read_sheet(book: Any, sdef: SheetDef, name: str, tables: list[Any], path: Path) -> SheetData:
     aliases = schema.header_aliases(sdef)
     table = _pick_table(sdef, tables, aliases)
+    if table is not None and table.width != len(table.columns):
+        table = None  # a damaged Table definition: read the sheet's own header instead
     if table is not None:
         headers = [str(h) for h in table.columns]
         rows: list[list[Any]] = table.to_python()

@@ -264,6 +264,8 @@ def check_keys(sheets: dict[str, _Sheet]) -> list[Issue]:
 def check_opportunity_rules(sheets: dict[str, _Sheet], settings: Settings,
                             today: dt.date) -> list[Issue]:
     opps, inter = sheets["opportunities"], sheets["interactions"]
+    if opps.frame.empty:
+        return []
     stages = opps.values("stage", settings.stage)
     kind = stages.map(lambda s: s.kind if s is not None else None)
     is_open, is_lost = kind.eq("open"), kind.eq("lost")
@@ -298,6 +300,8 @@ def _dates(sheet: _Sheet, key: str) -> pd.Series:
 
 def _last_touch(opps: _Sheet, inter: _Sheet) -> pd.Series:
     """Per opportunity: the latest interaction on the deal itself or on its customer."""
+    if inter.frame.empty:
+        return pd.Series(pd.NaT, index=opps.frame.index, dtype="datetime64[ns]")
     dates = _dates(inter, "date")
     by_opp = dates.groupby(inter.values("opportunity_id", nz.record_id)).max()
     by_customer = dates.groupby(inter.values("customer_id", nz.record_id)).max()

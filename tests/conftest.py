@@ -1,0 +1,99 @@
+"""Shared fixtures: real workbooks built by the project's own code in tmp_path."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import openpyxl
+import pytest
+from typer.testing import CliRunner
+
+from xlcrm import schema
+from xlcrm.cli import app
+from xlcrm.jobs import init_workbook
+from xlcrm.reader import read_workbook
+
+TODAY = dt.date(2026, 11, 25)
+
+
+@pytest.fixture(autouse=True)
+def _no_files_outside_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run every test from tmp_path so nothing lands in the repository."""
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def today() -> dt.date:
+    return TODAY
+
+
+@pytest.fixture
+def clean_book(tmp_path: Path) -> Callable[..., Path]:
+    """A factory: a workbook with sample records and no planted mistakes."""
+
+    def make(lang: str = "en", sample: int = 12, name: str | None = None, **kw: Any) -> Path:
+        path = tmp_path / (name or f"crm_{lang}.xlsx")
+        return init_workbook(path, lang=lang, sample=sample, mistakes=False, today=TODAY,
+                             **kw)  # type: ignore[arg-type]
+
+    return make
+
+
+def cell_of(path: Path, sheet_key: str, record_id: str, field: str) -> tuple[str, str, int]:
+    """(sheet name, cell, row) of a record's field, found the way the engine finds it."""
+    data = read_workbook(path)
+    sheet = data.sheets[sheet_key]
+    sdef = schema.SHEETS_BY_KEY[sheet_key]
+    frame = sheet.frame
+    match = frame[frame[sdef.id_field].astype(str) == record_id]
+    assert len(match) == 1, f"{record_id} not found once"
+    row = int(match["_row"].iloc[0])
+    column = openpyxl.utils.get_column_letter(sheet.columns[field])
+    return sheet.name, f"{column}{row}", row
+
+
+def edit_cells(path: Path, changes: list[tuple[str, str, str, Any]]) -> list[tuple[str, str, int]]:
+    """Edit (sheet_key, record_id, field, value) cells as a user would, with openpyxl.
+
+    Returns the (sheet name, cell, row) of each change, in order.
+    """
+    where = [cell_of(path, s, r, f) for s, r, f, _ in changes]
+    book = openpyxl.load_workbook(path)
+    for (name, cell, _), (_, _, _, value) in zip(where, changes, strict=True):
+        book[name][cell].value = value
+        if isinstance(value, str) and value.startswith("="):
+            book[name][cell].data_type = "s"
+    book.save(path)
+    return where
+
+
+def user_edit(path: Path, change: Callable[[openpyxl.Workbook], None]) -> None:
+    book = openpyxl.load_workbook(path)
+    change(book)
+    book.save(path)
+
+
+@pytest.fixture
+def cli() -> Callable[..., Any]:
+    runner = CliRunner()
+
+    def run(*args: str) -> Any:
+        return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+    return run
+
+
+def soffice() -> str | None:
+    from shutil import which
+
+    return which("soffice") or which("libreoffice")
+
+
+def env_without_debug() -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("XLCRM_DEBUG", None)
+    return env

@@ -1,0 +1,236 @@
+"""The safe writer: busy files, lost updates, crashes, backups, and what a write keeps."""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import openpyxl
+import pytest
+from openpyxl.workbook.defined_name import DefinedName
+from openpyxl.worksheet.datavalidation import DataValidation
+from openpyxl.worksheet.table import Table
+
+from tests.conftest import TODAY, cell_of, edit_cells, user_edit
+from xlcrm import writer
+from xlcrm.edits import MARK_AUTHOR, MARK_FORMULA
+from xlcrm.errors import UnsafeToWrite, WorkbookChanged, WorkbookOpen
+from xlcrm.jobs import report_edits, sync_workbook, validate_workbook
+from xlcrm.reader import read_workbook
+from xlcrm.validate import validate
+
+
+def excel_owner_file(path: Path, user: str) -> Path:
+    """A 165-byte Excel owner file, laid out as Excel writes it."""
+    name = user[:52]
+    data = bytearray(b" " * 165)
+    data[0] = len(name)
+    data[1:1 + len(name)] = name.encode("ascii", "replace")
+    data[55:57] = len(name).to_bytes(2, "little")
+    data[57:57 + 2 * len(name)] = name.encode("utf-16-le")
+    owner = path.with_name(f"~${path.name}")
+    owner.write_bytes(bytes(data))
+    return owner
+
+
+def marks(path: Path, sheet: str) -> tuple[set[str], dict[str, str]]:
+    """(cells under xlcrm's conditional-format marks, xlcrm notes by cell) as openpyxl sees them."""
+    ws = openpyxl.load_workbook(path)[sheet]
+    cells: set[str] = set()
+    for formatting in ws.conditional_formatting:
+        if any(list(r.formula or []) == [MARK_FORMULA] for r in formatting.rules):
+            cells |= {c for rng in formatting.sqref.ranges for c in _cells(rng.coord)}
+    notes = {c.coordinate: c.comment.text for row in ws.iter_rows() for c in row
+             if c.comment is not None and c.comment.author == MARK_AUTHOR}
+    return cells, notes
+
+
+def _cells(coord: str) -> list[str]:
+    return [c.coordinate for row in openpyxl.Workbook().active[coord]
+            for c in (row if isinstance(row, tuple) else (row,))] if ":" in coord else [coord]
+
+
+def issues_rows(path: Path, sheet: str = "Issues") -> list[tuple[Any, ...]]:
+    ws = openpyxl.load_workbook(path)[sheet]
+    return [tuple(r) for r in ws.iter_rows(min_row=2, values_only=True) if any(r)]
+
+
+# ---------------------------------------------------------------------------------------------
+
+def test_write_marks_cells_fills_issues_and_clears_them_next_run(
+        clean_book: Callable[..., Path]) -> None:
+    path = clean_book()
+    [(sheet, cell, row)] = edit_cells(path, [("customers", "C-000002", "email", "bad@@x")])
+    validate_workbook(path, write=True, today=TODAY)
+    cells, notes = marks(path, sheet)
+    assert cell in cells
+    assert "invalid-email" in notes[cell]
+    rows = issues_rows(path)
+    assert ("Error", "invalid-email", sheet, cell, row) in [r[:5] for r in rows]
+    link = openpyxl.load_workbook(path)["Issues"]["D2"].hyperlink
+    assert link is not None and link.location == f"'{sheet}'!{cell}"
+
+    edit_cells(path, [("customers", "C-000002", "email", "good@example.com")])
+    validate_workbook(path, write=True, today=TODAY)
+    cells, notes = marks(path, sheet)
+    assert cell not in cells and cell not in notes
+    assert all(r[0] != "Error" for r in issues_rows(path))
+
+
+def test_round_trip_keeps_what_the_user_had(clean_book: Callable[..., Path]) -> None:
+    path = clean_book()
+
+    def personalise(book: openpyxl.Workbook) -> None:
+        ws = book["Customers"]
+        ws["B2"].font = openpyxl.styles.Font(bold=True, color="FF0000")
+        ws["B2"].fill = openpyxl.styles.PatternFill("solid", fgColor="FFFF00")
+        mine = book.create_sheet("My Notes")
+        mine["A1"], mine["B1"] = "Customers", "=COUNTA(Customers!A:A)-1"
+        mine["A3"], mine["B3"] = "Region", "Size"
+        mine["A4"], mine["B4"] = "East", 3
+        mine.add_table(Table(displayName="MyTable", ref="A3:B4"))
+        dv = DataValidation(type="whole", operator="between", formula1="1", formula2="9")
+        mine.add_data_validation(dv)
+        dv.add("B4:B20")
+        book.defined_names["my_region"] = DefinedName("my_region", attr_text="'My Notes'!$A$4")
+        ws["Z1"] = "Region (mine)"
+        ws["Z2"] = "North"
+
+    user_edit(path, personalise)
+    edit_cells(path, [("customers", "C-000003", "email", "broken@")])
+    validate_workbook(path, write=True, today=TODAY)
+
+    book = openpyxl.load_workbook(path)
+    ws = book["Customers"]
+    assert ws["B2"].font.bold and ws["B2"].font.color.rgb == "00FF0000"
+    assert ws["B2"].fill.fgColor.rgb == "00FFFF00"
+    assert (ws["Z1"].value, ws["Z2"].value) == ("Region (mine)", "North")
+    mine = book["My Notes"]
+    assert mine["B1"].value == "=COUNTA(Customers!A:A)-1"
+    assert "MyTable" in mine.tables and mine.tables["MyTable"].ref == "A3:B4"
+    assert [str(d.sqref) for d in mine.data_validations.dataValidation] == ["B4:B20"]
+    assert book.defined_names["my_region"].attr_text == "'My Notes'!$A$4"
+    assert "tblCustomers" in ws.tables
+    assert book.defined_names["lst_stage"].attr_text == "Stages[Stage]"
+    assert {str(d.sqref) for d in ws.data_validations.dataValidation} >= {"D2:D1048576"}
+
+
+def test_user_note_on_a_bad_cell_is_kept(clean_book: Callable[..., Path]) -> None:
+    path = clean_book()
+    [(sheet, cell, _)] = edit_cells(path, [("customers", "C-000002", "phone", "123")])
+    user_edit(path, lambda b: setattr(b[sheet][cell], "comment",
+                                      openpyxl.comments.Comment("call before 5pm", "Li Na")))
+    validate_workbook(path, write=True, today=TODAY)
+    comment = openpyxl.load_workbook(path)[sheet][cell].comment
+    assert (comment.text, comment.author) == ("call before 5pm", "Li Na")
+    assert cell in marks(path, sheet)[0]
+
+
+def test_text_starting_with_equals_stays_text(clean_book: Callable[..., Path]) -> None:
+    path = clean_book()
+    payload = "=HYPERLINK(\"http://evil\",\"x\")"
+    edit_cells(path, [("customers", "C-000002", "email", payload),
+                      ("customers", "C-000003", "notes", "=1+1")])
+    sync_workbook(path, today=TODAY)
+    book = openpyxl.load_workbook(path)
+    issues = book["Issues"]
+    values = [c for row in issues.iter_rows(min_row=2) for c in row if c.value == payload]
+    assert values and all(c.data_type == "s" for c in values)
+    _, cell, _ = cell_of(path, "customers", "C-000003", "notes")
+    assert book["Customers"][cell].value == "=1+1"
+    assert book["Customers"][cell].data_type == "s"
+
+
+def test_owner_file_means_busy_and_file_untouched(clean_book: Callable[..., Path],
+                                                  cli: Callable[..., Any]) -> None:
+    path = clean_book()
+    before = path.read_bytes()
+    excel_owner_file(path, "Wang Fang")
+    result = cli("validate", path, "--write")
+    assert result.exit_code == 3
+    assert "Wang Fang" in result.stderr
+    assert path.read_bytes() == before
+    result = cli("sync", path)
+    assert result.exit_code == 3 and path.read_bytes() == before
+
+
+def test_libreoffice_lock_file_means_busy(clean_book: Callable[..., Path],
+                                          cli: Callable[..., Any]) -> None:
+    path = clean_book()
+    before = path.read_bytes()
+    path.with_name(f".~lock.{path.name}#").write_text(
+        "Li Na,lina,PC-7,25.11.2026 10:00,file:///share/crm.xlsx;", encoding="utf-8")
+    result = cli("sync", path)
+    assert result.exit_code == 3 and "Li Na" in result.stderr
+    assert path.read_bytes() == before
+
+
+def test_file_changed_between_read_and_write(clean_book: Callable[..., Path]) -> None:
+    path = clean_book()
+    data = read_workbook(path)
+    report = validate(data, today=TODAY)
+    edit_cells(path, [("customers", "C-000001", "city", "Xi'an")])  # someone else saves
+    theirs = path.read_bytes()
+    with pytest.raises(WorkbookChanged):
+        writer.write_workbook(path, data.sha256, report_edits(data, report))
+    assert path.read_bytes() == theirs
+
+
+def test_crash_before_replace_leaves_original_and_no_temp(clean_book: Callable[..., Path],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    path = clean_book()
+    before = path.read_bytes()
+
+    def power_cut(*args: Any) -> None:
+        raise OSError("disk vanished")
+
+    monkeypatch.setattr(writer.os, "replace", power_cut)
+    with pytest.raises(OSError):
+        sync_workbook(path, today=TODAY)
+    assert path.read_bytes() == before
+    assert not list(path.parent.glob(f"{writer.TEMP_PREFIX}*"))
+
+
+def test_stale_temp_files_are_cleaned(tmp_path: Path) -> None:
+    stale = tmp_path / f"{writer.TEMP_PREFIX}dead-crm.xlsx"
+    stale.write_bytes(b"half")
+    assert writer.clean_stale_temps(tmp_path) == [stale]
+    assert not stale.exists()
+
+
+def test_backups_keep_the_previous_versions(clean_book: Callable[..., Path]) -> None:
+    path = clean_book()
+    first = path.read_bytes()
+    result = sync_workbook(path, today=TODAY)
+    assert result.backup is not None and result.backup.read_bytes() == first
+    assert result.backup.parent == path.parent / ".xlcrm" / path.stem / "backups"
+    for _ in range(11):
+        sync_workbook(path, today=TODAY)
+    assert len(list(result.backup.parent.iterdir())) == writer.BACKUPS_KEPT
+
+
+def test_parts_a_rewrite_would_drop_are_refused(clean_book: Callable[..., Path],
+                                               cli: Callable[..., Any]) -> None:
+    path = clean_book()
+    slicer = path.with_name("with_slicer.xlsx")
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(slicer, "w", zipfile.ZIP_DEFLATED) as dst:
+        for item in src.infolist():
+            dst.writestr(item, src.read(item.filename))
+        dst.writestr("xl/slicers/slicer1.xml", "<slicers/>")
+    before = slicer.read_bytes()
+    with pytest.raises(UnsafeToWrite):
+        sync_workbook(slicer, today=TODAY)
+    result = cli("validate", slicer, "--write")
+    assert result.exit_code == 2 and "slicers" in result.stderr
+    assert slicer.read_bytes() == before
+    assert cli("validate", slicer).exit_code == 0  # reading it is fine
+
+
+def test_check_not_open_names_the_user(tmp_path: Path) -> None:
+    path = tmp_path / "crm.xlsx"
+    path.write_bytes(b"")
+    excel_owner_file(path, "Zhou Jie")
+    with pytest.raises(WorkbookOpen, match="Zhou Jie"):
+        writer.check_not_open(path)
