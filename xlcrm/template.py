@@ -7,7 +7,10 @@ files equal a fresh build, part by part.
 from __future__ import annotations
 
 import datetime as dt
+import io
+import re
 import shutil
+import zipfile
 import sys
 from pathlib import Path
 
@@ -66,9 +69,19 @@ def build_template(lang: Lang) -> Workbook:
 
 
 def save_template(wb: Workbook, path: Path) -> None:
-    # openpyxl stamps "modified" with now() on save; pin it so rebuilds compare equal.
-    wb.properties.modified = FIXED_TIME
-    wb.save(path)
+    """Save byte-for-byte reproducibly: openpyxl stamps "modified" and zip entry times with
+    the current time, so the package is re-packed with both pinned."""
+    buffer = io.BytesIO()
+    wb.save(buffer)
+    stamp = FIXED_TIME.strftime("%Y-%m-%dT%H:%M:%SZ").encode()
+    with zipfile.ZipFile(buffer) as src, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as out:
+        for item in src.infolist():
+            data = src.read(item)
+            if item.filename == "docProps/core.xml":
+                data = re.sub(rb"(<dcterms:modified[^>]*>)[^<]*", rb"\g<1>" + stamp, data)
+            entry = zipfile.ZipInfo(item.filename, date_time=FIXED_TIME.timetuple()[:6])
+            entry.compress_type = zipfile.ZIP_DEFLATED
+            out.writestr(entry, data)
 
 
 def write_templates(folder: Path = TEMPLATE_DIR) -> list[Path]:

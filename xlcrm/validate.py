@@ -303,11 +303,13 @@ def _last_touch(opps: _Sheet, inter: _Sheet) -> pd.Series:
     if inter.frame.empty:
         return pd.Series(pd.NaT, index=opps.frame.index, dtype="datetime64[ns]")
     dates = _dates(inter, "date")
-    by_opp = dates.groupby(inter.values("opportunity_id", nz.record_id)).max()
-    by_customer = dates.groupby(inter.values("customer_id", nz.record_id)).max()
-    on_deal = opps.values("opportunity_id", nz.record_id).map(by_opp)
-    on_customer = opps.values("customer_id", nz.record_id).map(by_customer)
-    return pd.concat([pd.to_datetime(on_deal), pd.to_datetime(on_customer)], axis=1).max(axis=1)
+    by_opp = dates.groupby(inter.values("opportunity_id", nz.record_id)).max().to_dict()
+    by_customer = dates.groupby(inter.values("customer_id", nz.record_id)).max().to_dict()
+    on_deal = pd.to_datetime(opps.values("opportunity_id", nz.record_id).map(by_opp),
+                             errors="coerce")
+    on_customer = pd.to_datetime(opps.values("customer_id", nz.record_id).map(by_customer),
+                                 errors="coerce")
+    return pd.concat([on_deal, on_customer], axis=1).max(axis=1)
 
 
 # ---------------------------------------------------------------------------------------------
