@@ -10,7 +10,7 @@ import pytest
 
 from xlcrm import schema
 from xlcrm.settings import default_settings
-from xlcrm.template import save_template, build_template, template_path
+from xlcrm.template import build_template, save_template, template_path
 
 
 @pytest.mark.parametrize("lang", ["en", "zh"])

@@ -234,3 +234,21 @@ def test_check_not_open_names_the_user(tmp_path: Path) -> None:
     excel_owner_file(path, "Zhou Jie")
     with pytest.raises(WorkbookOpen, match="Zhou Jie"):
         writer.check_not_open(path)
+
+
+def test_appended_rows_grow_the_table(clean_book: Callable[..., Path]) -> None:
+    from xlcrm.edits import append_rows
+
+    path = clean_book()
+    data = read_workbook(path)
+    sheet = data.sheets["customers"]
+    rows = [{"customer_id": "C-000100", "name": "Grow Ltd", "created_at": TODAY},
+            {"customer_id": "C-000101", "name": "=2+2"}]
+    writer.write_workbook(path, data.sha256,
+                          [append_rows(sheet.name, sheet.table, sheet.columns, rows)])
+    table = openpyxl.load_workbook(path)[sheet.name].tables[sheet.table]
+    assert table.ref.endswith(str(sheet.last_row + 2))
+    again = read_workbook(path).sheets["customers"].frame
+    assert list(again["name"].iloc[-2:]) == ["Grow Ltd", "=2+2"]
+    _, cell, _ = cell_of(path, "customers", "C-000100", "created_at")
+    assert openpyxl.load_workbook(path)[sheet.name][cell].number_format == "yyyy-mm-dd"

@@ -91,7 +91,8 @@ def append_rows(sheet: str, table: str | None, columns: Mapping[str, int],
                         target._style = above._style  # keep the column's number format
             next_row += 1
         if tbl is not None and next_row - 1 > max_row:
-            tbl.ref = f"{get_column_letter(min_col)}{min_row}:{get_column_letter(max_col)}{next_row - 1}"
+            last = get_column_letter(max_col)
+            tbl.ref = f"{get_column_letter(min_col)}{min_row}:{last}{next_row - 1}"
             if tbl.autoFilter is not None:
                 tbl.autoFilter.ref = tbl.ref
 

@@ -154,7 +154,7 @@ def lossy_parts(path: Path) -> list[str]:
 
 
 def _scan(archive: zipfile.ZipFile, name: str, marker: bytes, pattern: re.Pattern[bytes]) -> bool:
-    """Stream one part, looking for `pattern` after the first `marker` (kept cheap for big sheets)."""
+    """Stream one part, looking for `pattern` after the first `marker` (cheap on big sheets)."""
     tail = b""
     seen = False
     with archive.open(name) as part:

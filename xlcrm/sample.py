@@ -54,7 +54,8 @@ PRODUCTS = (("ERP 系统", "ERP rollout"), ("生产线改造", "production line 
             ("年度维保合同", "annual maintenance contract"), ("仓储管理系统", "warehouse system"),
             ("数据中心扩容", "data centre expansion"), ("办公设备采购", "office equipment"),
             ("原材料年度采购", "raw material supply"), ("员工培训服务", "staff training"),
-            ("质量检测设备", "quality inspection kit"), ("智能工厂咨询", "smart factory consulting"))
+            ("质量检测设备", "quality inspection kit"),
+            ("智能工厂咨询", "smart factory consulting"))
 LOST_REASONS = (("价格太高", "Price too high"), ("选择了竞争对手", "Chose a competitor"),
                 ("预算取消", "Budget cancelled"), ("需求变更", "Requirements changed"))
 SUMMARIES = {
@@ -67,10 +68,13 @@ SUMMARIES = {
     6: ("客户投诉到货延迟，已安排补发", "Complaint about late delivery; replacement shipped"),
     7: ("其他沟通", "Other contact"),
 }
-OUTCOMES = (("进展顺利", "Positive"), ("待客户回复", "Awaiting reply"), ("需再跟进", "Needs follow-up"))
+OUTCOMES = (("进展顺利", "Positive"), ("待客户回复", "Awaiting reply"),
+            ("需再跟进", "Needs follow-up"))
 MOBILE_PREFIXES = ("130", "131", "132", "133", "135", "136", "137", "138", "139", "150", "151",
                    "152", "155", "156", "157", "158", "159", "180", "181", "182", "186", "187",
                    "188", "189", "199")
+NEXT_STEPS = (("安排技术交流", "Technical workshop"), ("准备报价", "Prepare quote"),
+              ("确认预算", "Confirm budget"))
 STAGE_WEIGHTS = (20, 15, 15, 12, 8, 18, 12)  # Lead ... Won, Lost
 
 # The issue code each planted mistake should raise, in the order they are planted.
@@ -168,7 +172,7 @@ class _Generator:
                 text = f"{city[3]}-{local}"
             parsed = phonenumbers.parse(text, "CN")
             if phonenumbers.is_valid_number(parsed):
-                return text
+                return str(text)
 
     def tax_id(self, city: tuple[str, str, str, str]) -> str:
         alphabet = "0123456789ABCDEFGHJKLMNPQRTUWXY"
@@ -211,9 +215,11 @@ class _Generator:
         customer = self.pick(customers)
         prospect = stage.kind == "open" and self.rng.random() < 0.1
         created = self.days_ago(5, 360)
-        changed = created + dt.timedelta(days=self.rng.randint(0, max(0, (self.today - created).days)))
+        age = max(0, (self.today - created).days)
+        changed = created + dt.timedelta(days=self.rng.randint(0, age))
         if stage.kind == "open" and stage.max_days:
-            changed = max(changed, self.today - dt.timedelta(days=self.rng.randint(0, stage.max_days)))
+            recent = self.today - dt.timedelta(days=self.rng.randint(0, stage.max_days))
+            changed = max(changed, recent)
             changed = max(changed, created)
         product = self.pick(PRODUCTS)
         company = (self.company()[0] if prospect else customer["name"])
@@ -247,9 +253,7 @@ class _Generator:
             record["expected_close"] = self.today + dt.timedelta(days=self.rng.randint(7, 150))
             if self.rng.random() < 0.93:
                 record["next_follow_up"] = self.today + dt.timedelta(days=self.rng.randint(1, 14))
-            record["next_step"] = ("安排技术交流", "准备报价", "确认预算") [self.rng.randint(0, 2)] \
-                if self.zh else self.pick(("Technical workshop", "Prepare quote",
-                                           "Confirm budget"))
+            record["next_step"] = self.pick(NEXT_STEPS)[self.idx]
         else:
             record["expected_close"] = changed
             record["closed_at"] = changed

@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from . import schema
 from .errors import SettingsInvalid
+from .normalize import parse_fraction
 from .schema import Lang, normalize_value
 
 StageKind = Literal["open", "won", "lost"]
@@ -39,7 +40,8 @@ class Stage(BaseModel):
     @field_validator("probability", mode="before")
     @classmethod
     def _percent(cls, value: Any) -> Any:
-        return parse_fraction(value)
+        fraction = parse_fraction(value)
+        return value if fraction is None else fraction
 
     @field_validator("kind", mode="before")
     @classmethod
@@ -159,26 +161,14 @@ def parse_bool(value: Any, default: bool) -> bool:
     raise ValueError(f"not yes/no: {value!r}")
 
 
-def parse_fraction(value: Any) -> Any:
-    """Read 0.2, 20, '20%' or '20' as 0.2 (values above 1 are percentages)."""
-    if isinstance(value, str):
-        text = value.strip().rstrip("%").strip()
-        try:
-            number = float(text)
-        except ValueError:
-            return value
-        return number / 100 if value.strip().endswith("%") or number > 1 else number
-    if isinstance(value, int | float) and not isinstance(value, bool) and value > 1:
-        return value / 100
-    return value
-
-
 def default_settings(lang: Lang = "en") -> Settings:
     """The settings every new template starts with."""
     index = 0 if lang == "en" else 1
-    stages = [Stage(name=names[index], probability=p, order=i + 1, kind=kind, max_days=days)
+    stages = [Stage.model_validate({"name": names[index], "probability": p, "order": i + 1,
+                                    "kind": kind, "max_days": days})
               for i, (*names, p, kind, days) in enumerate(schema.DEFAULT_STAGES)]
-    people = [Person(name=n, email=e, role=r) for n, e, r in _DEFAULT_PEOPLE[lang]]
+    people = [Person.model_validate({"name": n, "email": e, "role": r})
+              for n, e, r in _DEFAULT_PEOPLE[lang]]
     lists = {key: list(spec[2 + index]) for key, spec in schema.LISTS.items()}
     return Settings(stages=stages, people=people, lists=lists, options=Options(language=lang))
 
@@ -219,7 +209,7 @@ def settings_from_tables(tables: Mapping[str, list[dict[str, Any]] | None], lang
                    if not _blank(r.get("key"))}
             known = {k: v for k, v in raw.items() if k in Options.model_fields and v != ""}
             extra = {k: v for k, v in raw.items() if k not in Options.model_fields}
-            options = Options(**{"language": lang, **known, "extra": extra})
+            options = Options.model_validate({"language": lang, **known, "extra": extra})
     except ValidationError as error:
         first = error.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
@@ -235,7 +225,7 @@ def settings_from_tables(tables: Mapping[str, list[dict[str, Any]] | None], lang
 def _rows(rows: Iterable[dict[str, Any]] | None, model: Any, default: list[Any]) -> list[Any]:
     if rows is None:
         return list(default)
-    out = []
+    out: list[Any] = []
     for row in rows:
         values = {k: (_text(v) if isinstance(v, str) else v) for k, v in row.items()
                   if not _blank(v)}

@@ -11,12 +11,12 @@ import io
 import re
 import shutil
 import zipfile
-import sys
 from pathlib import Path
+from typing import Any
 
 from openpyxl import Workbook
 from openpyxl.comments import Comment
-from openpyxl.styles import Alignment, Font, PatternFill
+from openpyxl.styles import Font, PatternFill
 from openpyxl.utils import get_column_letter
 from openpyxl.workbook.defined_name import DefinedName
 from openpyxl.worksheet.datavalidation import DataValidation
@@ -38,6 +38,9 @@ ENGINE_HEADER_FILL = PatternFill("solid", fgColor="7F7F7F")
 TITLE_FONT = Font(bold=True, size=14)
 ENGINE_NOTE = ("Maintained by xlcrm: edits here are overwritten on the next sync.",
                "由 xlcrm 自动维护：手工修改会在下次同步时被覆盖。")
+SETTINGS_TITLE = ("Settings: edit these tables to customise xlcrm (stages, people, lists, "
+                  "options, custom fields).",
+                  "设置：编辑下列表格即可自定义 xlcrm（阶段、人员、列表、选项、自定义字段）。")
 PICK_FROM_LIST = ("Pick a value from the list (see Settings).", "请从下拉列表中选择（见设置表）。")
 PERCENT_RANGE = ("Between 0% and 100%.", "应在 0% 到 100% 之间。")
 ENGINE_SHEET_NOTE = ("Written by xlcrm on every run. Read-only.",
@@ -182,9 +185,7 @@ def protect_sheet(ws: Worksheet) -> None:
 
 def _settings_sheet(wb: Workbook, title: str, lang: Lang) -> None:
     ws = wb.create_sheet(title)
-    ws["A1"] = ("Settings: edit these tables to customise xlcrm (stages, people, lists, options, "
-                "custom fields).",
-                "设置：编辑下列表格即可自定义 xlcrm（阶段、人员、列表、选项、自定义字段）。")[lang == "zh"]
+    ws["A1"] = schema.label(SETTINGS_TITLE, lang)
     ws["A1"].font = TITLE_FONT
     defaults = default_settings(lang)
     index = 0 if lang == "en" else 1
@@ -195,7 +196,7 @@ def _settings_sheet(wb: Workbook, title: str, lang: Lang) -> None:
     list_rows = [[v[i] if i < len(v) else None for v in lists] for i in range(depth)]
     option_rows = [[key, getattr(Options(), key),
                     OPTION_DESCRIPTIONS[key][index]] for key in OPTION_DESCRIPTIONS]
-    blocks = {"Stages": stages, "People": people, "Lists": list_rows, "Options": option_rows,
+    blocks: dict[str, list[list[Any]]] = {"Stages": stages, "People": people, "Lists": list_rows, "Options": option_rows,
               "CustomFields": [[None] * 5]}
     column = 1
     for name, rows in blocks.items():
@@ -240,4 +241,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -17,7 +17,7 @@ from openpyxl.utils import get_column_letter
 from . import normalize as nz
 from . import schema
 from .dedupe import find_duplicate_customers
-from .issues import WARNINGS, Code, Issue, Report, make_message
+from .issues import WARNINGS, Code, Issue, Report, Severity, make_message
 from .reader import ROW, SheetData, WorkbookData
 from .schema import Field, FieldType, Lang, normalize_header, normalize_value
 from .settings import Settings
@@ -64,7 +64,7 @@ class _Sheet:
         letter = get_column_letter(column) if column else None
         id_field = self.sdef.id_field
         ids = rows[id_field] if id_field else pd.Series(None, index=rows.index)
-        severity = "warning" if code in WARNINGS else "error"
+        severity: Severity = "warning" if code in WARNINGS else "error"
         varying = {k: v for k, v in params.items() if isinstance(v, pd.Series)}
         fixed = {k: v for k, v in params.items() if not isinstance(v, pd.Series)}
         out = []
