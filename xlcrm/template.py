@@ -196,8 +196,9 @@ def _settings_sheet(wb: Workbook, title: str, lang: Lang) -> None:
     list_rows = [[v[i] if i < len(v) else None for v in lists] for i in range(depth)]
     option_rows = [[key, getattr(Options(), key),
                     OPTION_DESCRIPTIONS[key][index]] for key in OPTION_DESCRIPTIONS]
-    blocks: dict[str, list[list[Any]]] = {"Stages": stages, "People": people, "Lists": list_rows, "Options": option_rows,
-              "CustomFields": [[None] * 5]}
+    blocks: dict[str, list[list[Any]]] = {
+        "Stages": stages, "People": people, "Lists": list_rows, "Options": option_rows,
+        "CustomFields": [[None] * 5]}
     column = 1
     for name, rows in blocks.items():
         headers = [h[1 + index] for h in schema.SETTINGS_TABLES[name]]
