@@ -52,7 +52,7 @@ def test_headers_found_by_name_without_tables(tmp_path: Path) -> None:
 
 def test_hand_made_workbook_validates_at_the_right_cells(tmp_path: Path) -> None:
     path = hand_made(tmp_path / "mine.xlsx")
-    report, _ = validate_workbook(path, today=TODAY)
+    report = validate_workbook(path, today=TODAY).report
     errors = {(str(i.code), i.sheet, i.cell) for i in report.issues if i.severity == "error"}
     assert errors == {("missing-required", " customers ", "B5"),
                       ("invalid-email", " customers ", "D5"),
@@ -91,7 +91,7 @@ def test_settings_edits_change_the_rules(clean_book: Callable[..., Path]) -> Non
     data = read_workbook(path)
     assert data.settings.options.customer_id_prefix == "K"
     assert "bob li" not in data.settings.active_people()
-    report, _ = validate_workbook(path, today=TODAY)
+    report = validate_workbook(path, today=TODAY).report
     owners = {i.value for i in report.issues if i.code == "unknown-owner"}
     assert owners == {"Bob Li"}
 

@@ -19,12 +19,12 @@ from xlcrm.validate import validate
 
 
 def errors_of(path: Path) -> set[tuple[str, str, str | None]]:
-    report, _ = validate_workbook(path, today=TODAY)
+    report = validate_workbook(path, today=TODAY).report
     return {(str(i.code), i.sheet, i.cell) for i in report.issues if i.severity == "error"}
 
 
 def warnings_of(path: Path) -> set[tuple[str, str, str | None]]:
-    report, _ = validate_workbook(path, today=TODAY)
+    report = validate_workbook(path, today=TODAY).report
     return {(str(i.code), i.sheet, i.cell) for i in report.issues if i.severity == "warning"}
 
 
@@ -46,7 +46,7 @@ def open_stage(record: dict[str, Any]) -> bool:
 def test_clean_sample_has_no_errors(clean_book: Callable[..., Path]) -> None:
     for lang in ("en", "zh"):
         path = clean_book(lang, sample=60)
-        report, _ = validate_workbook(path, today=TODAY)
+        report = validate_workbook(path, today=TODAY).report
         assert report.errors == 0, report.flatten(["code", "cell", "message"])[:5]
         assert report.counts == {"customers": 60, "opportunities": 120, "interactions": 300}
 
@@ -55,7 +55,7 @@ def test_sample_mistakes_are_all_found(tmp_path: Path) -> None:
     from xlcrm.jobs import init_workbook
 
     path = init_workbook(tmp_path / "crm.xlsx", "zh", sample=30, today=TODAY)
-    report, _ = validate_workbook(path, today=TODAY)
+    report = validate_workbook(path, today=TODAY).report
     found = {str(i.code) for i in report.issues}
     assert set(PLANTED) <= found
 
@@ -145,7 +145,7 @@ def test_lost_deal_without_reason(clean_book: Callable[..., Path]) -> None:
 def test_zh_workbook_messages_and_codes(clean_book: Callable[..., Path]) -> None:
     path = clean_book("zh")
     [(sheet, cell, _)] = edit_cells(path, [("customers", "C-000001", "phone", "123")])
-    report, _ = validate_workbook(path, today=TODAY)
+    report = validate_workbook(path, today=TODAY).report
     [issue] = [i for i in report.issues if i.severity == "error"]
     assert (str(issue.code), issue.sheet, issue.cell) == ("invalid-phone", "客户", cell)
     assert "电话" in issue.message
@@ -185,7 +185,7 @@ def test_possible_duplicate_customers(clean_book: Callable[..., Path]) -> None:
     data = read_workbook(path)
     phone = data.sheets["customers"].frame.set_index("customer_id").at["C-000002", "phone"]
     edit_cells(path, [("customers", "C-000003", "phone", phone)])
-    report, _ = validate_workbook(path, today=TODAY)
+    report = validate_workbook(path, today=TODAY).report
     dupes = {(i.record_id, i.cell) for i in report.issues if i.code == "possible-duplicate"}
     sheet, cell2, _ = cell_of(path, "customers", "C-000002", "name")
     _, cell3, _ = cell_of(path, "customers", "C-000003", "name")
@@ -230,7 +230,7 @@ def test_custom_field_declared_in_settings_is_validated(clean_book: Callable[...
         ctable.tableColumns = []  # openpyxl renames them from the header cells on save
 
     user_edit(path, add_custom)
-    report, _ = validate_workbook(path, today=TODAY)
+    report = validate_workbook(path, today=TODAY).report
     found = {(str(i.code), i.cell) for i in report.issues if i.severity == "error"}
     letter = get_column_letter(len(read_workbook(path).sheets["customers"].columns))
     assert found == {("invalid-number", f"{letter}3"), ("missing-required", f"{letter}4")}

@@ -151,6 +151,7 @@ def test_owner_file_means_busy_and_file_untouched(clean_book: Callable[..., Path
     result = cli("validate", path, "--write")
     assert result.exit_code == 3
     assert "Wang Fang" in result.stderr
+    assert "0 errors" in result.stdout  # the results are still shown
     assert path.read_bytes() == before
     result = cli("sync", path)
     assert result.exit_code == 3 and path.read_bytes() == before
@@ -220,8 +221,8 @@ def test_parts_a_rewrite_would_drop_are_refused(clean_book: Callable[..., Path],
             dst.writestr(item, src.read(item.filename))
         dst.writestr("xl/slicers/slicer1.xml", "<slicers/>")
     before = slicer.read_bytes()
-    with pytest.raises(UnsafeToWrite):
-        sync_workbook(slicer, today=TODAY)
+    refused = sync_workbook(slicer, today=TODAY)
+    assert isinstance(refused.write_error, UnsafeToWrite) and not refused.written
     result = cli("validate", slicer, "--write")
     assert result.exit_code == 2 and "slicers" in result.stderr
     assert slicer.read_bytes() == before
@@ -252,3 +253,24 @@ def test_appended_rows_grow_the_table(clean_book: Callable[..., Path]) -> None:
     assert list(again["name"].iloc[-2:]) == ["Grow Ltd", "=2+2"]
     _, cell, _ = cell_of(path, "customers", "C-000100", "created_at")
     assert openpyxl.load_workbook(path)[sheet.name][cell].number_format == "yyyy-mm-dd"
+
+
+def test_xlsm_macros_survive_a_write(clean_book: Callable[..., Path], tmp_path: Path) -> None:
+    """A macro-enabled workbook keeps its VBA project byte for byte (xlwings ships one)."""
+    import os
+
+    import xlwings
+
+    source = Path(os.path.dirname(xlwings.__file__)) / "quickstart.xlsm"
+    with zipfile.ZipFile(source) as archive:
+        vba = archive.read("xl/vbaProject.bin")
+    book = openpyxl.load_workbook(clean_book())
+    book.vba_archive = zipfile.ZipFile(source)
+    path = tmp_path / "crm.xlsm"
+    book.save(path)
+    assert read_workbook(path).counts()["customers"] == 12
+    sync_workbook(path, today=TODAY)
+    with zipfile.ZipFile(path) as archive:
+        assert archive.read("xl/vbaProject.bin") == vba
+        assert b"macroEnabled" in archive.read("[Content_Types].xml")
+    assert read_workbook(path).counts()["customers"] == 12

@@ -78,12 +78,13 @@ def validate_cmd(
                                                         "cells in the workbook.")] = False,
 ) -> None:
     """Check everything: required fields, types, choices, keys, owners, stage rules."""
-    report, written = _run(lambda: jobs.validate_workbook(path, write=write))
+    result = _run(lambda: jobs.validate_workbook(path, write=write))
+    report = result.report
     _print_report(report, format)
-    if written and format is Format.text:
+    if result.written and format is Format.text:
         out.print("Wrote the Issues sheet and cell marks." if report.lang == "en"
                   else "已写入校验问题表并标记单元格。")
-    raise typer.Exit(EXIT_ERRORS if report.errors else 0)
+    _exit(result)
 
 
 @app.command()
@@ -97,10 +98,18 @@ def sync(path: PathArg, format: FormatOpt = Format.text) -> None:
         typer.echo(json.dumps(payload, ensure_ascii=False, indent=2))
     else:
         _print_report(report, format)
-        zh = report.lang == "zh"
-        out.print(f"已填补 {len(result.filled_ids)} 个编号，结果已写回工作簿。" if zh else
-                  f"Filled {len(result.filled_ids)} IDs; results written to the workbook.")
-    raise typer.Exit(EXIT_ERRORS if report.errors else 0)
+        if result.written:
+            zh = report.lang == "zh"
+            out.print(f"已填补 {len(result.filled_ids)} 个编号，结果已写回工作簿。" if zh else
+                      f"Filled {len(result.filled_ids)} IDs; results written to the workbook.")
+    _exit(result)
+
+
+def _exit(result: jobs.SyncResult) -> NoReturn:
+    """Exit 3 (busy) or 2 (unsafe) when the write was refused, else 1 if errors, else 0."""
+    if result.write_error is not None:
+        _fail(str(result.write_error), result.write_error.exit_code)
+    raise typer.Exit(EXIT_ERRORS if result.report.errors else 0)
 
 
 @app.command()

@@ -42,6 +42,7 @@ def find_duplicate_customers(frame: pd.DataFrame, region: str = "CN") -> list[Ma
     reasons: dict[int, set[str]] = defaultdict(set)
     for label, series in keys.items():
         present = series.dropna()
+        present = present[present.duplicated(keep=False)]  # only shared keys can pair
         for value, group in present.groupby(present).groups.items():
             members = list(group)
             if len(members) < 2:

@@ -15,7 +15,7 @@ from openpyxl import load_workbook
 
 from . import schema
 from .edits import append_rows, mark_cells, set_cells, write_issues_sheet
-from .errors import AlreadyExists, NotAWorkbook
+from .errors import AlreadyExists, BusyError, NotAWorkbook, UnsafeToWrite, XlcrmError
 from .guard import WORKBOOK_SUFFIXES
 from .ids import FilledId, fill_blank_ids
 from .issues import Report
@@ -29,12 +29,14 @@ from .writer import Edit, check_not_open, write_workbook
 
 @dataclass
 class SyncResult:
-    """What a sync did."""
+    """What a sync (or `validate --write`) did. When the write was refused (busy, changed,
+    or lossy), `write_error` says why and nothing was written; the report is still valid."""
 
     report: Report
     filled_ids: list[FilledId] = field(default_factory=list)
     written: bool = False
     backup: Path | None = None
+    write_error: XlcrmError | None = None
 
 
 def init_workbook(path: Path, lang: Lang = "en", sample: int = 0, force: bool = False,
@@ -70,27 +72,35 @@ def init_workbook(path: Path, lang: Lang = "en", sample: int = 0, force: bool = 
 
 
 def validate_workbook(path: Path, write: bool = False,
-                      today: dt.date | None = None) -> tuple[Report, bool]:
+                      today: dt.date | None = None) -> SyncResult:
     """Validate; with `write`, also fill the Issues sheet and mark the bad cells.
 
-    Returns:
-        The report, and whether the workbook was written.
+    Raises:
+        InputError: the workbook cannot be read.
     """
     data = read_workbook(path)
-    report = validate(data, today=today)
+    result = SyncResult(report=validate(data, today=today))
     if write:
-        write_workbook(path, data.sha256, report_edits(data, report))
-    return report, write
+        _write(result, data, report_edits(data, result.report))
+    return result
 
 
 def sync_workbook(path: Path, today: dt.date | None = None) -> SyncResult:
     """The whole job: read, fill blank IDs, validate, write back the results safely."""
     data = read_workbook(path)
     filled = fill_blank_ids(data)
-    report = validate(data, today=today)
-    edits = [*id_edits(filled), *report_edits(data, report)]
-    backup = write_workbook(path, data.sha256, edits)
-    return SyncResult(report=report, filled_ids=filled, written=True, backup=backup)
+    result = SyncResult(report=validate(data, today=today), filled_ids=filled)
+    _write(result, data, [*id_edits(filled), *report_edits(data, result.report)])
+    return result
+
+
+def _write(result: SyncResult, data: WorkbookData, edits: list[Edit]) -> None:
+    """Write through the safe writer; a refusal is recorded, not raised."""
+    try:
+        result.backup = write_workbook(data.path, data.sha256, edits)
+        result.written = True
+    except (BusyError, UnsafeToWrite) as error:
+        result.write_error = error
 
 
 def report_edits(data: WorkbookData, report: Report) -> list[Edit]:
@@ -119,4 +129,6 @@ def run_demo(folder: Path, sample: int = 40, today: dt.date | None = None) -> De
         path = folder / f"crm_{lang}.xlsx"
         init_workbook(path, lang=lang, sample=sample, force=True, today=today)
         results[lang] = sync_workbook(path, today=today)
+        if results[lang].write_error is not None:
+            raise results[lang].write_error
     return DemoResult(folder=folder, workbooks=results)

@@ -113,9 +113,19 @@ def phone_e164(value: str, region: str = "CN") -> str | None:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+# Plain ASCII addresses that email-validator always accepts; anything else goes to it.
+_PLAIN_EMAIL = re.compile(
+    r"(?=.{6,254}$)(?=[^@]{1,64}@)[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,24}$")
+_SPECIAL_TLDS = frozenset({"arpa", "invalid", "local", "localhost", "onion", "test"})
+
+
 @lru_cache(maxsize=200_000)
 def email_key(value: str) -> str | None:
     """The normalised form of a syntactically valid e-mail address (offline check), or None."""
+    folded = value.strip().casefold()
+    if _PLAIN_EMAIL.match(folded) and folded.rsplit(".", 1)[1] not in _SPECIAL_TLDS:
+        return folded
     try:
         result = validate_email(value.strip(), check_deliverability=False)
     except EmailNotValidError:
@@ -140,7 +150,11 @@ def company_domain(email: str | None) -> str | None:
 
 def tax_id_key(value: Any) -> str | None:
     """The compact form of a valid unified social credit code (统一社会信用代码), or None."""
-    raw = text(value)
+    return _tax_id_key(text(value))
+
+
+@lru_cache(maxsize=200_000)
+def _tax_id_key(raw: str) -> str | None:
     return uscc.compact(raw) if raw and uscc.is_valid(raw) else None
 
 
@@ -154,7 +168,12 @@ _PUNCT = re.compile(r"[\W_]+", re.UNICODE)
 
 def company_key(value: Any) -> str:
     """A company name folded for exact comparison (legal forms, case, punctuation removed)."""
-    name = unicodedata.normalize("NFKC", text(value)).casefold()
+    return _company_key(text(value))
+
+
+@lru_cache(maxsize=200_000)
+def _company_key(raw: str) -> str:
+    name = unicodedata.normalize("NFKC", raw).casefold()
     name = re.sub(r"[(（][^)）]*[)）]", "", name)
     for suffix in _LEGAL_ZH:
         name = name.replace(suffix, "")

@@ -91,8 +91,10 @@ class SampleData:
 
 
 def sample_records(n: int, lang: Lang = "en", seed: int = 7, today: dt.date | None = None,
-                   mistakes: bool = True, settings: Settings | None = None) -> SampleData:
-    """N customers, about 2N opportunities and 5N interactions, keyed and consistent."""
+                   mistakes: bool = True, settings: Settings | None = None,
+                   opportunities: int | None = None,
+                   interactions: int | None = None) -> SampleData:
+    """N customers, 2N opportunities and 5N interactions (unless given), keyed and consistent."""
     rng = random.Random(seed)
     today = today or dt.date.today()
     settings = settings or default_settings(lang)
@@ -101,12 +103,12 @@ def sample_records(n: int, lang: Lang = "en", seed: int = 7, today: dt.date | No
     data = SampleData()
     for i in range(1, n + 1):
         data.customers.append(gen.customer(i))
-    for i in range(1, 2 * n + 1):
+    for i in range(1, (2 * n if opportunities is None else opportunities) + 1):
         data.opportunities.append(gen.opportunity(i, data.customers))
     by_customer: dict[str, list[dict[str, Any]]] = {}
     for opp in data.opportunities:
         by_customer.setdefault(opp.get("customer_id") or "", []).append(opp)
-    for i in range(1, 5 * n + 1):
+    for i in range(1, (5 * n if interactions is None else interactions) + 1):
         data.interactions.append(gen.interaction(i, data.customers, by_customer))
     gen.roll_up(data)
     if mistakes and n >= 5:

@@ -183,10 +183,8 @@ def protect_sheet(ws: Worksheet) -> None:
     ws.protection.formatColumns = False
 
 
-def _settings_sheet(wb: Workbook, title: str, lang: Lang) -> None:
-    ws = wb.create_sheet(title)
-    ws["A1"] = schema.label(SETTINGS_TITLE, lang)
-    ws["A1"].font = TITLE_FONT
+def settings_blocks(lang: Lang) -> dict[str, tuple[list[str], list[list[Any]]]]:
+    """The Settings tables a new workbook starts with: table name -> (headers, rows)."""
     defaults = default_settings(lang)
     index = 0 if lang == "en" else 1
     stages = [[s.name, s.probability, s.order, s.kind, s.max_days] for s in defaults.stages]
@@ -196,12 +194,19 @@ def _settings_sheet(wb: Workbook, title: str, lang: Lang) -> None:
     list_rows = [[v[i] if i < len(v) else None for v in lists] for i in range(depth)]
     option_rows = [[key, getattr(Options(), key),
                     OPTION_DESCRIPTIONS[key][index]] for key in OPTION_DESCRIPTIONS]
-    blocks: dict[str, list[list[Any]]] = {
+    rows_by_table: dict[str, list[list[Any]]] = {
         "Stages": stages, "People": people, "Lists": list_rows, "Options": option_rows,
         "CustomFields": [[None] * 5]}
+    return {name: ([h[1 + index] for h in schema.SETTINGS_TABLES[name]], rows)
+            for name, rows in rows_by_table.items()}
+
+
+def _settings_sheet(wb: Workbook, title: str, lang: Lang) -> None:
+    ws = wb.create_sheet(title)
+    ws["A1"] = schema.label(SETTINGS_TITLE, lang)
+    ws["A1"].font = TITLE_FONT
     column = 1
-    for name, rows in blocks.items():
-        headers = [h[1 + index] for h in schema.SETTINGS_TABLES[name]]
+    for name, (headers, rows) in settings_blocks(lang).items():
         for offset, header in enumerate(headers):
             ws.cell(row=3, column=column + offset, value=header)
             width = 34 if (name, offset) == ("Options", 2) else 14

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from openpyxl.utils import get_column_letter
 
@@ -83,14 +84,11 @@ class _Sheet:
 
 def map_unique(column: pd.Series, func: Callable[[Any], Any], default: Any = None) -> pd.Series:
     """Apply `func` once per distinct value of `column` (None/NaN map to `default`)."""
-    present = column[column.notna()]
-    mapping = {}
-    for value in pd.unique(present):
-        mapping[value] = func(value)
-    result = present.map(mapping) if len(present) else pd.Series(dtype=object)
-    out = pd.Series(default, index=column.index, dtype=object)
-    out.loc[result.index] = result
-    return out
+    codes, uniques = pd.factorize(column.to_numpy(dtype=object), use_na_sentinel=True)
+    results = np.empty(len(uniques) + 1, dtype=object)
+    results[:-1] = [func(value) for value in uniques]
+    results[-1] = default  # code -1 (missing) indexes the last slot
+    return pd.Series(results[codes], index=column.index, dtype=object)
 
 
 def validate(data: WorkbookData, today: dt.date | None = None,
