@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from openpyxl import Workbook
-from openpyxl.worksheet.table import Table, TableColumn
 from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.table import Table, TableColumn
 
 from xlcrm import schema
 from xlcrm.sample import sample_records, sample_rows

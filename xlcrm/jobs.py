@@ -128,7 +128,8 @@ def run_demo(folder: Path, sample: int = 40, today: dt.date | None = None) -> De
     for lang in schema.LANGS:
         path = folder / f"crm_{lang}.xlsx"
         init_workbook(path, lang=lang, sample=sample, force=True, today=today)
-        results[lang] = sync_workbook(path, today=today)
-        if results[lang].write_error is not None:
-            raise results[lang].write_error
+        result = sync_workbook(path, today=today)
+        if result.write_error is not None:
+            raise result.write_error
+        results[lang] = result
     return DemoResult(folder=folder, workbooks=results)
