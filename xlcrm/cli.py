@@ -123,11 +123,15 @@ def demo(
     result = _run(lambda: jobs.run_demo(folder, sample=sample))
     for lang, res in result.workbooks.items():
         path = folder / f"crm_{lang}.xlsx"
-        r = res.report
-        out.print(f"[bold]{escape(str(path))}[/bold] ({lang}): {r.counts['customers']} customers, "
-                  f"{r.counts['opportunities']} opportunities, "
-                  f"{r.counts['interactions']} interactions; "
-                  f"{r.errors} errors and {r.warnings} warnings found")
+        r, c = res.report, res.report.counts
+        if lang == "zh":
+            line = (f"客户 {c['customers']}，商机 {c['opportunities']}，跟进记录 "
+                    f"{c['interactions']}；发现 {r.errors} 个错误、{r.warnings} 个警告")
+        else:
+            line = (f"{c['customers']} customers, {c['opportunities']} opportunities, "
+                    f"{c['interactions']} interactions; {r.errors} errors and {r.warnings} "
+                    "warnings found")
+        out.print(f"[bold]{escape(str(path))}[/bold] ({lang}): {escape(line)}")
     out.print("Open a workbook and look at the Issues sheet (校验问题): each row links to the bad "
               "cell, which is highlighted with a note giving the reason.")
     out.print(f"Try: xlcrm validate {escape(str(folder / 'crm_en.xlsx'))}")

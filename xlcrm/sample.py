@@ -200,7 +200,7 @@ class _Generator:
             "contact_name": contact,
             "email": f"{handle}@{domain}" if not individual else f"{handle}@163.com",
             "phone": self.phone(city),
-            "city": city[self.idx],
+            "city": city[0] if self.zh else city[1],
             "address": (f"{city[0]}市{self.pick(('浦东新区', '高新区', '经开区', '工业园区'))}"
                         f"{self.rng.randint(1, 999)}号") if self.zh else
                        f"{self.rng.randint(1, 999)} {self.pick(('Park', 'Lake', 'Hill'))} Road, "
