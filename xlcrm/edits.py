@@ -29,7 +29,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 from . import schema
 from .issues import Issue, Report
 from .schema import Lang
-from .template import ENGINE_HEADER_FILL, HEADER_FONT, protect_sheet
+from .template import protect_sheet, write_engine_header
 from .writer import Edit
 
 MARK_FORMULA = '"xlcrm"="xlcrm"'
@@ -110,10 +110,7 @@ def engine_sheet(book: Workbook, key: str, lang: Lang) -> Worksheet:
         if title in book.sheetnames:
             return book[title]
     ws = book.create_sheet(sdef.label(lang))
-    for col, (_, en, zh) in enumerate(schema.ENGINE_COLUMNS.get(key, ()), start=1):
-        cell = ws.cell(row=1, column=col, value=en if lang == "en" else zh)
-        cell.font = HEADER_FONT
-        cell.fill = ENGINE_HEADER_FILL
+    write_engine_header(ws, key, lang)
     protect_sheet(ws)
     return ws
 
@@ -137,14 +134,15 @@ def write_issues_sheet(report: Report, lang: Lang) -> Edit:
     def edit(book: Workbook) -> None:
         ws = engine_sheet(book, "issues", lang)
         columns = [c[0] for c in schema.ENGINE_COLUMNS["issues"]]
+        issues = report.sorted_issues()
         rows = []
-        for issue in report.sorted_issues(book.sheetnames):
+        for issue in issues:
             data = issue.to_json()
             data["severity"] = schema.label(schema.SEVERITY_LABELS[issue.severity], lang)
             rows.append([data[c] for c in columns])
         write_rows(ws, rows, len(columns))
         link_col = columns.index("cell") + 1
-        for index, issue in enumerate(report.sorted_issues(book.sheetnames), start=2):
+        for index, issue in enumerate(issues, start=2):
             if issue.cell and issue.sheet in book.sheetnames:
                 cell = ws.cell(row=index, column=link_col)
                 cell.hyperlink = Hyperlink(ref=cell.coordinate,

@@ -133,21 +133,6 @@ def email_key(value: str) -> str | None:
     return str(result.normalized).casefold()
 
 
-FREE_MAIL = frozenset({
-    "qq.com", "163.com", "126.com", "yeah.net", "sina.com", "sina.cn", "sohu.com", "foxmail.com",
-    "139.com", "aliyun.com", "gmail.com", "outlook.com", "hotmail.com", "live.com", "yahoo.com",
-    "icloud.com", "me.com", "proton.me", "protonmail.com", "aol.com", "gmx.com", "mail.com",
-})
-
-
-def company_domain(email: str | None) -> str | None:
-    """The domain of an address when it says something about the company (not free mail)."""
-    if not email or "@" not in email:
-        return None
-    domain = email.rsplit("@", 1)[1]
-    return None if domain in FREE_MAIL else domain
-
-
 def tax_id_key(value: Any) -> str | None:
     """The compact form of a valid unified social credit code (统一社会信用代码), or None."""
     return _tax_id_key(text(value))

@@ -6,7 +6,7 @@ under their keys (``customer_id``), and every column we do not know under its ow
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +50,6 @@ class WorkbookData:
     settings: Settings
     sheets: dict[str, SheetData]
     sheet_names: list[str]  # every sheet, in workbook order
-    engine_sheet_names: dict[str, str] = field(default_factory=dict)  # key -> real name
 
     def sheet(self, key: str) -> SheetData:
         return self.sheets[key]
@@ -101,9 +100,8 @@ def _read(book: Any, path: Path, digest: str) -> WorkbookData:
     settings = settings_from_tables(_settings_tables(book, tables), lang)
     if settings.options.language:
         lang = settings.options.language
-    engine = {s.key: by_key[s.key] for s in schema.ENGINE_SHEETS if s.key in by_key}
     return WorkbookData(path=path, sha256=digest, lang=lang, settings=settings, sheets=sheets,
-                        sheet_names=names, engine_sheet_names=engine)
+                        sheet_names=names)
 
 
 def _detect_lang(by_key: dict[str, str]) -> Lang:

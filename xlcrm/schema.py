@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 Lang = Literal["en", "zh"]
@@ -50,7 +50,6 @@ class SheetDef:
     engine_owned: bool = False
     id_field: str | None = None
     id_option: str | None = None  # the Options key holding this sheet's ID prefix
-    extra_fields: tuple[Field, ...] = field(default=())
 
     def label(self, lang: Lang) -> str:
         return self.en if lang == "en" else self.zh

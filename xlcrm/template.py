@@ -41,10 +41,10 @@ ENGINE_NOTE = ("Maintained by xlcrm: edits here are overwritten on the next sync
 SETTINGS_TITLE = ("Settings: edit these tables to customise xlcrm (stages, people, lists, "
                   "options, custom fields).",
                   "设置：编辑下列表格即可自定义 xlcrm（阶段、人员、列表、选项、自定义字段）。")
+DASHBOARD_HINT = ("Run xlcrm sync (or the Dashboard button) to build the dashboard.",
+                  "运行 xlcrm sync（或点击看板按钮）生成看板。")
 PICK_FROM_LIST = ("Pick a value from the list (see Settings).", "请从下拉列表中选择（见设置表）。")
 PERCENT_RANGE = ("Between 0% and 100%.", "应在 0% 到 100% 之间。")
-ENGINE_SHEET_NOTE = ("Written by xlcrm on every run. Read-only.",
-                     "由 xlcrm 每次运行时生成，只读。")
 
 
 def template_path(lang: Lang) -> Path:
@@ -157,22 +157,27 @@ def _validation(ws: Worksheet, f: Field, letter: str, lang: Lang) -> None:
 
 def _engine_sheet(wb: Workbook, sdef: SheetDef, lang: Lang) -> None:
     ws = wb.create_sheet(sdef.label(lang))
-    columns = schema.ENGINE_COLUMNS.get(sdef.key)
-    if columns:
-        for col, (_, en, zh) in enumerate(columns, start=1):
-            cell = ws.cell(row=1, column=col, value=en if lang == "en" else zh)
-            cell.font = HEADER_FONT
-            cell.fill = ENGINE_HEADER_FILL
-            ws.column_dimensions[get_column_letter(col)].width = 16
-        ws.column_dimensions[get_column_letter(len(columns))].width = 60
-        ws.freeze_panes = "A2"
+    if sdef.key in schema.ENGINE_COLUMNS:
+        write_engine_header(ws, sdef.key, lang)
     else:
         ws["A1"] = sdef.label(lang)
         ws["A1"].font = TITLE_FONT
-        ws["A2"] = ("Run xlcrm sync (or the Dashboard button) to build the dashboard.",
-                    "运行 xlcrm sync（或点击看板按钮）生成看板。")[lang == "zh"]
-    ws.sheet_properties.tabColor = "7F7F7F"
+        ws["A2"] = schema.label(DASHBOARD_HINT, lang)
+        ws.sheet_properties.tabColor = "7F7F7F"
     protect_sheet(ws)
+
+
+def write_engine_header(ws: Worksheet, key: str, lang: Lang) -> None:
+    """The styled, frozen header row of an engine sheet, and its tab colour."""
+    columns = schema.ENGINE_COLUMNS[key]
+    for col, (_, en, zh) in enumerate(columns, start=1):
+        cell = ws.cell(row=1, column=col, value=en if lang == "en" else zh)
+        cell.font = HEADER_FONT
+        cell.fill = ENGINE_HEADER_FILL
+        ws.column_dimensions[get_column_letter(col)].width = 16
+    ws.column_dimensions[get_column_letter(len(columns))].width = 60
+    ws.freeze_panes = "A2"
+    ws.sheet_properties.tabColor = "7F7F7F"
 
 
 def protect_sheet(ws: Worksheet) -> None:
