@@ -113,6 +113,28 @@ def _exit(result: jobs.SyncResult) -> NoReturn:
 
 
 @app.command()
+def promote(path: PathArg, format: FormatOpt = Format.text) -> None:
+    """Move won deals into Customers (link or create), then recompute roll-ups, lifecycle,
+    service owner and tier. Running it twice changes nothing the second time."""
+    result = _run(lambda: jobs.promote_workbook(path))
+    promotion = result.promotion
+    assert promotion is not None
+    if format is Format.json:
+        typer.echo(json.dumps(promotion.to_json(), ensure_ascii=False, indent=2))
+    else:
+        for item in promotion.promoted:
+            how = "new customer" if item["created"] else f"linked by {item['matched_by']}"
+            out.print(f"  {item['opportunity_id']} → {item['customer_id']} ({how})")
+        for item in promotion.skipped:
+            extra = f": {', '.join(item['candidates'])}" if item["candidates"] else ""
+            out.print(f"  {item['opportunity_id']} skipped, {item['reason']}{extra}")
+        out.print(f"[bold]{len(promotion.promoted)} promoted, {len(promotion.skipped)} skipped; "
+                  f"{'workbook updated' if result.written else 'nothing to write'}[/bold]")
+    if result.write_error is not None:
+        _fail(str(result.write_error), result.write_error.exit_code)
+
+
+@app.command()
 def demo(
     folder: Annotated[Path, typer.Argument(help="Where to put the demo workbooks.")] = Path(
         "xlcrm-demo"),

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from . import normalize as nz
@@ -18,6 +20,20 @@ class FilledId:
     value: str
 
 
+def id_minter(data: WorkbookData, sheet_key: str) -> Iterator[str]:
+    """New IDs for a sheet: the prefix from Settings and the numbers after the highest in use."""
+    sdef = schema.SHEETS_BY_KEY[sheet_key]
+    assert sdef.id_field and sdef.id_option
+    options = data.settings.options
+    prefix = str(getattr(options, sdef.id_option))
+    pattern = re.compile(rf"^{re.escape(prefix)}(\d+)$", re.IGNORECASE)
+    column = data.sheets[sheet_key].frame[sdef.id_field]
+    used = [int(m.group(1)) for v in column if not nz.is_blank(v)
+            if (m := pattern.match(nz.text(v)))]
+    return (f"{prefix}{number:0{options.id_digits}d}"
+            for number in itertools.count(max(used, default=0) + 1))
+
+
 def fill_blank_ids(data: WorkbookData) -> list[FilledId]:
     """Give every record without an ID a new one, in the frames and as cells to write.
 
@@ -25,22 +41,16 @@ def fill_blank_ids(data: WorkbookData) -> list[FilledId]:
     IDs are never reused while their records exist.
     """
     filled: list[FilledId] = []
-    options = data.settings.options
     for sdef in schema.DATA_SHEETS:
+        assert sdef.id_field
         sheet = data.sheets[sdef.key]
-        assert sdef.id_field and sdef.id_option
-        prefix = str(getattr(options, sdef.id_option))
-        column = sheet.frame[sdef.id_field]
-        blank = column.map(nz.is_blank).astype(bool)
+        blank = sheet.frame[sdef.id_field].map(nz.is_blank).astype(bool)
         if not blank.any():
             continue
-        pattern = re.compile(rf"^{re.escape(prefix)}(\d+)$", re.IGNORECASE)
-        used = [int(m.group(1)) for v in column[~blank] if (m := pattern.match(nz.text(v)))]
-        next_number = max(used, default=0) + 1
+        mint = id_minter(data, sdef.key)
         excel_column = sheet.columns[sdef.id_field]
-        for index in column.index[blank]:
-            value = f"{prefix}{next_number:0{options.id_digits}d}"
-            next_number += 1
+        for index in sheet.frame.index[blank]:
+            value = next(mint)
             sheet.frame.at[index, sdef.id_field] = value
             filled.append(FilledId(sheet.name, int(sheet.frame.at[index, ROW]), excel_column,
                                    value))

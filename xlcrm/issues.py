@@ -36,10 +36,11 @@ class Code(StrEnum):
     STALLED = "stalled"
     NO_FOLLOW_UP = "no-follow-up"
     POSSIBLE_DUPLICATE = "possible-duplicate"
+    AMBIGUOUS_CUSTOMER = "ambiguous-customer"
 
 
 WARNINGS = frozenset({Code.CLOSE_DATE_PAST, Code.STALLED, Code.NO_FOLLOW_UP,
-                      Code.POSSIBLE_DUPLICATE})
+                      Code.POSSIBLE_DUPLICATE, Code.AMBIGUOUS_CUSTOMER})
 
 # Message templates, {field} is the column's label, other names come from Issue.params.
 MESSAGES: dict[Code, tuple[str, str]] = {
@@ -73,6 +74,10 @@ MESSAGES: dict[Code, tuple[str, str]] = {
                         "商机未安排下次跟进，且 {days} 天内没有跟进记录"),
     Code.POSSIBLE_DUPLICATE: ("Possibly the same as {other} ({reasons})",
                               "可能与 {other} 重复（{reasons}）"),
+    Code.AMBIGUOUS_CUSTOMER: ("Won deal not promoted: {value} matches several customers "
+                              "({candidates}); set its CustomerID",
+                              "赢单未转客户：{value} 匹配到多个客户（{candidates}），"
+                              "请填写客户编号"),
 }
 
 

@@ -19,6 +19,7 @@ from .errors import AlreadyExists, BusyError, NotAWorkbook, UnsafeToWrite, Xlcrm
 from .guard import WORKBOOK_SUFFIXES
 from .ids import FilledId, fill_blank_ids
 from .issues import Report
+from .promote import Promotion, promote_won_deals
 from .reader import WorkbookData, read_workbook
 from .sample import sample_records, sample_rows
 from .schema import Lang
@@ -37,6 +38,7 @@ class SyncResult:
     written: bool = False
     backup: Path | None = None
     write_error: XlcrmError | None = None
+    promotion: Promotion | None = None
 
 
 def init_workbook(path: Path, lang: Lang = "en", sample: int = 0, force: bool = False,
@@ -86,12 +88,41 @@ def validate_workbook(path: Path, write: bool = False,
 
 
 def sync_workbook(path: Path, today: dt.date | None = None) -> SyncResult:
-    """The whole job: read, fill blank IDs, validate, write back the results safely."""
+    """The whole job: read, fill blank IDs, promote won deals, validate, write back safely.
+
+    Validation sees the workbook as read (plus the IDs filled); rows that promotion adds are
+    checked on the next run.
+    """
     data = read_workbook(path)
     filled = fill_blank_ids(data)
-    result = SyncResult(report=validate(data, today=today), filled_ids=filled)
-    _write(result, data, [*id_edits(filled), *report_edits(data, result.report)])
+    promotion = promote_won_deals(data, today=today)
+    report = validate(data, today=today, extra=promotion.issues)
+    result = SyncResult(report=report, filled_ids=filled, promotion=promotion)
+    edits = [*id_edits(filled), *promotion_edits(data, promotion), *report_edits(data, report)]
+    _write(result, data, edits)
     return result
+
+
+def promote_workbook(path: Path, today: dt.date | None = None) -> SyncResult:
+    """Move won deals into Customers and recompute roll-ups; writes only when something changes.
+    """
+    data = read_workbook(path)
+    promotion = promote_won_deals(data, today=today)
+    result = SyncResult(report=Report(workbook=path.name, counts=data.counts(), lang=data.lang,
+                                      issues=list(promotion.issues)), promotion=promotion)
+    if promotion.changes:
+        _write(result, data, promotion_edits(data, promotion))
+    return result
+
+
+def promotion_edits(data: WorkbookData, promotion: Promotion) -> list[Edit]:
+    edits = [set_cells(sheet, cells) for sheet, cells in promotion.cells.items()]
+    for key, rows in (("customers", promotion.new_customers),
+                      ("interactions", promotion.new_interactions)):
+        if rows:
+            sheet = data.sheets[key]
+            edits.append(append_rows(sheet.name, sheet.table, sheet.columns, rows))
+    return edits
 
 
 def _write(result: SyncResult, data: WorkbookData, edits: list[Edit]) -> None:

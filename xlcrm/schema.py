@@ -197,6 +197,8 @@ SETTINGS_TABLES: dict[str, tuple[tuple[str, str, str], ...]] = {
     "CustomFields": (("sheet", "Sheet", "工作表"), ("column", "Column", "列名"),
                      ("type", "Type", "类型"), ("required", "Required", "必填"),
                      ("choices", "Choices", "可选值")),
+    "ServiceRules": (("field", "Field", "字段"), ("value", "Value", "值"),
+                     ("owner", "Service Owner", "客服负责人")),
 }
 
 # Words accepted for enumerations in Settings, in either language.

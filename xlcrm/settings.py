@@ -92,6 +92,21 @@ class CustomField(BaseModel):
         return split_choices(str(value)) if isinstance(value, str) else (value or [])
 
 
+class ServiceRule(BaseModel):
+    """A won customer whose `field` (city, industry or tier) equals `value` goes to `owner`."""
+
+    field: str
+    value: str
+    owner: str
+
+    @field_validator("field", mode="before")
+    @classmethod
+    def _field(cls, value: Any) -> Any:
+        words = {"城市": "city", "行业": "industry", "客户等级": "tier", "等级": "tier"}
+        text = normalize_value(value)
+        return words.get(text, text)
+
+
 class Options(BaseModel):
     """Free-form options, typed. Unknown option keys are kept in `extra`."""
 
@@ -104,6 +119,7 @@ class Options(BaseModel):
     duplicate_threshold: float = Field(default=0.85, ge=0, le=1)
     no_follow_up_days: int = Field(default=14, ge=1)
     dormant_days: int = Field(default=180, ge=1)
+    tier_thresholds: str = "A:500000; B:100000; C:0"
     language: Lang | None = None
     extra: dict[str, str] = Field(default_factory=dict)
 
@@ -121,6 +137,8 @@ OPTION_DESCRIPTIONS: dict[str, tuple[str, str]] = {
                           "未跟进提醒天数"),
     "dormant_days": ("Days without a deal or interaction before a customer is dormant",
                      "客户沉睡天数"),
+    "tier_thresholds": ("Tier by lifetime value: tier:minimum, highest first",
+                        "按累计成交金额分级：等级:最低金额，从高到低"),
 }
 
 
@@ -130,6 +148,7 @@ class Settings(BaseModel):
     lists: dict[str, list[str]] = Field(default_factory=dict)
     options: Options = Field(default_factory=Options)
     custom_fields: list[CustomField] = Field(default_factory=list)
+    service_rules: list[ServiceRule] = Field(default_factory=list)
 
     def stage(self, value: object) -> Stage | None:
         """The stage named by a cell value, if any (case and width folded)."""
@@ -143,6 +162,14 @@ class Settings(BaseModel):
         if key == "stage":
             return [s.name for s in sorted(self.stages, key=lambda s: s.order)]
         return self.lists.get(key, [])
+
+    def tiers(self) -> list[tuple[str, float]]:
+        """(tier, minimum lifetime value), highest minimum first."""
+        out = []
+        for part in split_choices(self.options.tier_thresholds):
+            name, _, minimum = part.replace("：", ":").partition(":")
+            out.append((name.strip(), float(minimum or 0)))
+        return sorted(out, key=lambda t: -t[1])
 
     def active_people(self) -> set[str]:
         return {normalize_value(p.name) for p in self.people if p.active}
@@ -193,9 +220,12 @@ def settings_from_tables(tables: Mapping[str, list[dict[str, Any]] | None], lang
     """
     defaults = default_settings(lang)
     try:
-        stages = _rows(tables.get("Stages"), Stage, defaults.stages)
-        people = _rows(tables.get("People"), Person, defaults.people)
-        custom = _rows(tables.get("CustomFields"), CustomField, defaults.custom_fields)
+        stages = _rows("Stages", tables.get("Stages"), Stage, defaults.stages)
+        people = _rows("People", tables.get("People"), Person, defaults.people)
+        custom = _rows("CustomFields", tables.get("CustomFields"), CustomField,
+                       defaults.custom_fields)
+        rules = _rows("ServiceRules", tables.get("ServiceRules"), ServiceRule,
+                      defaults.service_rules)
         lists = defaults.lists
         if tables.get("Lists") is not None:
             lists = {key: [] for key in schema.LISTS}
@@ -218,22 +248,36 @@ def settings_from_tables(tables: Mapping[str, list[dict[str, Any]] | None], lang
         raise SettingsInvalid(f"Settings: {error}") from None
     if not stages:
         raise SettingsInvalid("Settings: the Stages table has no stage")
-    return Settings(stages=stages, people=people, lists=lists, options=options,
-                    custom_fields=custom)
+    settings = Settings(stages=stages, people=people, lists=lists, options=options,
+                        custom_fields=custom, service_rules=rules)
+    try:
+        settings.tiers()
+    except ValueError:
+        raise SettingsInvalid(f"Settings: tier_thresholds: cannot read "
+                              f"{options.tier_thresholds!r} (e.g. A:500000; B:100000; C:0)"
+                              ) from None
+    return settings
 
 
-def _rows(rows: Iterable[dict[str, Any]] | None, model: Any, default: list[Any]) -> list[Any]:
+def _rows(table: str, rows: Iterable[dict[str, Any]] | None, model: Any,
+          default: list[Any]) -> list[Any]:
     if rows is None:
         return list(default)
     out: list[Any] = []
     for row in rows:
         values = {k: (_text(v) if isinstance(v, str) else v) for k, v in row.items()
                   if not _blank(v)}
-        if values.get("name", values.get("column")) is None:
+        if all(values.get(k) is None for k in ("name", "column", "field")):
             continue  # a blank row inside a table
         if model is Stage and "order" not in values:
             values["order"] = len(out) + 1
-        out.append(model(**values))
+        try:
+            out.append(model(**values))
+        except ValidationError as error:
+            first = error.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise SettingsInvalid(f"Settings → {table}, row {len(out) + 1}: {where}: "
+                                  f"{first['msg']}") from None
     return out
 
 

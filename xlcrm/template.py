@@ -201,7 +201,7 @@ def settings_blocks(lang: Lang) -> dict[str, tuple[list[str], list[list[Any]]]]:
                     OPTION_DESCRIPTIONS[key][index]] for key in OPTION_DESCRIPTIONS]
     rows_by_table: dict[str, list[list[Any]]] = {
         "Stages": stages, "People": people, "Lists": list_rows, "Options": option_rows,
-        "CustomFields": [[None] * 5]}
+        "CustomFields": [[None] * 5], "ServiceRules": [[None] * 3]}
     return {name: ([h[1 + index] for h in schema.SETTINGS_TABLES[name]], rows)
             for name, rows in rows_by_table.items()}
 
