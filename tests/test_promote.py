@@ -144,6 +144,21 @@ def test_roll_ups_lifecycle_tier_and_service_owner(book: Path) -> None:
     assert c["C-000004"]["service_owner"] is None  # no win, no service owner
 
 
+def test_won_deal_without_customer_or_company_is_skipped(book: Path) -> None:
+    wb = openpyxl.load_workbook(book)
+    append_rows("Opportunities", "tblOpportunities", read_workbook(book).sheets[
+        "opportunities"].columns, [{"opportunity_id": "O-000008", "title": "Who?",
+                                    "stage": "Won", "amount": 1}])(wb)
+    wb.save(book)
+    result = promote_workbook(book, today=TODAY)
+    assert result.promotion is not None
+    assert {"opportunity_id": "O-000008", "reason": "no-company", "candidates": []} in (
+        result.promotion.skipped)
+    names = [c["name"] for c in customers_by_id(book).values()]
+    assert None not in names and len(names) == 7
+    assert customers_by_id(book)["C-000007"]["kind"] == "Company"
+
+
 def test_a_person_set_service_owner_is_kept(book: Path) -> None:
     wb = openpyxl.load_workbook(book)
     wb["Customers"]["H2"] = "Li Na (manual)"  # C-000001's Service Owner

@@ -90,6 +90,10 @@ def promote_won_deals(data: WorkbookData, today: dt.date | None = None) -> Promo
                                        "candidates": []})
                 continue
             matched_by = "customer_id"
+        elif nz.is_blank(opp["company"]):
+            result.skipped.append({"opportunity_id": oid, "reason": "no-company",
+                                   "candidates": []})
+            continue  # validation reports it as missing-required
         else:
             candidates, matched_by = index.match(opp)
             if len(candidates) > 1:
@@ -102,6 +106,8 @@ def promote_won_deals(data: WorkbookData, today: dt.date | None = None) -> Promo
             else:
                 customer_id, created, matched_by = next(new_customer_id), True, None
                 record = _new_customer(opp, customer_id, today)
+                kinds = settings.choices("customer_type")
+                record["kind"] = kinds[0] if kinds else None
                 result.new_customers.append(record)
                 index.add(record)
         closed = nz.parse_date(opp["closed_at"]) or nz.parse_date(opp["stage_changed_at"]) or today
