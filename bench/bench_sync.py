@@ -19,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from generate import OUT, generate  # noqa: E402
 
 from xlcrm import jobs  # noqa: E402
+from xlcrm.promote import promote_won_deals  # noqa: E402
 from xlcrm.reader import read_workbook  # noqa: E402
 from xlcrm.validate import validate  # noqa: E402
 
@@ -39,11 +40,15 @@ def main() -> None:
         report = validate(data)
         validate_s = time.perf_counter() - started - read_s
         started = time.perf_counter()
+        promotion = promote_won_deals(data)
+        promote_s = time.perf_counter() - started
+        started = time.perf_counter()
         result = jobs.sync_workbook(path)
         sync_s = time.perf_counter() - started
     print(f"{source.name}: {sum(data.counts().values()):,} records, {len(report.issues):,} issues")
     print(f"{'read':<10}{read_s:8.2f} s")
     print(f"{'validate':<10}{validate_s:8.2f} s")
+    print(f"{'promote':<10}{promote_s:8.2f} s   ({len(promotion.promoted):,} won deals promoted)")
     print(f"{'sync':<10}{sync_s:8.2f} s   (written: {result.written})")
 
 
