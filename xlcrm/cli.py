@@ -11,14 +11,16 @@ import sys
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, NoReturn, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from . import jobs
+from . import jobs, schema
+from .changes import show
 from .errors import XlcrmError
+from .history import parse_stamp, parse_user_time
 from .issues import Report
 from .schema import Lang
 
@@ -92,16 +94,28 @@ def sync(path: PathArg, format: FormatOpt = Format.text) -> None:
     """The whole job: fill blank IDs, validate, write back the results safely."""
     result = _run(lambda: jobs.sync_workbook(path))
     report = result.report
+    delivery = result.delivery
     if format is Format.json:
         payload = {"version": 1, "workbook": report.workbook, "filled_ids": len(result.filled_ids),
-                   "written": result.written, "validation": report.to_json()}
+                   "written": result.written, "changes": len(result.changes),
+                   "promoted": len(result.promotion.promoted) if result.promotion else 0,
+                   "notifications": {"sent": delivery.sent if delivery else 0,
+                                     "failed": delivery.failed if delivery else 0},
+                   "validation": report.to_json()}
         typer.echo(json.dumps(payload, ensure_ascii=False, indent=2))
     else:
         _print_report(report, format)
         if result.written:
             zh = report.lang == "zh"
-            out.print(f"已填补 {len(result.filled_ids)} 个编号，结果已写回工作簿。" if zh else
-                      f"Filled {len(result.filled_ids)} IDs; results written to the workbook.")
+            promoted = len(result.promotion.promoted) if result.promotion else 0
+            out.print(f"已填补 {len(result.filled_ids)} 个编号，{promoted} 个赢单转入客户，记录 "
+                      f"{len(result.changes)} 条变更；结果已写回工作簿。" if zh else
+                      f"Filled {len(result.filled_ids)} IDs, promoted {promoted} won deals, "
+                      f"logged {len(result.changes)} changes; results written to the workbook.")
+        if delivery and (delivery.sent or delivery.failed):
+            out.print(f"通知：已发送 {delivery.sent}，失败 {delivery.failed}（下次同步时重试）" if
+                      report.lang == "zh" else f"Notifications: {delivery.sent} sent, "
+                      f"{delivery.failed} failed (retried on the next sync)")
     _exit(result)
 
 
@@ -132,6 +146,89 @@ def promote(path: PathArg, format: FormatOpt = Format.text) -> None:
                   f"{'workbook updated' if result.written else 'nothing to write'}[/bold]")
     if result.write_error is not None:
         _fail(str(result.write_error), result.write_error.exit_code)
+
+
+@app.command("log")
+def log_cmd(
+    path: PathArg,
+    record: Annotated[str | None, typer.Option("--record", help="Only this record ID.")] = None,
+    field: Annotated[str | None, typer.Option("--field", help="Only this field (key or header, "
+                                                               "e.g. phone or 电话).")] = None,
+    user: Annotated[str | None, typer.Option("--user", help="Only changes by this user.")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="Only changes from this date or "
+                                                               "time on (local time).")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="At most N changes, the "
+                                                                      "newest.")] = None,
+    verify: Annotated[bool, typer.Option("--verify", help="Check the hash chain instead: exit 1 "
+                                                          "if the log was tampered with.")] = False,
+    format: FormatOpt = Format.text,
+) -> None:
+    """The change history: who changed what, when, old and new values."""
+    if verify:
+        problems = _run(lambda: jobs.verify_log(path))
+        if format is Format.json:
+            typer.echo(json.dumps({"version": 1, "intact": not problems, "problems": problems},
+                                  ensure_ascii=False, indent=2))
+        elif problems:
+            for problem in problems:
+                err.print(f"xlcrm: {escape(problem)}")
+            err.print("xlcrm: the change log was tampered with")
+        else:
+            out.print("The change log is intact.")
+        raise typer.Exit(EXIT_ERRORS if problems else 0)
+    moment = _run(lambda: parse_user_time(since)) if since else None
+    entries = _run(lambda: jobs.change_log(path, record=record, field_name=field, user=user,
+                                           since=moment))
+    if limit:
+        entries = entries[-limit:]
+    if format is Format.json:
+        typer.echo(json.dumps({"version": 1, "changes": [log_json(e) for e in entries]},
+                              ensure_ascii=False, indent=2))
+        return
+    for entry in entries:
+        item = log_json(entry)
+        what = item["field"] or ""
+        if item["action"] == "changed":
+            detail = f"{what}: {show(entry['old'])} → {show(entry['new'])}"
+        else:
+            detail = show(entry["new"] if item["action"] == "added" else entry["old"])[:120]
+        out.print(f"{item['at'][:19].replace('T', ' ')}  {escape(str(item['user']))}  "
+                  f"{item['record_id']}  {item['action']}  {escape(detail)}")
+    out.print(f"[bold]{len(entries)} changes[/bold]")
+
+
+@app.command()
+def restore(
+    path: PathArg,
+    record_id: Annotated[str, typer.Argument(help="The ID of the record to bring back.")],
+    at: Annotated[str | None, typer.Option("--at", help="Values as they were at this time "
+                                                        "(local); default: just before the "
+                                                        "record was deleted.")] = None,
+) -> None:
+    """Bring back a deleted record, or a record's values as they were at a time."""
+    moment = _run(lambda: parse_user_time(at, end_of_day=True)) if at else None
+    done = _run(lambda: jobs.restore_record(path, record_id, at=moment))
+    if done.row_added:
+        out.print(f"Restored {done.record_id} as a new row of {escape(done.sheet)}.")
+    else:
+        fields = ", ".join(done.fields) or "nothing (it already had those values)"
+        out.print(f"Set {done.record_id} back in {escape(done.sheet)}: {escape(fields)}.")
+
+
+def log_json(entry: dict[str, Any]) -> dict[str, Any]:
+    """A stored entry in the `xlcrm log --format json` shape."""
+    sheet = schema.SHEETS_BY_KEY.get(str(entry["sheet"]))
+
+    def value(stored: Any) -> Any:
+        if isinstance(stored, dict) and not ({"$d", "$t"} & stored.keys()):
+            return {k: show(v) for k, v in stored.items()}
+        return None if stored is None else show(stored)
+
+    return {"at": parse_stamp(entry["at"]).astimezone().isoformat(timespec="seconds"),
+            "user": entry["user"], "source": entry["source"], "job": entry["job"],
+            "run_id": entry["run_id"], "sheet": sheet.en if sheet else entry["sheet"],
+            "record_id": entry["record_id"], "action": entry["action"],
+            "field": entry["field"], "old": value(entry["old"]), "new": value(entry["new"])}
 
 
 @app.command()

@@ -27,6 +27,8 @@ from openpyxl.worksheet.hyperlink import Hyperlink
 from openpyxl.worksheet.worksheet import Worksheet
 
 from . import schema
+from .changes import show, show_record
+from .history import parse_stamp
 from .issues import Issue, Report
 from .schema import Lang
 from .template import protect_sheet, write_engine_header
@@ -34,6 +36,7 @@ from .writer import Edit
 
 MARK_FORMULA = '"xlcrm"="xlcrm"'
 MARK_AUTHOR = "xlcrm"
+CHANGELOG_TEXT = 250  # characters of a value shown in the ChangeLog sheet
 MAX_NOTES = 10_000  # notes are heavy; past this only the fill marks the cell
 MARK_STYLES = {
     "error": (PatternFill(bgColor="FFC7CE"), Font(color="9C0006")),
@@ -150,6 +153,49 @@ def write_issues_sheet(report: Report, lang: Lang) -> Edit:
                 cell.font = Font(color="0563C1", underline="single")
 
     return edit
+
+
+def write_changelog_sheet(entries: Sequence[Mapping[str, Any]], lang: Lang,
+                          sheet_names: Mapping[str, str]) -> Edit:
+    """Fill the ChangeLog sheet with `entries` (newest first), in the workbook's language.
+
+    `sheet_names` maps sheet keys to the sheets' real names."""
+
+    def edit(book: Workbook) -> None:
+        ws = engine_sheet(book, "changelog", lang)
+        columns = [c[0] for c in schema.ENGINE_COLUMNS["changelog"]]
+        rows = []
+        for entry in entries:
+            sheet = str(entry["sheet"])
+            shown = {
+                "at": local_time(str(entry["at"])),
+                "user": entry["user"],
+                "source": schema.label(schema.SOURCE_LABELS.get(
+                    str(entry["source"]), (str(entry["source"]),) * 2), lang),
+                "sheet": sheet_names.get(sheet, sheet),
+                "record_id": entry["record_id"],
+                "action": schema.label(schema.ACTION_LABELS[str(entry["action"])], lang),
+                "field": schema.field_label(sheet, entry.get("field"), lang),
+                "old": _shown(sheet, entry.get("old"), lang),
+                "new": _shown(sheet, entry.get("new"), lang),
+            }
+            rows.append([shown[c] for c in columns])
+        write_rows(ws, rows, len(columns))
+
+    return edit
+
+
+def _shown(sheet: str, value: Any, lang: Lang) -> str:
+    if isinstance(value, dict) and not ({"$d", "$t"} & value.keys()):
+        text = show_record(sheet, value, lang)
+    else:
+        text = show(value)
+    return text[:CHANGELOG_TEXT]
+
+
+def local_time(stamp_text: str) -> str:
+    """A stored UTC time as local time, to the second."""
+    return parse_stamp(stamp_text).astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
 def mark_cells(report: Report, sheets: Iterable[str]) -> Edit:

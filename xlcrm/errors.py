@@ -13,7 +13,9 @@ one-line message (the docstring is the default message)::
      │    ├── SheetMissing           a data sheet or a key column is missing
      │    ├── SettingsInvalid        the Settings sheet holds a value we cannot use
      │    ├── UnsafeToWrite          a write would drop parts of the workbook
-     │    └── AlreadyExists          `init` would overwrite a file
+     │    ├── AlreadyExists          `init` would overwrite a file
+     │    ├── HistoryUnreadable      the change-log database cannot be read (xlcrm.history)
+     │    └── RecordNotFound         `restore` finds no such record in the change log
      └── BusyError                   exit 3: the workbook is busy, nothing was written
           ├── WorkbookOpen           an Excel ~$ / LibreOffice .~lock owner file exists
           └── WorkbookChanged        the file changed since we read it
@@ -85,3 +87,7 @@ class WorkbookOpen(BusyError):
 
 class WorkbookChanged(BusyError):
     """The workbook changed while xlcrm was working; nothing was written."""
+
+
+class RecordNotFound(InputError):
+    """The change log has no such record"""

@@ -8,24 +8,54 @@ as steps of it.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from openpyxl import load_workbook
 
-from . import schema
-from .edits import append_rows, mark_cells, set_cells, write_issues_sheet
-from .errors import AlreadyExists, BusyError, NotAWorkbook, UnsafeToWrite, XlcrmError
-from .guard import WORKBOOK_SUFFIXES
+from . import normalize as nz
+from . import notify, schema
+from .changes import (
+    Tracker,
+    cell_value,
+    os_user,
+    record_values,
+    stage_cells,
+    start_tracking,
+    tracked_columns,
+    values_at,
+)
+from .edits import (
+    append_rows,
+    mark_cells,
+    set_cells,
+    write_changelog_sheet,
+    write_issues_sheet,
+)
+from .errors import (
+    AlreadyExists,
+    BusyError,
+    NotAWorkbook,
+    RecordNotFound,
+    UnsafeToWrite,
+    XlcrmError,
+)
+from .guard import WORKBOOK_SUFFIXES, file_sha256
+from .history import Change, History, stamp
 from .ids import FilledId, fill_blank_ids
 from .issues import Report
+from .notify import Delivery
 from .promote import Promotion, promote_won_deals
-from .reader import WorkbookData, read_workbook
+from .reader import ROW, WorkbookData, read_workbook
 from .sample import sample_records, sample_rows
 from .schema import Lang
 from .template import copy_template
 from .validate import validate
 from .writer import Edit, check_not_open, write_workbook
+
+log = logging.getLogger("xlcrm")
 
 
 @dataclass
@@ -39,6 +69,8 @@ class SyncResult:
     backup: Path | None = None
     write_error: XlcrmError | None = None
     promotion: Promotion | None = None
+    changes: list[Change] = field(default_factory=list)  # logged by this run
+    delivery: Delivery | None = None
 
 
 def init_workbook(path: Path, lang: Lang = "en", sample: int = 0, force: bool = False,
@@ -87,32 +119,172 @@ def validate_workbook(path: Path, write: bool = False,
     return result
 
 
-def sync_workbook(path: Path, today: dt.date | None = None) -> SyncResult:
-    """The whole job: read, fill blank IDs, promote won deals, validate, write back safely.
+def sync_workbook(path: Path, today: dt.date | None = None, source: str = "cli") -> SyncResult:
+    """The whole job: read, fill blank IDs, log what changed since the last run (and date the
+    stage changes), promote won deals, validate, write back safely, then store the change log
+    and send notifications.
 
-    Validation sees the workbook as read (plus the IDs filled); rows that promotion adds are
-    checked on the next run.
+    Nothing is logged when the write is refused: the next run finds the same changes.
     """
+    today = today or dt.date.today()
     data = read_workbook(path)
     filled = fill_blank_ids(data)
-    promotion = promote_won_deals(data, today=today)
-    report = validate(data, today=today, extra=promotion.issues)
-    result = SyncResult(report=report, filled_ids=filled, promotion=promotion)
-    edits = [*id_edits(filled), *promotion_edits(data, promotion), *report_edits(data, report)]
-    _write(result, data, edits)
+    with History(path) as history:
+        tracker = start_tracking(history, data, source, job="sync")
+        stage = stage_cells(tracker, today)
+        tracker.apply("opportunities", stage, job="stage")
+        promotion = promote_won_deals(data, today=today)
+        apply_promotion(tracker, promotion)
+        report = validate(data, today=today, extra=promotion.issues)
+        result = SyncResult(report=report, filled_ids=filled, promotion=promotion)
+        edits = [*id_edits(filled), set_cells(data.sheets["opportunities"].name, stage),
+                 *promotion_edits(data, promotion), *report_edits(data, report),
+                 changelog_edit(history, tracker)]
+        _write(result, data, edits)
+        if result.written:
+            _commit(result, history, tracker, report, today)
+        result.delivery = _deliver(history, data)
     return result
 
 
-def promote_workbook(path: Path, today: dt.date | None = None) -> SyncResult:
+def promote_workbook(path: Path, today: dt.date | None = None, source: str = "cli"
+                     ) -> SyncResult:
     """Move won deals into Customers and recompute roll-ups; writes only when something changes.
     """
     data = read_workbook(path)
-    promotion = promote_won_deals(data, today=today)
-    result = SyncResult(report=Report(workbook=path.name, counts=data.counts(), lang=data.lang,
-                                      issues=list(promotion.issues)), promotion=promotion)
-    if promotion.changes:
-        _write(result, data, promotion_edits(data, promotion))
+    with History(path) as history:
+        tracker = start_tracking(history, data, source, job="promote")
+        promotion = promote_won_deals(data, today=today)
+        apply_promotion(tracker, promotion)
+        result = SyncResult(report=Report(workbook=path.name, counts=data.counts(),
+                                          lang=data.lang, issues=list(promotion.issues)),
+                            promotion=promotion)
+        if promotion.changes:
+            _write(result, data, [*promotion_edits(data, promotion),
+                                  changelog_edit(history, tracker)])
+            if result.written:
+                result.changes = tracker.changes
+                tracker.commit(file_sha256(path))
     return result
+
+
+def apply_promotion(tracker: Tracker, promotion: Promotion) -> None:
+    """Log promotion's changes and make them visible to the steps after it."""
+    names = {s.name: key for key, s in tracker.data.sheets.items()}
+    for sheet, cells in promotion.cells.items():
+        tracker.apply(names[sheet], cells, job="promote")
+    tracker.apply("customers", rows=promotion.new_customers, job="promote")
+    tracker.apply("interactions", rows=promotion.new_interactions, job="promote")
+
+
+def changelog_edit(history: History, tracker: Tracker) -> Edit:
+    """The ChangeLog sheet: this run's changes and the stored ones, newest first."""
+    data, run = tracker.data, tracker.run
+    limit = data.settings.options.changelog_rows
+    changes = tracker.changes[-limit:] if limit else []
+    fresh = [{"at": stamp(run.at), "user": c.user or run.user, "source": run.source,
+              "sheet": c.sheet, "record_id": c.record_id, "action": c.action, "field": c.field,
+              "old": c.old, "new": c.new} for c in reversed(changes)]
+    stored = history.entries(limit=limit - len(fresh), newest_first=True) if (
+        limit > len(fresh)) else []
+    names = {key: sheet.name for key, sheet in data.sheets.items()}
+    return write_changelog_sheet([*fresh, *stored], data.lang, names)
+
+
+def _commit(result: SyncResult, history: History, tracker: Tracker, report: Report,
+            today: dt.date) -> None:
+    """Store the run's changes; queue its notifications (which must never fail the run)."""
+    tracker.commit(file_sha256(tracker.data.path))
+    result.changes = tracker.changes
+    try:
+        found = notify.events(tracker, report, tracker.data.settings, today)
+        notify.queue(history, found, tracker.data)
+    except Exception as error:  # noqa: BLE001 - notifications never fail a sync
+        log.warning("notifications not queued: %s: %s", type(error).__name__, error)
+
+
+def _deliver(history: History, data: WorkbookData) -> Delivery:
+    try:
+        return notify.deliver(history, data.settings.options)
+    except Exception as error:  # noqa: BLE001 - notifications never fail a sync
+        log.warning("notifications not delivered: %s: %s", type(error).__name__, error)
+        return Delivery(errors=[str(error)])
+
+
+@dataclass
+class Restored:
+    sheet: str  # the sheet's real name
+    record_id: str
+    row_added: bool  # the record was deleted and is back as a new row
+    fields: list[str]  # fields set (when the record existed)
+    backup: Path | None
+
+
+def restore_record(path: Path, record_id: str, at: dt.datetime | None = None,
+                   source: str = "cli") -> Restored:
+    """Bring back a deleted record (as it was just before it was deleted, or at `at`), or set
+    an existing record's values back to what they were at `at`. Logged like any change.
+
+    Raises:
+        InputError: no history, or the record did not exist then.
+        BusyError: the workbook is open or changed; nothing was written.
+    """
+    data = read_workbook(path)
+    filled = fill_blank_ids(data)
+    with History(path, create=False) as history:
+        found = values_at(history, record_id, at)
+        if found is None:
+            when = f" at {at.astimezone():%Y-%m-%d %H:%M:%S}" if at else ""
+            what = "existed" if at else "was deleted"
+            raise RecordNotFound(f"{record_id}: the change log has no record that {what}{when}")
+        key, values = found
+        sheet = data.sheets[key]
+        sdef = schema.SHEETS_BY_KEY[key]
+        assert sdef.id_field
+        tracker = start_tracking(history, data, source, job="restore")
+        ids = sheet.frame[sdef.id_field].map(nz.record_id)
+        present = sheet.frame.index[ids == nz.record_id(record_id)]
+        edits = id_edits(filled)
+        fields: list[str] = []
+        if len(present):
+            if at is None:
+                raise RecordNotFound(f"{record_id} is in {sheet.name}; give --at TIME to set "
+                                     "its values back to what they were then")
+            index = present[0]
+            current = record_values(sheet.frame.loc[index, tracked_columns(sheet.frame)]
+                                    .tolist(), tracked_columns(sheet.frame))
+            row = int(sheet.frame.at[index, ROW])
+            cells = []
+            for name in sorted(set(current) | set(values)):
+                if name in sheet.columns and current.get(name) != values.get(name):
+                    cells.append((row, sheet.columns[name], cell_value(values.get(name))))
+                    fields.append(name)
+            tracker.apply(key, cells, job="restore", user=os_user())
+            edits.append(set_cells(sheet.name, cells))
+        else:
+            record = {k: cell_value(v) for k, v in values.items() if k in sheet.columns}
+            tracker.apply(key, rows=[record], job="restore", user=os_user())
+            edits.append(append_rows(sheet.name, sheet.table, sheet.columns, [record]))
+        edits.append(changelog_edit(history, tracker))
+        backup = write_workbook(path, data.sha256, edits)
+        tracker.commit(file_sha256(path))
+    return Restored(sheet.name, record_id, not len(present), fields, backup)
+
+
+def change_log(path: Path, record: str | None = None, field_name: str | None = None,
+               user: str | None = None, since: dt.datetime | None = None,
+               limit: int | None = None) -> list[dict[str, Any]]:
+    """Stored changes, oldest first, filtered. `field_name` may be a key or a header in
+    either language."""
+    with History(path, create=False) as history:
+        key = schema.field_key(field_name) if field_name else None
+        return history.entries(record=record, field=key, user=user, since=since, limit=limit)
+
+
+def verify_log(path: Path) -> list[str]:
+    """Problems in the change log's hash chain (empty when intact)."""
+    with History(path, create=False) as history:
+        return history.verify()
 
 
 def promotion_edits(data: WorkbookData, promotion: Promotion) -> list[Edit]:

@@ -199,7 +199,34 @@ SETTINGS_TABLES: dict[str, tuple[tuple[str, str, str], ...]] = {
                      ("choices", "Choices", "可选值")),
     "ServiceRules": (("field", "Field", "字段"), ("value", "Value", "值"),
                      ("owner", "Service Owner", "客服负责人")),
+    "Notifications": (("event", "Event", "事件"), ("recipients", "Recipients", "通知对象"),
+                      ("channels", "Channel", "渠道"), ("threshold", "Threshold", "阈值")),
 }
+
+# Notification events, channels and recipient words (Settings → Notifications), either language.
+NOTIFY_EVENTS: dict[str, tuple[str, str]] = {
+    "contact-changed": ("contact-changed", "客户联系方式变更"),
+    "deal-won": ("deal-won", "赢单"),
+    "deal-lost": ("deal-lost", "输单"),
+    "big-deal": ("big-deal", "大额商机"),
+    "deal-stalled": ("deal-stalled", "商机停滞"),
+}
+NOTIFY_CHANNELS = {"email": "email", "e-mail": "email", "mail": "email", "邮件": "email",
+                   "邮箱": "email", "webhook": "webhook", "群机器人": "webhook",
+                   "机器人": "webhook"}
+NOTIFY_RECIPIENTS = {"owner": "owner", "负责人": "owner", "客户经理": "owner",
+                     "service_owner": "service_owner", "service owner": "service_owner",
+                     "客服负责人": "service_owner", "客服": "service_owner",
+                     "managers": "managers", "manager": "managers", "经理": "managers"}
+# The rules a new workbook starts with: (event, recipients en/zh, channels en/zh, threshold)
+DEFAULT_NOTIFY_RULES: tuple[tuple[str, tuple[str, str], tuple[str, str], float | None], ...] = (
+    ("contact-changed", ("owner, service_owner", "客户经理, 客服负责人"), ("email", "邮件"),
+     None),
+    ("deal-won", ("owner, managers", "负责人, 经理"), ("email, webhook", "邮件, 群机器人"), None),
+    ("deal-lost", ("owner, managers", "负责人, 经理"), ("email", "邮件"), None),
+    ("big-deal", ("managers", "经理"), ("email, webhook", "邮件, 群机器人"), 1_000_000),
+    ("deal-stalled", ("owner", "负责人"), ("email", "邮件"), None),
+)
 
 # Words accepted for enumerations in Settings, in either language.
 STAGE_KINDS = {"open": "open", "won": "won", "lost": "lost",
@@ -266,6 +293,32 @@ ENGINE_COLUMNS: dict[str, tuple[tuple[str, str, str], ...]] = {
 }
 
 SEVERITY_LABELS = {"error": ("Error", "错误"), "warning": ("Warning", "警告")}
+ACTION_LABELS = {"added": ("Added", "新增"), "changed": ("Changed", "修改"),
+                 "deleted": ("Deleted", "删除")}
+SOURCE_LABELS = {"cli": ("Command line", "命令行"), "watcher": ("Folder watcher", "文件夹监控"),
+                 "ribbon": ("Excel ribbon", "Excel 功能区")}
+
+
+def field_key(text: str) -> str:
+    """The field key for a key or a header in either language (any sheet); else `text`."""
+    wanted = normalize_header(text)
+    for sheet in DATA_SHEETS:
+        for f in sheet.fields:
+            if wanted in (normalize_header(f.key), normalize_header(f.en), normalize_header(f.zh)):
+                return f.key
+    return text
+
+
+def field_label(sheet_key: str, key: str | None, lang: Lang) -> str:
+    """The header of a field in `lang`; a user's own column keeps its header."""
+    if not key:
+        return ""
+    sdef = SHEETS_BY_KEY.get(sheet_key)
+    if sdef is not None:
+        for f in sdef.fields:
+            if f.key == key:
+                return f.label(lang)
+    return key
 
 
 def label(pair: tuple[str, str], lang: Lang) -> str:

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from . import schema
 from .errors import SettingsInvalid
-from .normalize import parse_fraction
+from .normalize import parse_fraction, parse_number
 from .schema import Lang, normalize_value
 
 StageKind = Literal["open", "won", "lost"]
@@ -107,6 +107,49 @@ class ServiceRule(BaseModel):
         return words.get(text, text)
 
 
+class NotifyRule(BaseModel):
+    """Settings → Notifications: on `event`, tell `recipients` through `channels`."""
+
+    event: str
+    recipients: list[str] = Field(default_factory=list)
+    channels: list[str] = Field(default_factory=lambda: ["email"])
+    threshold: float | None = None
+
+    @field_validator("event", mode="before")
+    @classmethod
+    def _event(cls, value: Any) -> Any:
+        text = normalize_value(value)
+        for key, words in schema.NOTIFY_EVENTS.items():
+            if text in {normalize_value(w) for w in (key, *words)}:
+                return key
+        raise ValueError(f"unknown event {value!r} (one of {', '.join(schema.NOTIFY_EVENTS)})")
+
+    @field_validator("recipients", mode="before")
+    @classmethod
+    def _recipients(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value or []
+        return [schema.NOTIFY_RECIPIENTS.get(normalize_value(v), v) for v in split_choices(value)]
+
+    @field_validator("channels", mode="before")
+    @classmethod
+    def _channels(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value or ["email"]
+        out = []
+        for word in split_choices(value):
+            channel = schema.NOTIFY_CHANNELS.get(normalize_value(word))
+            if channel is None:
+                raise ValueError(f"unknown channel {word!r} (email or webhook)")
+            out.append(channel)
+        return out
+
+    @field_validator("threshold", mode="before")
+    @classmethod
+    def _threshold(cls, value: Any) -> Any:
+        return parse_number(value) if isinstance(value, str) else value
+
+
 class Options(BaseModel):
     """Free-form options, typed. Unknown option keys are kept in `extra`."""
 
@@ -120,6 +163,14 @@ class Options(BaseModel):
     no_follow_up_days: int = Field(default=14, ge=1)
     dormant_days: int = Field(default=180, ge=1)
     tier_thresholds: str = "A:500000; B:100000; C:0"
+    changelog_rows: int = Field(default=5000, ge=0, le=1_000_000)
+    webhook_url: str = ""
+    webhook_format: Literal["auto", "slack", "teams", "wecom", "dingtalk", "json"] = "auto"
+    smtp_host: str = ""
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_security: Literal["none", "starttls", "ssl"] = "none"
+    smtp_user: str = ""
+    smtp_from: str = ""
     language: Lang | None = None
     extra: dict[str, str] = Field(default_factory=dict)
 
@@ -139,6 +190,22 @@ OPTION_DESCRIPTIONS: dict[str, tuple[str, str]] = {
                      "客户沉睡天数"),
     "tier_thresholds": ("Tier by lifetime value: tier:minimum, highest first",
                         "按累计成交金额分级：等级:最低金额，从高到低"),
+    "changelog_rows": ("Newest changes shown on the ChangeLog sheet (all are kept in the "
+                       "history file)", "变更日志表显示的最新记录条数（全部记录保存在历史文件中）"),
+    "webhook_url": ("Incoming webhook for notifications (Slack, Teams, WeCom, DingTalk); "
+                    "blank = none",
+                    "通知用的群机器人 Webhook 地址（企业微信、钉钉、Slack、Teams）；留空则不发送"),
+    "webhook_format": ("Webhook payload: auto (from the address), slack, teams, wecom, "
+                       "dingtalk or json", "Webhook 消息格式：auto（按地址判断）、slack、teams、"
+                       "wecom、dingtalk 或 json"),
+    "smtp_host": ("SMTP server for e-mail notifications; blank = no e-mail",
+                  "发送邮件通知的 SMTP 服务器；留空则不发邮件"),
+    "smtp_port": ("SMTP port", "SMTP 端口"),
+    "smtp_security": ("SMTP security: none, starttls or ssl",
+                      "SMTP 加密方式：none、starttls 或 ssl"),
+    "smtp_user": ("SMTP login (the password comes from XLCRM_SMTP_PASSWORD, never the workbook)",
+                  "SMTP 登录名（密码从环境变量 XLCRM_SMTP_PASSWORD 读取，不写在工作簿里）"),
+    "smtp_from": ("Sender address of notification e-mails", "通知邮件的发件人地址"),
 }
 
 
@@ -149,6 +216,7 @@ class Settings(BaseModel):
     options: Options = Field(default_factory=Options)
     custom_fields: list[CustomField] = Field(default_factory=list)
     service_rules: list[ServiceRule] = Field(default_factory=list)
+    notify_rules: list[NotifyRule] = Field(default_factory=list)
 
     def stage(self, value: object) -> Stage | None:
         """The stage named by a cell value, if any (case and width folded)."""
@@ -197,7 +265,11 @@ def default_settings(lang: Lang = "en") -> Settings:
     people = [Person.model_validate({"name": n, "email": e, "role": r})
               for n, e, r in _DEFAULT_PEOPLE[lang]]
     lists = {key: list(spec[2 + index]) for key, spec in schema.LISTS.items()}
-    return Settings(stages=stages, people=people, lists=lists, options=Options(language=lang))
+    rules = [NotifyRule.model_validate({"event": event, "recipients": who[index],
+                                        "channels": how[index], "threshold": threshold})
+             for event, who, how, threshold in schema.DEFAULT_NOTIFY_RULES]
+    return Settings(stages=stages, people=people, lists=lists, options=Options(language=lang),
+                    notify_rules=rules)
 
 
 _DEFAULT_PEOPLE: dict[Lang, tuple[tuple[str, str, str], ...]] = {
@@ -226,6 +298,8 @@ def settings_from_tables(tables: Mapping[str, list[dict[str, Any]] | None], lang
                        defaults.custom_fields)
         rules = _rows("ServiceRules", tables.get("ServiceRules"), ServiceRule,
                       defaults.service_rules)
+        notify = _rows("Notifications", tables.get("Notifications"), NotifyRule,
+                       defaults.notify_rules)
         lists = defaults.lists
         if tables.get("Lists") is not None:
             lists = {key: [] for key in schema.LISTS}
@@ -249,7 +323,7 @@ def settings_from_tables(tables: Mapping[str, list[dict[str, Any]] | None], lang
     if not stages:
         raise SettingsInvalid("Settings: the Stages table has no stage")
     settings = Settings(stages=stages, people=people, lists=lists, options=options,
-                        custom_fields=custom, service_rules=rules)
+                        custom_fields=custom, service_rules=rules, notify_rules=notify)
     try:
         settings.tiers()
     except ValueError:
@@ -267,7 +341,7 @@ def _rows(table: str, rows: Iterable[dict[str, Any]] | None, model: Any,
     for row in rows:
         values = {k: (_text(v) if isinstance(v, str) else v) for k, v in row.items()
                   if not _blank(v)}
-        if all(values.get(k) is None for k in ("name", "column", "field")):
+        if all(values.get(k) is None for k in ("name", "column", "field", "event")):
             continue  # a blank row inside a table
         if model is Stage and "order" not in values:
             values["order"] = len(out) + 1

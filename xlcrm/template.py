@@ -67,7 +67,7 @@ def build_template(lang: Lang) -> Workbook:
     wb.properties.title = "xlcrm CRM"
     wb.properties.created = FIXED_TIME
     wb.properties.modified = FIXED_TIME
-    wb.properties.lastModifiedBy = "xlcrm"
+    wb.properties.lastModifiedBy = None  # the change log then names the OS user
     return wb
 
 
@@ -199,9 +199,11 @@ def settings_blocks(lang: Lang) -> dict[str, tuple[list[str], list[list[Any]]]]:
     list_rows = [[v[i] if i < len(v) else None for v in lists] for i in range(depth)]
     option_rows = [[key, getattr(Options(), key),
                     OPTION_DESCRIPTIONS[key][index]] for key in OPTION_DESCRIPTIONS]
+    notify = [[schema.NOTIFY_EVENTS[event][index], who[index], how[index], threshold]
+              for event, who, how, threshold in schema.DEFAULT_NOTIFY_RULES]
     rows_by_table: dict[str, list[list[Any]]] = {
         "Stages": stages, "People": people, "Lists": list_rows, "Options": option_rows,
-        "CustomFields": [[None] * 5], "ServiceRules": [[None] * 3]}
+        "CustomFields": [[None] * 5], "ServiceRules": [[None] * 3], "Notifications": notify}
     return {name: ([h[1 + index] for h in schema.SETTINGS_TABLES[name]], rows)
             for name, rows in rows_by_table.items()}
 

@@ -1,0 +1,452 @@
+"""Who changed what: the snapshot diff by record ID, the engine's own changes, stage history
+and the values a record had at a given time.
+
+A `Tracker` is made once per run, right after IDs are filled:
+
+1. It hashes every record (all its columns, in name order, so moving a column or sorting the
+   sheet changes nothing) and compares the hashes with the last snapshot. Records whose hash
+   differs are compared field by field against the stored values, so a change is reported
+   only when a value really differs. These are the user's changes, attributed to the
+   workbook's last author.
+2. Each engine step (stage dates, promotion, restore) hands its cells and new rows to
+   `Tracker.apply`, which updates the frames, so later steps see them, and logs them as the
+   engine's changes (user ``xlcrm``).
+3. After a successful write the job calls `Tracker.commit`; nothing is stored when the write
+   was refused, so the next run sees the same changes again and nothing is lost.
+
+The first run of a workbook records every record as added: that baseline is what `restore`
+and the stage history start from.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import uuid
+import zipfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from defusedxml import ElementTree
+
+from . import normalize as nz
+from . import schema
+from .guard import owner_files, owner_name
+from .history import Change, History, Run, SnapshotUpdate, dumps, now_utc, parse_stamp
+from .reader import ROW, WorkbookData
+from .schema import normalize_value
+
+ENGINE_USER = "xlcrm"
+_FNV_PRIME = np.uint64(1099511628211)
+CONTACT_FIELDS = {"customers": ("contact_name", "email", "phone"),
+                  "opportunities": ("contact_name", "contact_email", "contact_phone")}
+
+
+# ---------------------------------------------------------------------------------------------
+# Values
+
+def cell_json(value: Any) -> Any:
+    """A cell value as stored in the history: JSON-able, dates tagged, 3.0 stored as 3."""
+    if value is None:
+        return None
+    kind = type(value)
+    if kind is str:
+        return value
+    if kind is float:
+        if value != value:
+            return None
+        return int(value) if value.is_integer() else value
+    if kind is int or kind is bool:
+        return value
+    if isinstance(value, dt.datetime):
+        return {"$d": value.replace(tzinfo=None).isoformat()}
+    if isinstance(value, dt.date):
+        return {"$d": dt.datetime.combine(value, dt.time()).isoformat()}
+    if isinstance(value, float | int):  # numpy scalars
+        return cell_json(float(value))
+    return {"$t": str(value)}
+
+
+def cell_value(stored: Any) -> Any:
+    """The cell value to write back for a stored value."""
+    if isinstance(stored, dict):
+        if "$d" in stored:
+            return dt.datetime.fromisoformat(stored["$d"])
+        return stored.get("$t")
+    return stored
+
+
+def show(stored: Any) -> str:
+    """A stored value as a person reads it (dates without a midnight time)."""
+    if stored is None:
+        return ""
+    if isinstance(stored, dict) and "$d" in stored:
+        text = str(stored["$d"])
+        return text[:10] if text.endswith("T00:00:00") else text.replace("T", " ")
+    if isinstance(stored, dict) and "$t" in stored:
+        return str(stored["$t"])
+    if isinstance(stored, dict):  # a whole record
+        return "; ".join(f"{k}: {show(v)}" for k, v in stored.items())
+    if isinstance(stored, bool):
+        return "TRUE" if stored else "FALSE"
+    return str(stored)
+
+
+def show_record(sheet_key: str, values: dict[str, Any], lang: schema.Lang) -> str:
+    """A whole record as one line, fields in sheet order, headers in `lang`."""
+    order = {f.key: i for i, f in enumerate(schema.SHEETS_BY_KEY[sheet_key].fields)}
+    keys = sorted(values, key=lambda k: (order.get(k, len(order)), k))
+    return "; ".join(f"{schema.field_label(sheet_key, k, lang)}: {show(values[k])}"
+                     for k in keys)
+
+
+def tracked_columns(frame: pd.DataFrame) -> list[str]:
+    return sorted(str(c) for c in frame.columns if c != ROW)
+
+
+def record_values(row: Sequence[Any], columns: Sequence[str]) -> dict[str, Any]:
+    out = {}
+    for column, value in zip(columns, row, strict=True):
+        if value is not None and value == value:
+            out[column] = cell_json(value)
+    return out
+
+
+def row_hashes(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """A 64-bit content hash per row (int64). Only a filter: equal hashes mean "unchanged", a
+    hash that differs sends the record to a field-by-field comparison."""
+    combined = np.zeros(len(frame), dtype=np.uint64)
+    for column in columns:  # per column, so no copy of the frame is made
+        hashed = pd.util.hash_array(frame[column].to_numpy(), categorize=True)
+        combined = (combined ^ hashed) * _FNV_PRIME  # wraps modulo 2**64
+    return combined.view(np.int64)
+
+
+# ---------------------------------------------------------------------------------------------
+# Who
+
+def workbook_user(path: Path) -> str:
+    """Who made the workbook as it is: `lastModifiedBy` in docProps/core.xml, else the user
+    in an owner file, else the OS user."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            root = ElementTree.fromstring(archive.read("docProps/core.xml"))
+        for node in root.iter():
+            if str(node.tag).endswith("}lastModifiedBy") and node.text and node.text.strip():
+                return str(node.text).strip()
+    except (KeyError, OSError, zipfile.BadZipFile, ElementTree.ParseError):
+        pass
+    for owner in owner_files(path):
+        name = owner_name(owner)
+        if name:
+            return name
+    return os_user()
+
+
+def os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+# ---------------------------------------------------------------------------------------------
+# The tracker
+
+@dataclass
+class Tracker:
+    """The changes of one run, and the snapshot to store when it commits."""
+
+    history: History
+    data: WorkbookData
+    run: Run
+    baseline: bool
+    user_changes: list[Change] = field(default_factory=list)
+    engine_changes: list[Change] = field(default_factory=list)
+    snapshot: SnapshotUpdate = field(default_factory=SnapshotUpdate)
+    index: dict[str, tuple[list[str], np.ndarray]] = field(default_factory=dict)
+    _rehashed: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    @property
+    def changes(self) -> list[Change]:
+        return [*self.user_changes, *self.engine_changes]
+
+    def apply(self, sheet_key: str, cells: Sequence[tuple[int, int, Any]] = (),
+              rows: Sequence[Mapping[str, Any]] = (), job: str = "sync",
+              user: str = ENGINE_USER) -> None:
+        """Apply an engine step's cells (Excel row, column, value) and new rows to the frames,
+        and log what actually changed."""
+        if not cells and not rows:
+            return
+        sheet = self.data.sheets[sheet_key]
+        sdef = schema.SHEETS_BY_KEY[sheet_key]
+        assert sdef.id_field
+        frame = sheet.frame
+        by_row = dict(zip(frame[ROW].tolist(), frame.index.tolist(), strict=True))
+        by_column = {column: key for key, column in sheet.columns.items()}
+        touched: dict[Any, None] = {}
+        pending: list[tuple[Any, str, Any]] = []
+        for row, column, value in cells:
+            index, key = by_row.get(row), by_column.get(column)
+            if index is not None and key is not None:
+                pending.append((index, key, _as_read(value)))
+                touched[index] = None
+        columns = tracked_columns(frame)
+        before = {i: record_values(frame.loc[i, columns].tolist(), columns) for i in touched}
+        for index, key, value in pending:
+            frame.at[index, key] = value
+        if rows:
+            start = sheet.last_row + 1
+            new = pd.DataFrame([{k: _as_read(v) for k, v in r.items() if k in frame.columns}
+                                for r in rows], columns=frame.columns, dtype=object)
+            new[ROW] = range(start, start + len(new))
+            new.index = range(int(frame.index.max()) + 1 if len(frame) else 0,
+                              (int(frame.index.max()) + 1 if len(frame) else 0) + len(new))
+            frame = pd.concat([frame, new])
+            sheet.frame = frame
+            for index in new.index:
+                touched[index] = None
+        indices = list(touched)
+        hashes = row_hashes(frame.loc[indices], columns).tolist()
+        rehashed = self._rehashed.setdefault(sheet_key, {})
+        for index, digest in zip(indices, hashes, strict=True):
+            rid = nz.text(frame.at[index, sdef.id_field])
+            if not rid:
+                continue
+            after = record_values(frame.loc[index, columns].tolist(), columns)
+            if index in before:
+                for name in sorted(set(before[index]) | set(after)):
+                    if before[index].get(name) != after.get(name):
+                        self.engine_changes.append(Change(
+                            sheet_key, rid, "changed", name, before[index].get(name),
+                            after.get(name), user=user, job=job))
+            else:
+                self.engine_changes.append(Change(sheet_key, rid, "added", new=after, user=user,
+                                                  job=job))
+            self.snapshot.upsert.append((sheet_key, rid, dumps(after)))
+            rehashed[rid] = digest
+
+    def commit(self, sha_after: str | None = None) -> int:
+        """Store this run's entries and snapshot. Returns the number of entries stored."""
+        self.run.sha_after = sha_after
+        for key, (ids, hashes) in self.index.items():
+            updates = self._rehashed.get(key, {})
+            if updates:
+                position = {rid: i for i, rid in enumerate(ids)}
+                hashes = hashes.copy()
+                extra_ids, extra = [], []
+                for rid, digest in updates.items():
+                    if rid in position:
+                        hashes[position[rid]] = digest
+                    else:
+                        extra_ids.append(rid)
+                        extra.append(digest)
+                ids = [*ids, *extra_ids]
+                hashes = np.concatenate([hashes, np.array(extra, dtype=np.int64)])
+            self.snapshot.index[key] = (ids, hashes)
+        return self.history.commit(self.run, self.changes, self.snapshot)
+
+
+def start_tracking(history: History, data: WorkbookData, source: str, job: str,
+                   user: str | None = None, at: dt.datetime | None = None) -> Tracker:
+    """Diff the workbook as read (IDs filled) against the last snapshot."""
+    run = Run(run_id=uuid.uuid4().hex[:12], at=at or now_utc(),
+              user=user or workbook_user(data.path), source=source, job=job,
+              workbook=data.path.name, lang=data.lang, sha_before=data.sha256)
+    tracker = Tracker(history, data, run, baseline=not history.has_snapshot())
+    for sdef in schema.DATA_SHEETS:
+        _diff_sheet(tracker, sdef.key)
+    return tracker
+
+
+def record_ids(column: pd.Series) -> pd.Series:
+    """Record IDs as text (the common all-text column takes the fast path)."""
+    if pd.api.types.infer_dtype(column, skipna=True) == "string":
+        return column.fillna("")
+    return column.map(nz.text)
+
+
+def _diff_sheet(tracker: Tracker, key: str) -> None:
+    sdef = schema.SHEETS_BY_KEY[key]
+    assert sdef.id_field
+    frame = tracker.data.sheets[key].frame
+    columns = tracked_columns(frame)
+    ids = record_ids(frame[sdef.id_field]).to_numpy(dtype=object)
+    hashes = row_hashes(frame, columns)
+    keep = (ids != "") & ~pd.Series(ids).duplicated().to_numpy()  # validation reports the rest
+    positions = np.flatnonzero(keep)
+    ids, hashes = ids[keep], hashes[keep]
+    tracker.index[key] = (ids.tolist(), hashes)
+    old_ids, old_hashes = tracker.history.snapshot_index(key)
+    where = pd.Index(old_ids).get_indexer(ids) if old_ids else np.full(len(ids), -1)
+    is_new = where < 0
+    is_changed = np.zeros(len(ids), dtype=bool)
+    seen = np.zeros(len(old_ids), dtype=bool)
+    if len(old_hashes):
+        is_changed = ~is_new & (old_hashes[np.where(is_new, 0, where)] != hashes)
+        seen[where[~is_new]] = True
+    gone = [old_ids[i] for i in np.flatnonzero(~seen).tolist()]
+    snapshot, log = tracker.snapshot, tracker.user_changes
+    added, changed = positions[is_new], positions[is_changed]
+    if len(added) or len(changed):
+        values = frame[columns]
+        rows = {p: list(row) for p, row in zip(
+            np.concatenate([added, changed]).tolist(),
+            values.iloc[np.concatenate([added, changed])].itertuples(index=False, name=None),
+            strict=True)}
+    for position, rid in zip(added.tolist(), ids[is_new].tolist(), strict=True):
+        vals = record_values(rows[position], columns)
+        text = dumps(vals)
+        log.append(Change(key, rid, "added", new=vals, new_json=text))
+        snapshot.upsert.append((key, rid, text))
+    changed_ids = ids[is_changed].tolist()
+    stored = tracker.history.snapshot_values(key, changed_ids)
+    for position, rid in zip(changed.tolist(), changed_ids, strict=True):
+        vals = record_values(rows[position], columns)
+        before = stored.get(rid, {})
+        for name in sorted(set(before) | set(vals)):
+            if before.get(name) != vals.get(name):
+                log.append(Change(key, rid, "changed", name, before.get(name), vals.get(name)))
+        snapshot.upsert.append((key, rid, dumps(vals)))
+    for rid, vals in tracker.history.snapshot_values(key, gone).items():
+        log.append(Change(key, rid, "deleted", old=vals))
+        snapshot.delete.append((key, rid))
+
+
+def _as_read(value: Any) -> Any:
+    """A value as the reader will see it after the write (dates as datetimes, numbers as
+    floats), so the next run's hash matches."""
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return dt.datetime.combine(value, dt.time())
+    if isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+# Stage history
+
+def stage_cells(tracker: Tracker, today: dt.date) -> list[tuple[int, int, Any]]:
+    """Cells that record a stage change: `stage_changed_at` (and `closed_at` for a won or lost
+    stage) become today for every opportunity whose stage the user changed. A new opportunity
+    without a stage date gets its created date (or today)."""
+    data = tracker.data
+    sheet = data.sheets["opportunities"]
+    frame, columns = sheet.frame, sheet.columns
+    if "stage_changed_at" not in columns:
+        return []
+    moved = {c.record_id for c in tracker.user_changes
+             if c.sheet == "opportunities" and c.action == "changed" and c.field == "stage"}
+    new = set() if tracker.baseline else {
+        c.record_id for c in tracker.user_changes
+        if c.sheet == "opportunities" and c.action == "added"}
+    if not moved and not new:
+        return []
+    cells: list[tuple[int, int, Any]] = []
+    closed_kinds = {"won", "lost"}
+    today_dt = dt.datetime.combine(today, dt.time())
+    ids = frame["opportunity_id"].map(nz.text)
+    for index in frame.index[ids.isin(moved | new)]:
+        rid, row = ids[index], int(frame.at[index, ROW])
+        if rid in moved:
+            cells.append((row, columns["stage_changed_at"], today_dt))
+            stage = data.settings.stage(frame.at[index, "stage"])
+            if (stage is not None and stage.kind in closed_kinds and "closed_at" in columns
+                    and nz.is_blank(frame.at[index, "closed_at"])):
+                cells.append((row, columns["closed_at"], today_dt))
+        elif nz.is_blank(frame.at[index, "stage_changed_at"]):
+            created = nz.parse_date(frame.at[index, "created_at"]) or today
+            cells.append((row, columns["stage_changed_at"], dt.datetime.combine(created,
+                                                                                 dt.time())))
+    return cells
+
+
+def stage_history(history: History, today: dt.date | None = None) -> pd.DataFrame:
+    """Every stay of every opportunity in a stage: opportunity_id, stage, entered, left (NaT
+    while it is still there), days. Built from the log: the stage each opportunity had when
+    first recorded (entered on its Stage Changed or Created date) and every stage change."""
+    today = today or dt.date.today()
+    rows: list[dict[str, Any]] = []
+    current: dict[str, dict[str, Any]] = {}
+    for entry in history.entries(sheet="opportunities"):
+        rid, action, at = entry["record_id"], entry["action"], parse_stamp(entry["at"])
+        when = at.astimezone().date()
+        if action == "added":
+            vals = entry["new"] or {}
+            stage = vals.get("stage")
+            entered = (nz.parse_date(cell_value(vals.get("stage_changed_at")))
+                       or nz.parse_date(cell_value(vals.get("created_at"))) or when)
+            _close_stay(current, rows, rid, when)
+            if stage is not None:
+                current[rid] = {"opportunity_id": rid, "stage": show(stage), "entered": entered}
+        elif action == "changed" and entry["field"] == "stage":
+            _close_stay(current, rows, rid, when)
+            if entry["new"] is not None:
+                current[rid] = {"opportunity_id": rid, "stage": show(entry["new"]),
+                                "entered": when}
+        elif action == "deleted":
+            _close_stay(current, rows, rid, when)
+    for stay in current.values():
+        rows.append({**stay, "left": None})
+    frame = pd.DataFrame(rows, columns=["opportunity_id", "stage", "entered", "left"])
+    frame["entered"] = pd.to_datetime(frame["entered"])
+    frame["left"] = pd.to_datetime(frame["left"])
+    end = frame["left"].fillna(pd.Timestamp(today))
+    frame["days"] = (end - frame["entered"]).dt.days.clip(lower=0)
+    return frame
+
+
+def _close_stay(current: dict[str, dict[str, Any]], rows: list[dict[str, Any]], rid: str,
+                when: dt.date) -> None:
+    stay = current.pop(rid, None)
+    if stay is not None:
+        rows.append({**stay, "left": when})
+
+
+def stage_durations(stays: pd.DataFrame, stage_order: Sequence[str] = ()) -> pd.DataFrame:
+    """Per stage: stays, median and 90th-percentile days, and how many are still there."""
+    if stays.empty:
+        return pd.DataFrame(columns=["stage", "stays", "median_days", "p90_days", "current"])
+    grouped = stays.groupby("stage")
+    table = pd.DataFrame({
+        "stays": grouped.size(),
+        "median_days": grouped["days"].median(),
+        "p90_days": grouped["days"].quantile(0.9),
+        "current": grouped["left"].apply(lambda s: int(s.isna().sum())),
+    }).reset_index()
+    order = {normalize_value(s): i for i, s in enumerate(stage_order)}
+    table["_order"] = table["stage"].map(lambda s: order.get(normalize_value(s), len(order)))
+    return table.sort_values(["_order", "stage"]).drop(columns="_order").reset_index(drop=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Restore
+
+def values_at(history: History, record_id: str,
+              at: dt.datetime | None = None) -> tuple[str, dict[str, Any]] | None:
+    """(sheet key, values) of a record at time `at`; without `at`, as it was just before it
+    was last deleted. None when the record did not exist then (or was never deleted)."""
+    entries = history.entries(record=record_id, until=at)
+    if not entries:
+        return None
+    values: dict[str, Any] | None = None
+    last_deleted: tuple[str, dict[str, Any]] | None = None
+    sheet = entries[-1]["sheet"]
+    for entry in entries:
+        if entry["action"] == "added":
+            values, sheet = dict(entry["new"] or {}), entry["sheet"]
+        elif entry["action"] == "changed" and values is not None and entry["field"]:
+            if entry["new"] is None:
+                values.pop(entry["field"], None)
+            else:
+                values[entry["field"]] = entry["new"]
+        elif entry["action"] == "deleted":
+            last_deleted = (entry["sheet"], dict(entry["old"] or {}))
+            values = None
+    if at is None:
+        return last_deleted
+    return None if values is None else (sheet, values)

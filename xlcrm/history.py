@@ -1,0 +1,384 @@
+"""The change-log store: an append-only, hash-chained SQLite file beside the workbook.
+
+``.xlcrm/<stem>/history.sqlite`` holds
+
+- ``entries``: one row per change (added / changed / deleted record, or one changed field),
+  each hash-chained to the one before (``hash = sha256(prev_hash + entry)``). Triggers refuse
+  UPDATE and DELETE; `verify` recomputes the chain, so an edit made with any SQLite tool is
+  found. ``history.head`` (a small JSON file beside it) keeps the count and head hash of the
+  last commit, so cutting entries off the end is found too.
+- ``runs``: one row per run that committed (who, when, source, job, workbook hashes).
+- ``snapshot``: per record its values as of the last run, and ``snapshot_index`` per sheet
+  every record ID with a 64-bit content hash, stored as one blob so the next run's diff
+  loads it in milliseconds (see `xlcrm.changes`).
+- ``outbox``: notifications waiting to be delivered (see `xlcrm.notify`); not chained.
+
+Values are stored as JSON: text, numbers and booleans as themselves, dates and times as
+``{"$d": "2026-11-25T00:00:00"}`` so that `restore` writes real dates back.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from dataclasses import field as dc_field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import InputError
+from .writer import state_dir
+
+GENESIS = "0" * 64
+ACTIONS = ("added", "changed", "deleted")
+SOURCES = ("cli", "watcher", "ribbon")
+_CHUNK = 500
+_SEP = "\x1f"  # between record IDs in snapshot_index (cells cannot hold it)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY, at TEXT NOT NULL, user TEXT, source TEXT, job TEXT,
+    workbook TEXT, lang TEXT, sha_before TEXT, sha_after TEXT, entries INTEGER, head TEXT);
+CREATE TABLE IF NOT EXISTS entries (
+    seq INTEGER PRIMARY KEY, run_id TEXT NOT NULL, at TEXT NOT NULL, user TEXT,
+    source TEXT, job TEXT, sheet TEXT NOT NULL, record_id TEXT NOT NULL,
+    action TEXT NOT NULL, field TEXT, old TEXT, new TEXT, prev TEXT NOT NULL,
+    hash TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS entries_record ON entries(record_id);
+CREATE INDEX IF NOT EXISTS entries_at ON entries(at);
+CREATE TRIGGER IF NOT EXISTS entries_no_update BEFORE UPDATE ON entries
+    BEGIN SELECT RAISE(ABORT, 'the change log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS entries_no_delete BEFORE DELETE ON entries
+    BEGIN SELECT RAISE(ABORT, 'the change log is append-only'); END;
+CREATE TABLE IF NOT EXISTS snapshot (
+    sheet TEXT NOT NULL, record_id TEXT NOT NULL, vals TEXT NOT NULL,
+    PRIMARY KEY (sheet, record_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS snapshot_index (
+    sheet TEXT PRIMARY KEY, ids TEXT NOT NULL, hashes BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY, created_at TEXT NOT NULL, channel TEXT NOT NULL,
+    target TEXT NOT NULL, subject TEXT, body TEXT NOT NULL, attempts INTEGER DEFAULT 0,
+    last_error TEXT, sent_at TEXT);
+CREATE TABLE IF NOT EXISTS notified (key TEXT PRIMARY KEY, at TEXT NOT NULL);
+"""
+
+
+class HistoryUnreadable(InputError):
+    """The change-log database cannot be read"""
+
+
+@dataclass
+class Change:
+    """One change-log entry before it is stored. `old`/`new` are JSON-able values; for
+    added and deleted records they are the record's whole values (a dict)."""
+
+    sheet: str  # the sheet's key: customers, opportunities, interactions
+    record_id: str
+    action: str
+    field: str | None = None
+    old: Any = None
+    new: Any = None
+    user: str | None = None  # None: the run's user
+    job: str | None = None  # None: the run's job
+    old_json: str | None = dc_field(default=None, repr=False, compare=False)  # when known
+    new_json: str | None = dc_field(default=None, repr=False, compare=False)
+
+
+@dataclass
+class Run:
+    """Who ran what, when; shared by every entry of the run unless an entry says otherwise."""
+
+    run_id: str
+    at: dt.datetime  # aware, UTC
+    user: str
+    source: str
+    job: str
+    workbook: str
+    lang: str
+    sha_before: str
+    sha_after: str | None = None
+
+
+@dataclass
+class SnapshotUpdate:
+    """Values to upsert (sheet, record_id, values JSON) and delete (sheet, record_id), and the
+    new hash index of each sheet (record IDs, int64 hashes)."""
+
+    upsert: list[tuple[str, str, str]] = dc_field(default_factory=list)
+    delete: list[tuple[str, str]] = dc_field(default_factory=list)
+    index: dict[str, tuple[list[str], np.ndarray]] = dc_field(default_factory=dict)
+
+
+def now_utc() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def stamp(moment: dt.datetime) -> str:
+    """The stored form of a time: UTC, fixed width, so text order is time order."""
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_stamp(text: str) -> dt.datetime:
+    return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC)
+
+
+def parse_user_time(text: str, end_of_day: bool = False) -> dt.datetime:
+    """A time a user typed (`2026-11-25`, `2026-11-25 14:30`, ISO with offset); naive times
+    are local. A bare date means its start, or its end with `end_of_day`.
+
+    Raises:
+        InputError: the text is not a date or time.
+    """
+    raw = text.strip().replace("/", "-")
+    try:
+        moment = dt.datetime.fromisoformat(raw)
+    except ValueError:
+        raise InputError(f"not a date or time: {text!r} (e.g. 2026-11-25 or "
+                         "2026-11-25T14:30)") from None
+    if end_of_day and len(raw) <= 10:
+        moment = moment + dt.timedelta(days=1, microseconds=-1)
+    if moment.tzinfo is None:
+        moment = moment.astimezone()  # local time
+    return moment.astimezone(dt.UTC)
+
+
+def history_path(workbook: Path) -> Path:
+    return state_dir(workbook) / "history.sqlite"
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+
+
+def _entry_digest(prev: str, row: Sequence[Any]) -> str:
+    text = "\x1f".join(["" if v is None else str(v) for v in row])
+    return hashlib.sha256((prev + "\x1e" + text).encode("utf-8")).hexdigest()
+
+
+class History:
+    """The change-log database of one workbook. Use as a context manager."""
+
+    def __init__(self, workbook: Path, create: bool = True) -> None:
+        self.workbook = workbook
+        self.path = history_path(workbook)
+        self.head_path = self.path.with_name("history.head")
+        if not create and not self.path.exists():
+            raise HistoryUnreadable(f"{workbook.name}: no change history yet (run xlcrm sync "
+                                    "first)")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.db = sqlite3.connect(self.path, timeout=30)
+            self.db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as error:
+            raise HistoryUnreadable(f"{self.path}: {error}") from None
+
+    def __enter__(self) -> History:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- snapshot -----------------------------------------------------------------------------
+
+    def has_snapshot(self) -> bool:
+        return self.db.execute("SELECT 1 FROM runs LIMIT 1").fetchone() is not None
+
+    def snapshot_index(self, sheet: str) -> tuple[list[str], np.ndarray]:
+        """Record IDs and their hashes as of the last run."""
+        row = self.db.execute("SELECT ids, hashes FROM snapshot_index WHERE sheet = ?",
+                              (sheet,)).fetchone()
+        if row is None or not row[0]:
+            return [], np.zeros(0, dtype=np.int64)
+        return str(row[0]).split(_SEP), np.frombuffer(row[1], dtype=np.int64)
+
+    def snapshot_values(self, sheet: str, record_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        ids = list(record_ids)
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start:start + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            for rid, vals in self.db.execute(
+                    f"SELECT record_id, vals FROM snapshot WHERE sheet = ? AND record_id IN "
+                    f"({marks})", (sheet, *chunk)):
+                out[rid] = json.loads(vals)
+        return out
+
+    # -- commit -------------------------------------------------------------------------------
+
+    def head(self) -> tuple[int, str]:
+        row = self.db.execute("SELECT seq, hash FROM entries ORDER BY seq DESC LIMIT 1").fetchone()
+        return (int(row[0]), str(row[1])) if row else (0, GENESIS)
+
+    def commit(self, run: Run, changes: Sequence[Change], snapshot: SnapshotUpdate) -> int:
+        """Append the run's entries (chained) and update the snapshot, in one transaction."""
+        at = stamp(run.at)
+        with self.db:
+            seq, prev = self.head()
+            rows = []
+            for change in changes:
+                seq += 1
+                body = (seq, run.run_id, at, change.user or run.user, run.source,
+                        change.job or run.job, change.sheet, change.record_id, change.action,
+                        change.field, change.old_json or _json_or_none(change.old),
+                        change.new_json or _json_or_none(change.new))
+                digest = _entry_digest(prev, body)
+                rows.append((*body, prev, digest))
+                prev = digest
+            self.db.executemany("INSERT INTO entries VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+            run_row = (run.run_id, at, run.user, run.source, run.job, run.workbook, run.lang,
+                       run.sha_before, run.sha_after, len(rows), prev)
+            self.db.execute("INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?)", run_row)
+            self.db.executemany("INSERT OR REPLACE INTO snapshot VALUES (?,?,?)",
+                                snapshot.upsert)
+            self.db.executemany("INSERT OR REPLACE INTO snapshot_index VALUES (?,?,?)",
+                                [(sheet, _SEP.join(ids), hashes.astype(np.int64).tobytes())
+                                 for sheet, (ids, hashes) in snapshot.index.items()])
+            self.db.executemany("DELETE FROM snapshot WHERE sheet = ? AND record_id = ?",
+                                snapshot.delete)
+        self._write_head(seq, prev)
+        return len(rows)
+
+    def _write_head(self, count: int, digest: str) -> None:
+        temp = self.head_path.with_name(".history.head.tmp")
+        temp.write_text(json.dumps({"entries": count, "head": digest}), encoding="utf-8")
+        os.replace(temp, self.head_path)
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def entries(self, record: str | None = None, field: str | None = None,
+                user: str | None = None, since: dt.datetime | None = None,
+                until: dt.datetime | None = None, sheet: str | None = None,
+                limit: int | None = None, newest_first: bool = False) -> list[dict[str, Any]]:
+        """Stored entries, filtered; `old`/`new` decoded."""
+        where, params = [], []
+        if record:
+            where.append("record_id = ? COLLATE NOCASE")
+            params.append(record)
+        if field:
+            where.append("field = ? COLLATE NOCASE")
+            params.append(field)
+        if user:
+            where.append("user = ? COLLATE NOCASE")
+            params.append(user)
+        if sheet:
+            where.append("sheet = ?")
+            params.append(sheet)
+        if since:
+            where.append("at >= ?")
+            params.append(stamp(since))
+        if until:
+            where.append("at <= ?")
+            params.append(stamp(until))
+        sql = ("SELECT seq, run_id, at, user, source, job, sheet, record_id, action, field, old, "
+               "new FROM entries")
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY seq" + (" DESC" if newest_first else "")
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        keys = ("seq", "run_id", "at", "user", "source", "job", "sheet", "record_id", "action",
+                "field", "old", "new")
+        out = []
+        for row in self.db.execute(sql, params):
+            item = dict(zip(keys, row, strict=True))
+            item["old"] = None if item["old"] is None else json.loads(item["old"])
+            item["new"] = None if item["new"] is None else json.loads(item["new"])
+            out.append(item)
+        return out
+
+    def verify(self) -> list[str]:
+        """Problems found in the chain (empty when intact)."""
+        problems: list[str] = []
+        prev, expected_seq = GENESIS, 1
+        counts: dict[str, int] = {}
+        heads: dict[str, str] = {}
+        for row in self.db.execute("SELECT * FROM entries ORDER BY seq"):
+            body, stored_prev, digest = row[:12], row[12], row[13]
+            seq = int(row[0])
+            if seq != expected_seq:
+                problems.append(f"entry {expected_seq} is missing")
+            if stored_prev != prev:
+                problems.append(f"entry {seq} does not follow entry {seq - 1}")
+            if _entry_digest(stored_prev, body) != digest:
+                problems.append(f"entry {seq} was altered")
+            counts[row[1]] = counts.get(row[1], 0) + 1
+            heads[row[1]] = digest
+            prev, expected_seq = digest, seq + 1
+            if len(problems) >= 20:
+                return problems
+        for run_id, entries, head in self.db.execute("SELECT run_id, entries, head FROM runs"):
+            if entries and (counts.get(run_id, 0) != entries or heads.get(run_id) != head):
+                problems.append(f"run {run_id} does not match its entries")
+        if self.head_path.exists():
+            try:
+                anchor = json.loads(self.head_path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                anchor = {}
+            if anchor.get("entries") != expected_seq - 1 or anchor.get("head") != prev:
+                problems.append(f"the log ends at entry {expected_seq - 1} but "
+                                f"history.head records {anchor.get('entries')}")
+        return problems
+
+    def lang(self) -> str:
+        """The workbook language of the last run ("en" when there is none)."""
+        row = self.db.execute("SELECT lang FROM runs ORDER BY at DESC LIMIT 1").fetchone()
+        return str(row[0]) if row and row[0] else "en"
+
+    # -- notifications bookkeeping ------------------------------------------------------------
+
+    def already_notified(self, keys: Iterable[str]) -> set[str]:
+        found: set[str] = set()
+        items = list(keys)
+        for start in range(0, len(items), _CHUNK):
+            chunk = items[start:start + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            found.update(k for (k,) in self.db.execute(
+                f"SELECT key FROM notified WHERE key IN ({marks})", chunk))
+        return found
+
+    def mark_notified(self, keys: Iterable[str], at: dt.datetime) -> None:
+        with self.db:
+            self.db.executemany("INSERT OR IGNORE INTO notified VALUES (?, ?)",
+                                [(k, stamp(at)) for k in keys])
+
+    def enqueue(self, messages: Iterable[tuple[str, str, str | None, str]],
+                at: dt.datetime) -> None:
+        """Queue (channel, target, subject, body) messages."""
+        with self.db:
+            self.db.executemany(
+                "INSERT INTO outbox (created_at, channel, target, subject, body) "
+                "VALUES (?,?,?,?,?)", [(stamp(at), *m) for m in messages])
+
+    def pending(self, max_attempts: int) -> list[tuple[int, str, str, str | None, str]]:
+        return list(self.db.execute(
+            "SELECT id, channel, target, subject, body FROM outbox WHERE sent_at IS NULL AND "
+            "attempts < ? ORDER BY id", (max_attempts,)))
+
+    def delivered(self, message_id: int, at: dt.datetime) -> None:
+        with self.db:
+            self.db.execute("UPDATE outbox SET sent_at = ?, attempts = attempts + 1 WHERE id = ?",
+                            (stamp(at), message_id))
+
+    def failed(self, message_id: int, error: str) -> None:
+        with self.db:
+            self.db.execute("UPDATE outbox SET attempts = attempts + 1, last_error = ? "
+                            "WHERE id = ?", (error[:500], message_id))
+
+    def outbox(self) -> list[dict[str, Any]]:
+        keys = ("id", "created_at", "channel", "target", "subject", "body", "attempts",
+                "last_error", "sent_at")
+        return [dict(zip(keys, row, strict=True))
+                for row in self.db.execute(f"SELECT {', '.join(keys)} FROM outbox ORDER BY id")]
+
+
+def _json_or_none(value: Any) -> str | None:
+    return None if value is None else dumps(value)
