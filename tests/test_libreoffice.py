@@ -7,11 +7,12 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+import openpyxl
 import pytest
 from pypdf import PdfReader
 
 from tests.conftest import TODAY, edit_cells, soffice
-from xlcrm.jobs import validate_workbook
+from xlcrm.jobs import sync_workbook, validate_workbook
 from xlcrm.template import template_path
 
 pytestmark = [
@@ -48,3 +49,23 @@ def test_written_workbook_opens_and_shows_the_issues(clean_book: Callable[..., P
     pdf = to_pdf(path, tmp_path)
     text = "".join(page.extract_text() or "" for page in PdfReader(pdf).pages)
     assert "invalid-email" in text and "bad@@example.com" in text
+
+
+def test_dashboard_converts_with_its_charts(clean_book: Callable[..., Path],
+                                           tmp_path: Path) -> None:
+    path = clean_book(sample=20)
+    sync_workbook(path, today=TODAY)
+    book = openpyxl.load_workbook(path)
+    for name in book.sheetnames:
+        if name != "Dashboard":
+            del book[name]  # only the dashboard, so the PDF is its pages
+    only = tmp_path / "dashboard.xlsx"
+    book.save(only)
+    pdf = to_pdf(only, tmp_path)
+    text = " ".join(" ".join(page.extract_text() or "" for page in PdfReader(pdf).pages)
+                    .split())  # chart titles wrap
+    assert "Sales dashboard" in text
+    # each charted block's title is printed twice: above its table and in its chart
+    for title in ("Pipeline by stage (open deals)", "Forecast by expected close month",
+                  "Customers by tier", "Customers by lifecycle"):
+        assert text.count(title) >= 2, title

@@ -36,7 +36,16 @@ from defusedxml import ElementTree
 from . import normalize as nz
 from . import schema
 from .guard import owner_files, owner_name
-from .history import Change, History, Run, SnapshotUpdate, dumps, now_utc, parse_stamp
+from .history import (
+    Change,
+    History,
+    Run,
+    SnapshotUpdate,
+    dumps,
+    now_utc,
+    parse_stamp,
+    stamp,
+)
 from .reader import ROW, WorkbookData
 from .schema import normalize_value
 
@@ -365,16 +374,25 @@ def stage_cells(tracker: Tracker, today: dt.date) -> list[tuple[int, int, Any]]:
     return cells
 
 
-def stage_history(history: History, today: dt.date | None = None) -> pd.DataFrame:
+def stage_history(history: History, today: dt.date | None = None,
+                  pending: Tracker | None = None) -> pd.DataFrame:
     """Every stay of every opportunity in a stage: opportunity_id, stage, entered, left (NaT
     while it is still there), days. Built from the log: the stage each opportunity had when
-    first recorded (entered on its Stage Changed or Created date) and every stage change."""
+    first recorded (entered on its Stage Changed or Created date) and every stage change;
+    `pending` adds a run's changes that are not stored yet."""
     today = today or dt.date.today()
     rows: list[dict[str, Any]] = []
     current: dict[str, dict[str, Any]] = {}
-    for entry in history.entries(sheet="opportunities"):
-        rid, action, at = entry["record_id"], entry["action"], parse_stamp(entry["at"])
-        when = at.astimezone().date()
+    entries = history.stage_entries()
+    if pending is not None:
+        run_at = stamp(pending.run.at)
+        entries += [{"record_id": c.record_id, "action": c.action, "at": run_at,
+                     "field": c.field,
+                     "new": c.new} for c in pending.changes if c.sheet == "opportunities"
+                    and (c.action != "changed" or c.field == "stage")]
+    for entry in entries:
+        rid, action = entry["record_id"], entry["action"]
+        when = parse_stamp(entry["at"]).astimezone().date()
         if action == "added":
             vals = entry["new"] or {}
             stage = vals.get("stage")

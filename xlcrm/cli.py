@@ -5,6 +5,7 @@ Exit codes: 0 fine, 1 the workbook has errors, 2 bad input or usage, 3 the workb
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import sys
@@ -19,7 +20,7 @@ from rich.markup import escape
 
 from . import jobs, schema
 from .changes import show
-from .errors import XlcrmError
+from .errors import InputError, XlcrmError
 from .history import parse_stamp, parse_user_time
 from .issues import Report
 from .schema import Lang
@@ -229,6 +230,56 @@ def log_json(entry: dict[str, Any]) -> dict[str, Any]:
             "run_id": entry["run_id"], "sheet": sheet.en if sheet else entry["sheet"],
             "record_id": entry["record_id"], "action": entry["action"],
             "field": entry["field"], "old": value(entry["old"]), "new": value(entry["new"])}
+
+
+class ReportFormat(StrEnum):
+    text = "text"
+    json = "json"
+    html = "html"
+
+
+@app.command()
+def report(
+    path: PathArg,
+    format: Annotated[ReportFormat, typer.Option("--format", help="Output format.")] = (
+        ReportFormat.text),
+    out_file: Annotated[Path | None, typer.Option("--out", help="Write the output to this file "
+                                                              "instead of the terminal.")] = None,
+    write: Annotated[bool, typer.Option("--write/--no-write", help="Also rebuild the workbook's "
+                                                                   "Dashboard sheet.")] = True,
+) -> None:
+    """Pipeline, forecast, funnel, win rates, time in stage, customer segments and team
+    figures; rebuilds the Dashboard sheet unless --no-write."""
+    from .report import render_html, render_text
+
+    result = _run(lambda: jobs.report_workbook(path, write=write))
+    figures = result.analytics
+    assert figures is not None
+    lang = result.report.lang
+    if format is ReportFormat.json:
+        text = json.dumps({"workbook": path.name, **figures.to_json()}, ensure_ascii=False,
+                          indent=2)
+    elif format is ReportFormat.html:
+        text = render_html(figures, lang, path.name, dt.date.today())
+    else:
+        text = render_text(figures, lang, path.name)
+    if out_file is not None:
+        _run(lambda: _write_text(out_file, text))
+        out.print(f"Wrote {escape(str(out_file))}")
+    else:
+        typer.echo(text)
+    if result.write_error is not None:
+        _fail(f"{result.write_error} (the Dashboard sheet was not rebuilt)",
+              result.write_error.exit_code)
+
+
+def _write_text(path: Path, text: str) -> None:
+    try:
+        temp = path.with_name(f".{path.name}.tmp")
+        temp.write_text(text, encoding="utf-8")
+        temp.replace(path)
+    except OSError as error:
+        raise InputError(f"cannot write {path}: {error.strerror}") from None
 
 
 @app.command()

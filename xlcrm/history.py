@@ -295,6 +295,25 @@ class History:
             out.append(item)
         return out
 
+    def stage_entries(self) -> list[dict[str, Any]]:
+        """The entries the stage history needs (opportunities added, deleted, stage changed),
+        with `new` cut down to stage, stage_changed_at and created_at."""
+        sql = """SELECT record_id, action, at, field,
+                        CASE WHEN action = 'added' THEN json_object(
+                            'stage', json_extract(new, '$.stage'),
+                            'stage_changed_at', json_extract(new, '$.stage_changed_at'),
+                            'created_at', json_extract(new, '$.created_at'))
+                        ELSE new END
+                 FROM entries WHERE sheet = 'opportunities'
+                   AND (action != 'changed' OR field = 'stage') ORDER BY seq"""
+        keys = ("record_id", "action", "at", "field", "new")
+        out = []
+        for row in self.db.execute(sql):
+            item = dict(zip(keys, row, strict=True))
+            item["new"] = None if item["new"] is None else json.loads(item["new"])
+            out.append(item)
+        return out
+
     def verify(self) -> list[str]:
         """Problems found in the chain (empty when intact)."""
         problems: list[str] = []

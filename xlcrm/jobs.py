@@ -17,16 +17,19 @@ from openpyxl import load_workbook
 
 from . import normalize as nz
 from . import notify, schema
+from .analytics import Analytics, analyse
 from .changes import (
     Tracker,
     cell_value,
     os_user,
     record_values,
     stage_cells,
+    stage_history,
     start_tracking,
     tracked_columns,
     values_at,
 )
+from .dashboard import write_dashboard
 from .edits import (
     append_rows,
     mark_cells,
@@ -43,7 +46,7 @@ from .errors import (
     XlcrmError,
 )
 from .guard import WORKBOOK_SUFFIXES, file_sha256
-from .history import Change, History, stamp
+from .history import Change, History, history_path, stamp
 from .ids import FilledId, fill_blank_ids
 from .issues import Report
 from .notify import Delivery
@@ -71,6 +74,7 @@ class SyncResult:
     promotion: Promotion | None = None
     changes: list[Change] = field(default_factory=list)  # logged by this run
     delivery: Delivery | None = None
+    analytics: Analytics | None = None
 
 
 def init_workbook(path: Path, lang: Lang = "en", sample: int = 0, force: bool = False,
@@ -136,10 +140,13 @@ def sync_workbook(path: Path, today: dt.date | None = None, source: str = "cli")
         promotion = promote_won_deals(data, today=today)
         apply_promotion(tracker, promotion)
         report = validate(data, today=today, extra=promotion.issues)
-        result = SyncResult(report=report, filled_ids=filled, promotion=promotion)
+        figures = analyse(data, today=today, report=report,
+                          stays=stage_history(history, today, pending=tracker))
+        result = SyncResult(report=report, filled_ids=filled, promotion=promotion,
+                            analytics=figures)
         edits = [*id_edits(filled), set_cells(data.sheets["opportunities"].name, stage),
                  *promotion_edits(data, promotion), *report_edits(data, report),
-                 changelog_edit(history, tracker)]
+                 changelog_edit(history, tracker), write_dashboard(figures, data.lang, today)]
         _write(result, data, edits)
         if result.written:
             _commit(result, history, tracker, report, today)
@@ -269,6 +276,23 @@ def restore_record(path: Path, record_id: str, at: dt.datetime | None = None,
         backup = write_workbook(path, data.sha256, edits)
         tracker.commit(file_sha256(path))
     return Restored(sheet.name, record_id, not len(present), fields, backup)
+
+
+def report_workbook(path: Path, write: bool = True, today: dt.date | None = None) -> SyncResult:
+    """The analytics of a workbook; with `write`, also rebuild its Dashboard sheet (nothing
+    else is written). The stage history is used when the workbook has one."""
+    today = today or dt.date.today()
+    data = read_workbook(path)
+    report = validate(data, today=today)
+    stays = None
+    if history_path(path).exists():
+        with History(path, create=False) as history:
+            stays = stage_history(history, today)
+    figures = analyse(data, today=today, report=report, stays=stays)
+    result = SyncResult(report=report, analytics=figures)
+    if write:
+        _write(result, data, [write_dashboard(figures, data.lang, today)])
+    return result
 
 
 def change_log(path: Path, record: str | None = None, field_name: str | None = None,

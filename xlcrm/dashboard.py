@@ -1,0 +1,263 @@
+"""The Dashboard sheet: KPI tiles, the analytics tables as Excel Tables, and native charts that
+point at them. Rebuilt in place on every run (the old sheet is replaced at the same position),
+in the workbook's language, and protected like the other engine sheets.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pandas as pd
+from openpyxl import Workbook
+from openpyxl.chart import BarChart, PieChart, Reference
+from openpyxl.styles import Alignment, Font, PatternFill
+from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.table import Table, TableStyleInfo
+from openpyxl.worksheet.worksheet import Worksheet
+
+from . import schema
+from .analytics import SEGMENT_LABELS, Analytics
+from .edits import put
+from .schema import Lang
+from .template import protect_sheet
+from .writer import Edit
+
+CHART_ROWS = 16  # rows a chart block takes
+CHART_COLUMN = "F"
+MONEY, PERCENT, DAYS = "#,##0", "0.0%", "0"
+
+TITLES: dict[str, tuple[str, str]] = {
+    "dashboard": ("Sales dashboard", "销售看板"),
+    "as_of": ("As of {date} · rebuilt by xlcrm on every sync",
+              "截至 {date} · 每次同步由 xlcrm 重建"),
+    "pipeline": ("Pipeline by stage (open deals)", "各阶段商机（进行中）"),
+    "forecast": ("Forecast by expected close month", "按预计成交月份的预测"),
+    "funnel": ("Funnel: deals reaching each stage", "销售漏斗：到达各阶段的商机"),
+    "time_in_stage": ("Time in stage (days)", "阶段停留时间（天）"),
+    "win_by_owner": ("Win rate by owner", "各负责人赢单率"),
+    "win_by_source": ("Win rate by source", "各来源赢单率"),
+    "tiers": ("Customers by tier", "客户等级分布"),
+    "lifecycle": ("Customers by lifecycle", "客户生命周期分布"),
+    "segments": ("RFM segments", "RFM 客户分群"),
+    "team": ("Team", "团队"),
+    "attention": ("Deals needing attention", "需要关注的商机"),
+    "largest_open": ("Largest open deals", "金额最大的进行中商机"),
+    "top_customers": ("Top customers", "重点客户"),
+    "dormant": ("Dormant customers to re-engage", "待唤醒的沉睡客户"),
+    "activity_by_owner": ("Interactions by owner", "各负责人跟进次数"),
+    "activity_by_customer": ("Most contacted customers (90 days)", "近 90 天跟进最多的客户"),
+}
+
+KPI_LABELS: dict[str, tuple[str, str]] = {
+    "pipeline": ("Open pipeline", "进行中商机金额"),
+    "weighted_pipeline": ("Weighted pipeline", "加权预测金额"),
+    "won_amount": ("Won", "已赢单金额"),
+    "win_rate": ("Win rate", "赢单率"),
+    "avg_sales_cycle_days": ("Avg. sales cycle (days)", "平均成交周期（天）"),
+    "forecast_6m_weighted": ("Forecast, 6 months", "未来 6 个月预测"),
+    "open_deals": ("Open deals", "进行中商机数"),
+    "stall_stage": ("Stalls most in", "停滞最多的阶段"),
+}
+KPI_FORMATS = {"win_rate": PERCENT, "avg_sales_cycle_days": DAYS, "open_deals": "0"}
+
+COLUMN_LABELS: dict[str, tuple[str, str]] = {
+    "stage": ("Stage", "阶段"), "deals": ("Deals", "商机数"), "amount": ("Amount", "金额"),
+    "weighted": ("Weighted", "加权金额"), "month": ("Month", "月份"),
+    "best_case": ("Best case", "最佳情况"), "reached": ("Reached", "到达数"),
+    "conversion": ("To next stage", "转化到下一阶段"), "owner": ("Owner", "负责人"),
+    "won": ("Won", "赢单"), "lost": ("Lost", "输单"), "win_rate": ("Win rate", "赢单率"),
+    "source": ("Source", "来源"), "stays": ("Stays", "停留次数"),
+    "median_days": ("Median days", "中位天数"), "p90_days": ("90th pct. days", "90 分位天数"),
+    "current": ("There now", "当前数量"), "stalled": ("Stalled", "停滞数"),
+    "tier": ("Tier", "客户等级"), "customers": ("Customers", "客户数"),
+    "lifetime_value": ("Lifetime value", "累计成交金额"), "lifecycle": ("Lifecycle", "生命周期"),
+    "segment": ("Segment", "分群"), "open_deals": ("Open deals", "进行中商机"),
+    "pipeline": ("Pipeline", "商机金额"), "won_deals": ("Won deals", "成交次数"),
+    "won_amount": ("Won amount", "成交金额"),
+    "interactions_30d": ("Interactions 30 d", "30 天跟进"),
+    "interactions_90d": ("Interactions 90 d", "90 天跟进"), "reason": ("Reason", "原因"),
+    "opportunity_id": ("OpportunityID", "商机编号"), "title": ("Opportunity", "商机名称"),
+    "detail": ("Detail", "说明"), "expected_close": ("Expected close", "预计成交日期"),
+    "customer_id": ("CustomerID", "客户编号"), "name": ("Name", "客户名称"),
+    "last_activity": ("Last activity", "最近活动"),
+}
+COLUMN_FORMATS = {"amount": MONEY, "weighted": MONEY, "best_case": MONEY, "pipeline": MONEY,
+                  "won_amount": MONEY, "lifetime_value": MONEY, "conversion": PERCENT,
+                  "win_rate": PERCENT, "median_days": "0.0", "p90_days": "0.0",
+                  "expected_close": "yyyy-mm-dd", "last_activity": "yyyy-mm-dd"}
+REASON_LABELS = {"stalled": ("Stalled", "停滞"), "no-follow-up": ("No follow-up", "未跟进"),
+                 "close-date-past": ("Close date passed", "已过预计成交日期")}
+OVERDUE = ("Overdue", "已逾期")
+
+# (table key, columns shown, chart kind or None, chart value columns)
+LAYOUT: tuple[tuple[str, tuple[str, ...], str | None, tuple[str, ...]], ...] = (
+    ("pipeline", ("stage", "deals", "amount", "weighted"), "bar", ("amount", "weighted")),
+    ("forecast", ("month", "deals", "weighted", "best_case"), "col", ("weighted", "best_case")),
+    ("funnel", ("stage", "reached", "conversion"), "bar", ("reached",)),
+    ("tiers", ("tier", "customers", "lifetime_value"), "pie", ("customers",)),
+    ("lifecycle", ("lifecycle", "customers"), "bar", ("customers",)),
+    ("time_in_stage", ("stage", "stays", "median_days", "p90_days", "current", "stalled"), None,
+     ()),
+    ("segments", ("segment", "customers", "lifetime_value"), None, ()),
+    ("win_by_owner", ("owner", "won", "lost", "win_rate"), None, ()),
+    ("win_by_source", ("source", "won", "lost", "win_rate"), None, ()),
+    ("team", ("owner", "open_deals", "pipeline", "weighted", "won_deals", "won_amount",
+              "interactions_30d"), None, ()),
+    ("attention", ("reason", "opportunity_id", "title", "owner", "stage", "amount", "detail"),
+     None, ()),
+    ("largest_open", ("opportunity_id", "title", "owner", "stage", "amount", "expected_close"),
+     None, ()),
+    ("top_customers", ("customer_id", "name", "owner", "lifetime_value", "won_deals"), None, ()),
+    ("dormant", ("customer_id", "name", "owner", "last_activity", "lifetime_value"), None, ()),
+    ("activity_by_owner", ("owner", "interactions_30d", "interactions_90d"), None, ()),
+    ("activity_by_customer", ("customer_id", "name", "interactions_30d", "interactions_90d"),
+     None, ()),
+)
+ATTENTION_ROWS = 200  # the attention list shows the first rows; the Issues sheet has them all
+
+TITLE_FONT = Font(bold=True, size=16, color="1F4E78")
+BLOCK_FONT = Font(bold=True, size=12, color="1F4E78")
+TILE_FILL = PatternFill("solid", fgColor="DDEBF7")
+TILE_LABEL = Font(size=9, color="404040")
+TILE_VALUE = Font(bold=True, size=14, color="1F4E78")
+
+
+def write_dashboard(analytics: Analytics, lang: Lang, today: dt.date) -> Edit:
+    """An edit that rebuilds the Dashboard sheet from `analytics`."""
+
+    def edit(book: Workbook) -> None:
+        ws = _fresh_sheet(book, lang)
+        ws["A1"] = _t("dashboard", lang)
+        ws["A1"].font = TITLE_FONT
+        ws["A2"] = _t("as_of", lang).format(date=today.isoformat())
+        ws["A2"].font = TILE_LABEL
+        _tiles(ws, analytics.kpis, lang)
+        row = 7
+        for key, columns, chart, values in LAYOUT:
+            table = getattr(analytics, key)
+            if key == "attention":
+                table = table.head(ATTENTION_ROWS)
+            row = _block(ws, key, table, columns, chart, values, row, lang)
+        for index, width in enumerate((16, 24, 14, 14, 14, 14, 40), start=1):
+            ws.column_dimensions[get_column_letter(index)].width = width
+        ws.page_setup.orientation = "landscape"  # printed (and PDF) one page wide
+        ws.page_setup.fitToWidth, ws.page_setup.fitToHeight = 1, 0
+        ws.sheet_properties.pageSetUpPr.fitToPage = True
+        protect_sheet(ws)
+
+    return edit
+
+
+def _fresh_sheet(book: Workbook, lang: Lang) -> Worksheet:
+    sdef = schema.DASHBOARD
+    position = len(book.sheetnames)
+    for title in (sdef.label(lang), sdef.en, sdef.zh):
+        if title in book.sheetnames:
+            position = book.sheetnames.index(title)
+            book.remove(book[title])
+            break
+    ws = book.create_sheet(sdef.label(lang), position)
+    ws.sheet_properties.tabColor = "1F4E78"
+    ws.sheet_view.showGridLines = False
+    return ws
+
+
+def _t(key: str, lang: Lang) -> str:
+    return schema.label(TITLES[key], lang)
+
+
+def _tiles(ws: Worksheet, kpis: dict[str, Any], lang: Lang) -> None:
+    currency = kpis.get("currency") or ""
+    for index, key in enumerate(KPI_LABELS):
+        column = 1 + 2 * (index % 4)
+        row = 3 + 2 * (index // 4)
+        label = schema.label(KPI_LABELS[key], lang)
+        if KPI_FORMATS.get(key, MONEY) == MONEY and key != "stall_stage":
+            label = f"{label} ({currency})"
+        value = kpis.get(key)
+        label_cell = ws.cell(row=row, column=column, value=label)
+        value_cell = ws.cell(row=row + 1, column=column)
+        put(value_cell, "—" if value is None else value)
+        value_cell.number_format = KPI_FORMATS.get(key, MONEY)
+        for cell, font in ((label_cell, TILE_LABEL), (value_cell, TILE_VALUE)):
+            cell.font = font
+            cell.fill = TILE_FILL
+            cell.alignment = Alignment(horizontal="left", vertical="center")
+            ws.cell(row=cell.row, column=column + 1).fill = TILE_FILL
+        ws.merge_cells(start_row=row, start_column=column, end_row=row, end_column=column + 1)
+        ws.merge_cells(start_row=row + 1, start_column=column, end_row=row + 1,
+                       end_column=column + 1)
+
+
+def _block(ws: Worksheet, key: str, table: pd.DataFrame, columns: tuple[str, ...],
+           chart: str | None, values: tuple[str, ...], row: int, lang: Lang) -> int:
+    """Write one titled table (and its chart); return the next free row."""
+    ws.cell(row=row, column=1, value=_t(key, lang)).font = BLOCK_FONT
+    header = row + 1
+    for offset, column in enumerate(columns, start=1):
+        ws.cell(row=header, column=offset, value=schema.label(COLUMN_LABELS[column], lang))
+    records = table[list(columns)].to_dict("records") if len(table) else []
+    for r, record in enumerate(records, start=header + 1):
+        for offset, column in enumerate(columns, start=1):
+            cell = ws.cell(row=r, column=offset)
+            put(cell, _cell(column, record[column], lang))
+            if column in COLUMN_FORMATS:
+                cell.number_format = COLUMN_FORMATS[column]
+    last = header + max(len(records), 1)
+    ref = f"A{header}:{get_column_letter(len(columns))}{last}"
+    excel_table = Table(displayName=f"dash_{key}", ref=ref)
+    excel_table.tableStyleInfo = TableStyleInfo(name="TableStyleLight9", showRowStripes=True)
+    ws.add_table(excel_table)
+    end = last + 2
+    if chart and records:
+        ws.add_chart(_chart(ws, key, columns, chart, values, header, last, lang),
+                     f"{CHART_COLUMN}{row}")
+        end = max(end, row + CHART_ROWS + 1)
+    return end
+
+
+def _cell(column: str, value: Any, lang: Lang) -> Any:
+    if value is None or value is pd.NaT or (isinstance(value, float) and value != value):
+        return None
+    if value is pd.NA:
+        return None
+    if column == "month" and value == "overdue":
+        return schema.label(OVERDUE, lang)
+    if column == "reason":
+        return schema.label(REASON_LABELS.get(str(value), (str(value),) * 2), lang)
+    if column == "segment" and lang == "zh":
+        return SEGMENT_LABELS.get(str(value), value)
+    if isinstance(value, pd.Timestamp):
+        return value.to_pydatetime()
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    return value
+
+
+def _chart(ws: Worksheet, key: str, columns: tuple[str, ...], kind: str,
+           values: tuple[str, ...], header: int, last: int, lang: Lang) -> Any:
+    labels = Reference(ws, min_col=1, min_row=header + 1, max_row=last)
+    chart: Any
+    if kind == "pie":
+        chart = PieChart()
+    else:
+        chart = BarChart()
+        chart.type = "bar" if kind == "bar" else "col"
+        chart.grouping = "clustered"
+        if kind == "bar":
+            chart.x_axis.scaling.orientation = "maxMin"  # first stage on top
+            chart.y_axis.crosses = "max"  # and the value axis below
+        chart.y_axis.majorGridlines = None
+        chart.x_axis.delete = False
+        chart.y_axis.delete = False
+    for value in values:
+        column = columns.index(value) + 1
+        chart.add_data(Reference(ws, min_col=column, min_row=header, max_row=last),
+                       titles_from_data=True)
+    chart.set_categories(labels)
+    chart.title = _t(key, lang)
+    chart.height, chart.width = 7.5, 15
+    if len(values) == 1 and kind != "pie":
+        chart.legend = None
+    return chart
