@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated, Any, Literal, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -280,6 +280,45 @@ def _write_text(path: Path, text: str) -> None:
         temp.replace(path)
     except OSError as error:
         raise InputError(f"cannot write {path}: {error.strerror}") from None
+
+
+class WatchMode(StrEnum):
+    report = "report"
+    sync = "sync"
+
+
+@app.command()
+def watch(
+    folder: Annotated[Path, typer.Argument(help="The shared folder holding the workbooks.")],
+    poll: Annotated[float | None, typer.Option("--poll", min=0.5, help="Poll every SECONDS "
+                                               "instead of native events (network shares).")
+                    ] = None,
+    mode: Annotated[WatchMode, typer.Option("--mode", help="report: sidecar reports only; "
+                                                           "sync: also write results back when "
+                                                           "safe.")] = WatchMode.report,
+    once: Annotated[bool, typer.Option("--once", help="Process what is there, then exit.")
+                    ] = False,
+    recursive: Annotated[bool, typer.Option("--recursive", help="Watch subfolders too.")
+                         ] = False,
+    settle: Annotated[float, typer.Option("--settle", min=0.05, help="Seconds a file must stay "
+                                                                     "unchanged before it is "
+                                                                     "processed.")] = 1.0,
+) -> None:
+    """Check (or sync) every workbook saved in FOLDER, with reports in FOLDER/.xlcrm/."""
+    import signal
+    import threading
+
+    from .watch import Watcher, setup_logging
+
+    if not folder.is_dir():
+        _fail(f"{folder}: no such folder", 2)
+    setup_logging(folder)
+    chosen: Literal["report", "sync"] = "sync" if mode is WatchMode.sync else "report"
+    watcher = Watcher(folder, mode=chosen, poll=poll, recursive=recursive, settle=settle)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    _run(lambda: watcher.run(stop, once=once))
 
 
 @app.command()
