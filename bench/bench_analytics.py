@@ -7,13 +7,12 @@ The read and the validation it uses are timed apart; the figure is `analyse` alo
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from generate import OUT, generate  # noqa: E402
+from generate import bench_args  # noqa: E402
 
 from xlcrm.analytics import analyse  # noqa: E402
 from xlcrm.reader import read_workbook  # noqa: E402
@@ -21,12 +20,7 @@ from xlcrm.validate import validate  # noqa: E402
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("size", choices=["S", "M", "L"])
-    args = parser.parse_args()
-    source = OUT / f"bench_{args.size}_en.xlsx"
-    if not source.exists():
-        generate(args.size)
+    args, source = bench_args(__doc__)
     started = time.perf_counter()
     data = read_workbook(source)
     read_s = time.perf_counter() - started

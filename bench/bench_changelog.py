@@ -10,7 +10,6 @@ the figure is the diff itself, not the read or the write.
 
 from __future__ import annotations
 
-import argparse
 import random
 import sys
 import tempfile
@@ -20,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from generate import OUT, generate  # noqa: E402
+from generate import bench_args  # noqa: E402
 
 from xlcrm import schema  # noqa: E402
 from xlcrm.changes import start_tracking  # noqa: E402
@@ -30,12 +29,7 @@ from xlcrm.reader import ROW, read_workbook  # noqa: E402
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("size", choices=["S", "M", "L"])
-    args = parser.parse_args()
-    source = OUT / f"bench_{args.size}_en.xlsx"
-    if not source.exists():
-        generate(args.size)
+    args, source = bench_args(__doc__)
     started = time.perf_counter()
     data = read_workbook(source)
     fill_blank_ids(data)
@@ -72,21 +66,24 @@ def main() -> None:
 
 
 def edit_frames(data: object, rng: random.Random) -> int:
-    """Change 1,000 cells, delete 100 records and add 100 per sheet, in place."""
+    """Change 1,000 cells, delete 100 records and add 100 per sheet (fewer in a sheet of
+    under 2,400 records), in place."""
     made = 0
     for sdef in schema.DATA_SHEETS:
         sheet = data.sheets[sdef.key]  # type: ignore[attr-defined]
         frame = sheet.frame
         field = next(f.key for f in sdef.fields if f.type == "text" and not f.required)
-        rows = rng.sample(range(len(frame)), 1_200)
-        for position in rows[:1_000]:
+        scale = min(1.0, len(frame) / 2_400)  # a small workbook gets proportionally fewer
+        edit, drop, add = int(1_000 * scale), int(100 * scale), int(100 * scale)
+        rows = rng.sample(range(len(frame)), edit + drop + add)
+        for position in rows[:edit]:
             frame.iat[position, frame.columns.get_loc(field)] = f"edited {position}"
-        dropped = frame.index[rows[1_000:1_100]]
-        new = frame.iloc[rows[1_100:1_200]].copy()
+        dropped = frame.index[rows[edit:edit + drop]]
+        new = frame.iloc[rows[edit + drop:]].copy()
         new[sdef.id_field] = [f"NEW-{sdef.key}-{i}" for i in range(len(new))]
         new[ROW] = range(10**7, 10**7 + len(new))
         sheet.frame = pd.concat([frame.drop(index=dropped), new], ignore_index=True)
-        made += 1_200
+        made += len(rows)
     return made
 
 

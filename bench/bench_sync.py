@@ -8,7 +8,6 @@ docs/safety.md ("Speed").
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import sys
 import tempfile
@@ -16,7 +15,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from generate import OUT, generate  # noqa: E402
+from generate import bench_args  # noqa: E402
 
 from xlcrm import jobs  # noqa: E402
 from xlcrm.promote import promote_won_deals  # noqa: E402
@@ -25,12 +24,7 @@ from xlcrm.validate import validate  # noqa: E402
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("size", choices=["S", "M", "L"])
-    args = parser.parse_args()
-    source = OUT / f"bench_{args.size}_en.xlsx"
-    if not source.exists():
-        generate(args.size)
+    args, source = bench_args(__doc__)
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / source.name
         shutil.copyfile(source, path)

@@ -20,20 +20,17 @@ import zipfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from generate import OUT, generate  # noqa: E402
+from generate import bench_args  # noqa: E402
 
 from xlcrm.watch import Watcher  # noqa: E402
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("size", choices=["S", "M", "L"])
-    parser.add_argument("--settle", type=float, default=1.0)
-    parser.add_argument("--mode", choices=["report", "sync"], default="report")
-    args = parser.parse_args()
-    source = OUT / f"bench_{args.size}_en.xlsx"
-    if not source.exists():
-        generate(args.size)
+    def options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--settle", type=float, default=1.0)
+        p.add_argument("--mode", choices=["report", "sync"], default="report")
+
+    args, source = bench_args(__doc__, options)
     with tempfile.TemporaryDirectory() as folder_name:
         folder = Path(folder_name)
         path = folder / "crm.xlsx"

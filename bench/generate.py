@@ -16,6 +16,7 @@ import argparse
 import datetime as dt
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +71,21 @@ def generate(size: str, lang: Lang = "en", out: Path = OUT, today: dt.date | Non
     path = out / f"bench_{size}_{lang}.xlsx"
     book.save(path)
     return path
+
+
+def bench_args(doc: str, extra: Callable[[argparse.ArgumentParser], None] | None = None
+               ) -> tuple[argparse.Namespace, Path]:
+    """Parse a bench script's arguments (a size, plus `extra`); return them and the bench
+    workbook of that size, generated first when missing."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("size", choices=sorted(SIZES))
+    if extra is not None:
+        extra(parser)
+    args = parser.parse_args()
+    source = OUT / f"bench_{args.size}_en.xlsx"
+    if not source.exists():
+        generate(args.size)
+    return args, source
 
 
 def main() -> None:

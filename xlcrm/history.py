@@ -259,25 +259,12 @@ class History:
                 until: dt.datetime | None = None, sheet: str | None = None,
                 limit: int | None = None, newest_first: bool = False) -> list[dict[str, Any]]:
         """Stored entries, filtered; `old`/`new` decoded."""
-        where, params = [], []
-        if record:
-            where.append("record_id = ? COLLATE NOCASE")
-            params.append(record)
-        if field:
-            where.append("field = ? COLLATE NOCASE")
-            params.append(field)
-        if user:
-            where.append("user = ? COLLATE NOCASE")
-            params.append(user)
-        if sheet:
-            where.append("sheet = ?")
-            params.append(sheet)
-        if since:
-            where.append("at >= ?")
-            params.append(stamp(since))
-        if until:
-            where.append("at <= ?")
-            params.append(stamp(until))
+        conditions = (("record_id = ? COLLATE NOCASE", record), ("field = ? COLLATE NOCASE", field),
+                      ("user = ? COLLATE NOCASE", user), ("sheet = ?", sheet),
+                      ("at >= ?", stamp(since) if since else None),
+                      ("at <= ?", stamp(until) if until else None))
+        where = [sql for sql, value in conditions if value]
+        params = [value for _, value in conditions if value]
         sql = ("SELECT seq, run_id, at, user, source, job, sheet, record_id, action, field, old, "
                "new FROM entries")
         if where:
