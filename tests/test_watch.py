@@ -341,3 +341,46 @@ def test_watch_command_once_writes_the_log(folder: Path, cli: Callable[..., Any]
     assert [e["event"] for e in entries][:2] == ["started", "checked"]
     assert entries[1]["workbook"] == "crm.xlsx"
     assert cli("watch", folder / "missing").exit_code == 2
+
+
+def test_a_folder_that_disappears_for_a_while_does_not_kill_the_watcher(
+        folder: Path, running: Callable[..., Watcher], tmp_path: Path) -> None:
+    path = folder / "crm.xlsx"
+    watcher = running(folder, poll=0.2)
+    assert wait_for(lambda: watcher.runs == 1)
+    content = edited_copy(path, tmp_path / "x.xlsx", "after@@outage")
+    away = tmp_path / "unmounted"
+    folder.rename(away)  # the share goes away ...
+    time.sleep(1.0)
+    watcher.scan()  # a scan during the outage only logs
+    away.rename(folder)  # ... and comes back
+    excel_save(path, content, "rename-over")
+    watcher.scan()
+    assert wait_for(lambda: watcher.runs == 2)
+    assert report_of(path)["issues"][0]["value"] == "after@@outage"
+
+
+def test_sigterm_stops_the_watch_command_within_seconds(folder: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    from tests.conftest import env_without_debug
+
+    process = subprocess.Popen([sys.executable, "-m", "xlcrm", "watch", str(folder)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               env=env_without_debug())
+    try:
+        status = folder / ".xlcrm" / "watch-status.json"
+        log_file = folder / ".xlcrm" / "watch.log"
+        assert wait_for(lambda: log_file.exists() and '"checked"' in log_file.read_text(
+            encoding="utf-8"), timeout=30)
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+        assert time.monotonic() - started < 5
+        assert json.loads(status.read_text(encoding="utf-8"))["runs"] == 1
+        assert '"stopped"' in log_file.read_text(encoding="utf-8")
+    finally:
+        if process.poll() is None:
+            process.kill()
