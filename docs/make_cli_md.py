@@ -15,17 +15,23 @@ OUT = Path(__file__).with_name("cli.md")
 
 
 def commands() -> list[str]:
+    """Every command, with the subcommands of groups ("addin build")."""
     import typer.main
 
     group = typer.main.get_command(app)
-    return sorted(group.commands)  # type: ignore[attr-defined]
+    out = []
+    for name, command in sorted(group.commands.items()):  # type: ignore[attr-defined]
+        out.append(name)
+        for sub in sorted(getattr(command, "commands", {})):
+            out.append(f"{name} {sub}")
+    return out
 
 
 def render() -> str:
     runner = CliRunner()
     parts = ["# Command reference\n",
              "Generated from `--help` by `python docs/make_cli_md.py`; do not edit by hand.\n"]
-    for args in [[], *[[c] for c in commands()]]:
+    for args in [[], *[c.split() for c in commands()]]:
         result = runner.invoke(app, [*args, "--help"], env={"COLUMNS": "100", "NO_COLOR": "1"},
                                prog_name="xlcrm")
         title = " ".join(["xlcrm", *args])

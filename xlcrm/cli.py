@@ -321,6 +321,43 @@ def watch(
     _run(lambda: watcher.run(stop, once=once))
 
 
+addin_app = typer.Typer(help="The Excel add-in (xlcrm.xlam) with the CRM ribbon.",
+                        no_args_is_help=True)
+app.add_typer(addin_app, name="addin")
+
+
+@addin_app.command("build")
+def addin_build(
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for xlcrm.xlam.")] = Path("."),
+) -> None:
+    """Build xlcrm.xlam from the xlwings ribbon template (same inputs, same bytes)."""
+    from .addin import build
+
+    path = _run(lambda: build(out_dir))
+    out.print(f"Built {escape(str(path))}")
+
+
+@addin_app.command("install")
+def addin_install(
+    addin: Annotated[Path | None, typer.Option("--addin", help="A built xlcrm.xlam (default: "
+                                                               "build one now).")] = None,
+) -> None:
+    """Install xlcrm.xlam where Excel loads add-ins at start-up (Windows, macOS)."""
+    import tempfile
+
+    from .addin import build, install
+
+    def go() -> Path:
+        if addin is not None:
+            return install(addin)
+        with tempfile.TemporaryDirectory() as folder:
+            return install(build(Path(folder)))
+
+    target = _run(go)
+    out.print(f"Installed {escape(str(target))}; restart Excel and look for the "
+              "“CRM 客户管理” tab.")
+
+
 @app.command()
 def demo(
     folder: Annotated[Path, typer.Argument(help="Where to put the demo workbooks.")] = Path(

@@ -138,12 +138,7 @@ def write_issues_sheet(report: Report, lang: Lang) -> Edit:
         ws = engine_sheet(book, "issues", lang)
         columns = [c[0] for c in schema.ENGINE_COLUMNS["issues"]]
         issues = report.sorted_issues()
-        rows = []
-        for issue in issues:
-            data = issue.to_json()
-            data["severity"] = schema.label(schema.SEVERITY_LABELS[issue.severity], lang)
-            rows.append([data[c] for c in columns])
-        write_rows(ws, rows, len(columns))
+        write_rows(ws, issue_rows(report, lang), len(columns))
         link_col = columns.index("cell") + 1
         for index, issue in enumerate(issues, start=2):
             if issue.cell and issue.sheet in book.sheetnames:
@@ -163,26 +158,33 @@ def write_changelog_sheet(entries: Sequence[Mapping[str, Any]], lang: Lang,
 
     def edit(book: Workbook) -> None:
         ws = engine_sheet(book, "changelog", lang)
-        columns = [c[0] for c in schema.ENGINE_COLUMNS["changelog"]]
-        rows = []
-        for entry in entries:
-            sheet = str(entry["sheet"])
-            shown = {
-                "at": local_time(str(entry["at"])),
-                "user": entry["user"],
-                "source": schema.label(schema.SOURCE_LABELS.get(
-                    str(entry["source"]), (str(entry["source"]),) * 2), lang),
-                "sheet": sheet_names.get(sheet, sheet),
-                "record_id": entry["record_id"],
-                "action": schema.label(schema.ACTION_LABELS[str(entry["action"])], lang),
-                "field": schema.field_label(sheet, entry.get("field"), lang),
-                "old": _shown(sheet, entry.get("old"), lang),
-                "new": _shown(sheet, entry.get("new"), lang),
-            }
-            rows.append([shown[c] for c in columns])
-        write_rows(ws, rows, len(columns))
+        rows = changelog_rows(entries, lang, sheet_names)
+        write_rows(ws, rows, len(schema.ENGINE_COLUMNS["changelog"]))
 
     return edit
+
+
+def changelog_rows(entries: Sequence[Mapping[str, Any]], lang: Lang,
+                   sheet_names: Mapping[str, str]) -> list[list[Any]]:
+    """The ChangeLog sheet's rows for `entries`, as a person reads them in `lang`."""
+    columns = [c[0] for c in schema.ENGINE_COLUMNS["changelog"]]
+    rows = []
+    for entry in entries:
+        sheet = str(entry["sheet"])
+        shown = {
+            "at": local_time(str(entry["at"])),
+            "user": entry["user"],
+            "source": schema.label(schema.SOURCE_LABELS.get(
+                str(entry["source"]), (str(entry["source"]),) * 2), lang),
+            "sheet": sheet_names.get(sheet, sheet),
+            "record_id": entry["record_id"],
+            "action": schema.label(schema.ACTION_LABELS[str(entry["action"])], lang),
+            "field": schema.field_label(sheet, entry.get("field"), lang),
+            "old": _shown(sheet, entry.get("old"), lang),
+            "new": _shown(sheet, entry.get("new"), lang),
+        }
+        rows.append([shown[c] for c in columns])
+    return rows
 
 
 def _shown(sheet: str, value: Any, lang: Lang) -> str:
@@ -196,6 +198,17 @@ def _shown(sheet: str, value: Any, lang: Lang) -> str:
 def local_time(stamp_text: str) -> str:
     """A stored UTC time as local time, to the second."""
     return parse_stamp(stamp_text).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def issue_rows(report: Report, lang: Lang) -> list[list[Any]]:
+    """The Issues sheet's rows, in report order, severities in `lang`."""
+    columns = [c[0] for c in schema.ENGINE_COLUMNS["issues"]]
+    rows = []
+    for issue in report.sorted_issues():
+        data = issue.to_json()
+        data["severity"] = schema.label(schema.SEVERITY_LABELS[issue.severity], lang)
+        rows.append([data[c] for c in columns])
+    return rows
 
 
 def mark_cells(report: Report, sheets: Iterable[str]) -> Edit:

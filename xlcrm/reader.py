@@ -140,6 +140,15 @@ def _read_sheet(book: Any, sdef: SheetDef, name: str, tables: list[Any], path: P
         headers = [str(h) for h in raw[first:last + 1]]
         rows = [r[first:last + 1] for r in grid[index + 1:]]
         header_row, first_col, table_name = index + 1, first + 1, None
+    return sheet_from_rows(sdef, name, headers, rows, header_row, first_col, table_name, path)
+
+
+def sheet_from_rows(sdef: SheetDef, name: str, headers: list[str], rows: list[list[Any]],
+                    header_row: int, first_col: int, table_name: str | None,
+                    path: Path) -> SheetData:
+    """A data sheet from its header texts and rows, wherever they were read (calamine here,
+    xlwings in the ribbon). Raises SheetMissing when a key column is absent."""
+    aliases = schema.header_aliases(sdef)
     keys: list[str] = []
     columns: dict[str, int] = {}
     header_text: dict[str, str] = {}
@@ -198,15 +207,20 @@ def _settings_tables(book: Any, tables: dict[str, list[Any]]) -> dict[str, list[
         table = by_name.get(table_name.casefold())
         if table is None:
             continue
-        if table_name == "Lists":
-            aliases = schema.list_aliases()
-        else:
-            aliases = schema.settings_aliases(table_name)
-        keys = [aliases.get(normalize_header(h), str(h)) for h in table.columns]
-        rows = [dict(zip(keys, row, strict=False)) for row in table.to_python()]
-        found[table_name] = [{k: (None if v == "" else v) for k, v in row.items()}
-                             for row in rows]
+        found[table_name] = settings_rows(table_name, list(table.columns), table.to_python())
     return found
+
+
+def settings_rows(table_name: str, headers: list[Any], rows: list[list[Any]]
+                  ) -> list[dict[str, Any]]:
+    """The rows of a Settings table as dicts keyed by column key (blank cells as None)."""
+    if table_name == "Lists":
+        aliases = schema.list_aliases()
+    else:
+        aliases = schema.settings_aliases(table_name)
+    keys = [aliases.get(normalize_header(h), str(h)) for h in headers]
+    return [{k: (None if v == "" else v) for k, v in zip(keys, row, strict=False)}
+            for row in rows]
 
 
 def _short(error: Exception) -> str:

@@ -1,0 +1,231 @@
+"""A small stand-in for the xlwings objects `xlcrm.ribbon.XlBook` uses: Book, Sheet, Range,
+Table, Note, Chart, App.alert. It holds a real workbook's cell values (loaded with openpyxl)
+in memory and records what the ribbon writes. Real Excel is NOT exercised by these tests.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import openpyxl
+from openpyxl.utils import column_index_from_string, get_column_letter, range_boundaries
+
+
+class Note:
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+class Chart:
+    def __init__(self, sheet: Sheet) -> None:
+        self.sheet, self.source, self.chart_type, self.name = sheet, None, None, None
+
+    def set_source_data(self, rng: Range) -> None:
+        self.source = rng.address
+
+    def delete(self) -> None:
+        self.sheet.charts_list.remove(self)
+
+
+class Charts:
+    def __init__(self, sheet: Sheet) -> None:
+        self.sheet = sheet
+
+    def add(self, left: float = 0, top: float = 0, width: float = 355,
+            height: float = 211) -> Chart:
+        chart = Chart(self.sheet)
+        self.sheet.charts_list.append(chart)
+        return chart
+
+    def __iter__(self) -> Any:
+        return iter(list(self.sheet.charts_list))
+
+
+class Columns:
+    def __init__(self, count: int) -> None:
+        self.count = count
+
+
+class Range:
+    def __init__(self, sheet: Sheet, r1: int, c1: int, r2: int, c2: int) -> None:
+        self.sheet, self.r1, self.c1, self.r2, self.c2 = sheet, r1, c1, r2, c2
+
+    row = property(lambda self: self.r1)
+    column = property(lambda self: self.c1)
+    columns = property(lambda self: Columns(self.c2 - self.c1 + 1))
+    left = property(lambda self: float(self.c1 * 50))
+    top = property(lambda self: float(self.r1 * 15))
+    last_cell = property(lambda self: Range(self.sheet, self.r2, self.c2, self.r2, self.c2))
+
+    @property
+    def address(self) -> str:
+        return (f"${get_column_letter(self.c1)}${self.r1}:${get_column_letter(self.c2)}"
+                f"${self.r2}")
+
+    def options(self, **_: Any) -> Range:
+        return self
+
+    @property
+    def value(self) -> Any:
+        rows = [[self.sheet.cells.get((r, c)) for c in range(self.c1, self.c2 + 1)]
+                for r in range(self.r1, self.r2 + 1)]
+        return rows[0][0] if self.r1 == self.r2 and self.c1 == self.c2 else rows
+
+    @value.setter
+    def value(self, value: Any) -> None:
+        self.sheet.writes += 1
+        rows = value if isinstance(value, list) else [[value]]
+        rows = [r if isinstance(r, list) else [r] for r in rows]
+        for i, row in enumerate(rows):
+            for j, item in enumerate(row):
+                self.sheet.set(self.r1 + i, self.c1 + j, item)
+
+    def clear_contents(self) -> None:
+        for r in range(self.r1, self.r2 + 1):
+            for c in range(self.c1, self.c2 + 1):
+                self.sheet.cells.pop((r, c), None)
+
+    @property
+    def color(self) -> Any:
+        return self.sheet.colors.get((self.r1, self.c1))
+
+    @color.setter
+    def color(self, value: Any) -> None:
+        for r in range(self.r1, self.r2 + 1):
+            for c in range(self.c1, self.c2 + 1):
+                if value is None:
+                    self.sheet.colors.pop((r, c), None)
+                else:
+                    self.sheet.colors[(r, c)] = value
+
+    @property
+    def note(self) -> Any:
+        found = self.sheet.notes.get((self.r1, self.c1))
+        return None if found is None else _BoundNote(self.sheet, (self.r1, self.c1))
+
+    def add_note(self, text: str) -> Note:
+        assert (self.r1, self.c1) not in self.sheet.notes, "a note is there already"
+        self.sheet.notes[(self.r1, self.c1)] = Note(text)
+        return self.sheet.notes[(self.r1, self.c1)]
+
+
+class _BoundNote:
+    def __init__(self, sheet: Sheet, key: tuple[int, int]) -> None:
+        self.sheet, self.key = sheet, key
+
+    @property
+    def text(self) -> str:
+        return self.sheet.notes[self.key].text
+
+    @text.setter
+    def text(self, value: str) -> None:
+        self.sheet.notes[self.key].text = value
+
+    def delete(self) -> None:
+        self.sheet.notes.pop(self.key, None)
+
+
+class MultiRange:
+    """`sheet.range("A1,B2")`: only colour is set on such ranges."""
+
+    def __init__(self, parts: list[Range]) -> None:
+        self.parts = parts
+
+    @property
+    def color(self) -> Any:
+        return self.parts[0].color
+
+    @color.setter
+    def color(self, value: Any) -> None:
+        for part in self.parts:
+            part.color = value
+
+
+class Table:
+    def __init__(self, sheet: Sheet, name: str, ref: str) -> None:
+        self.sheet, self.name = sheet, name
+        c1, r1, c2, r2 = range_boundaries(ref)
+        self.range = Range(sheet, r1, c1, r2, c2)
+
+    def resize(self, rng: Range) -> None:
+        self.range = rng
+
+
+class Sheet:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.cells: dict[tuple[int, int], Any] = {}
+        self.colors: dict[tuple[int, int], Any] = {}
+        self.notes: dict[tuple[int, int], Note] = {}
+        self.tables: list[Table] = []
+        self.charts_list: list[Chart] = []
+        self.charts = Charts(self)
+        self.writes = 0
+
+    def set(self, row: int, column: int, value: Any) -> None:
+        if value is None:
+            self.cells.pop((row, column), None)
+        else:
+            self.cells[(row, column)] = value
+
+    def range(self, first: Any, second: Any = None) -> Any:
+        if isinstance(first, str):
+            parts = [self._a1(part) for part in first.split(",")]
+            return parts[0] if len(parts) == 1 else MultiRange(parts)
+        r2, c2 = second if second is not None else first
+        return Range(self, first[0], first[1], r2, c2)
+
+    def _a1(self, ref: str) -> Range:
+        letters = "".join(ch for ch in ref if ch.isalpha())
+        row = int("".join(ch for ch in ref if ch.isdigit()))
+        column = column_index_from_string(letters)
+        return Range(self, row, column, row, column)
+
+    @property
+    def used_range(self) -> Range:
+        rows = [r for r, _ in self.cells] or [1]
+        columns = [c for _, c in self.cells] or [1]
+        return Range(self, 1, 1, max(rows), max(columns))
+
+    def column_values(self, row: int, width: int) -> list[Any]:
+        return [self.cells.get((row, c)) for c in range(1, width + 1)]
+
+
+class Sheets:
+    def __init__(self, sheets: list[Sheet]) -> None:
+        self.items = sheets
+
+    def __iter__(self) -> Any:
+        return iter(self.items)
+
+    def __getitem__(self, name: str) -> Sheet:
+        return next(s for s in self.items if s.name == name)
+
+
+class App:
+    def __init__(self) -> None:
+        self.alerts: list[str] = []
+
+    def alert(self, prompt: str, title: str | None = None, **_: Any) -> None:
+        self.alerts.append(prompt)
+
+
+class Book:
+    """An open workbook: the cells of a real .xlsx, in memory."""
+
+    def __init__(self, path: Path) -> None:
+        self.fullname = str(path)
+        self.app = App()
+        wb = openpyxl.load_workbook(path)
+        sheets = []
+        for ws in wb.worksheets:
+            sheet = Sheet(ws.title)
+            for row in ws.iter_rows():
+                for cell in row:
+                    if cell.value is not None:
+                        sheet.cells[(cell.row, cell.column)] = cell.value
+            for table in ws.tables.values():
+                sheet.tables.append(Table(sheet, table.name, table.ref))
+            sheets.append(sheet)
+        self.sheets = Sheets(sheets)
