@@ -238,13 +238,20 @@ def _match(chunk: bytes, position: int) -> tuple[int, int]:
 # Installing
 
 def install(addin: Path) -> Path:
-    """Copy the add-in where Excel loads add-ins at start-up (Excel's XLSTART folder), as
-    ``xlwings addin install`` does.
+    """Copy the add-in where Excel loads add-ins at start-up, as ``xlwings addin install``
+    does: the folder the running (or a hidden) Excel reports as its start-up path, else the
+    usual XLSTART folder.
 
     Raises:
-        AddinError: there is no Excel on this system (Linux), or the folder is not there.
+        AddinError: there is no Excel on this system (Linux).
     """
-    folder = xlstart_folder()
+    folder = xlstart_folder()  # raises on Linux
+    try:
+        from xlwings.cli import get_addin_dir
+
+        folder = Path(str(get_addin_dir()))  # type: ignore[no-untyped-call]
+    except Exception:  # noqa: BLE001, S110 - Excel not reachable: the usual folder will do
+        pass
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / ADDIN_NAME
     shutil.copyfile(addin, target)
