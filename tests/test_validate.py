@@ -183,8 +183,14 @@ def test_warnings_close_date_stalled_and_follow_up(clean_book: Callable[..., Pat
 def test_possible_duplicate_customers(clean_book: Callable[..., Path]) -> None:
     path = clean_book()
     data = read_workbook(path)
-    phone = data.sheets["customers"].frame.set_index("customer_id").at["C-000002", "phone"]
+    customers = data.sheets["customers"].frame.set_index("customer_id")
+    phone, name = customers.at["C-000002", "phone"], customers.at["C-000002", "name"]
+    # a shared phone alone is one switchboard, not one customer
     edit_cells(path, [("customers", "C-000003", "phone", phone)])
+    report = validate_workbook(path, today=TODAY).report
+    assert not [i for i in report.issues if i.code == "possible-duplicate"]
+    # the same phone and the same name in another legal form is one customer
+    edit_cells(path, [("customers", "C-000003", "name", f"{name} (Holding) Co., Ltd.")])
     report = validate_workbook(path, today=TODAY).report
     dupes = {(i.record_id, i.cell) for i in report.issues if i.code == "possible-duplicate"}
     sheet, cell2, _ = cell_of(path, "customers", "C-000002", "name")

@@ -149,6 +149,39 @@ def promote(path: PathArg, format: FormatOpt = Format.text) -> None:
         _fail(str(result.write_error), result.write_error.exit_code)
 
 
+@app.command()
+def dedupe(
+    path: PathArg,
+    sheet: Annotated[str, typer.Option("--sheet", help="The sheet to look in (customers; "
+                                                       "opportunities and interactions are "
+                                                       "not matched yet).")] = "customers",
+    threshold: Annotated[float | None, typer.Option("--threshold", min=0, max=1, help="Score "
+                                                    "from which a pair counts (default: "
+                                                    "Settings duplicate_threshold).")] = None,
+    format: FormatOpt = Format.text,
+    write: Annotated[bool, typer.Option("--write", help="Fill the Duplicates sheet.")] = False,
+) -> None:
+    """Find duplicate customers: clusters with a score and the reasons for each pair."""
+    if schema.normalize_header(sheet) not in ("customers", "客户"):
+        _fail(f"--sheet {sheet}: only customers are matched so far", 2)
+    result = _run(lambda: jobs.dedupe_workbook(path, threshold=threshold, write=write))
+    if format is Format.json:
+        typer.echo(json.dumps({"version": 1, "clusters": result.clusters}, ensure_ascii=False,
+                              indent=2))
+    else:
+        for number, cluster in enumerate(result.clusters, start=1):
+            out.print(f"[bold]{number}.[/bold] {', '.join(cluster['record_ids'])} "
+                      f"(rows {', '.join(map(str, cluster['rows']))}) score "
+                      f"{cluster['score']:.2f}")
+            for pair in cluster["pairs"]:
+                out.print(f"     {pair['a']} ~ {pair['b']} {pair['score']:.2f}: "
+                          f"{escape('; '.join(pair['reasons']))}")
+        out.print(f"[bold]{len(result.clusters)} clusters[/bold]"
+                  + ("; written to the Duplicates sheet" if result.written else ""))
+    if result.write_error is not None:
+        _fail(str(result.write_error), result.write_error.exit_code)
+
+
 @app.command("log")
 def log_cmd(
     path: PathArg,

@@ -195,6 +195,16 @@ def _shown(sheet: str, value: Any, lang: Lang) -> str:
     return text[:CHANGELOG_TEXT]
 
 
+def write_duplicates_sheet(rows: Sequence[Sequence[Any]], lang: Lang) -> Edit:
+    """Fill the Duplicates sheet: one row per member of each cluster."""
+
+    def edit(book: Workbook) -> None:
+        ws = engine_sheet(book, "duplicates", lang)
+        write_rows(ws, rows, len(schema.ENGINE_COLUMNS["duplicates"]))
+
+    return edit
+
+
 def local_time(stamp_text: str) -> str:
     """A stored UTC time as local time, to the second."""
     return parse_stamp(stamp_text).astimezone().strftime("%Y-%m-%d %H:%M:%S")

@@ -30,11 +30,13 @@ from .changes import (
     values_at,
 )
 from .dashboard import write_dashboard
+from .dedupe import clusters_json, duplicate_rows, find_duplicate_customers
 from .edits import (
     append_rows,
     mark_cells,
     set_cells,
     write_changelog_sheet,
+    write_duplicates_sheet,
     write_issues_sheet,
 )
 from .errors import (
@@ -146,7 +148,8 @@ def sync_workbook(path: Path, today: dt.date | None = None, source: str = "cli")
                             analytics=figures)
         edits = [*id_edits(filled), set_cells(data.sheets["opportunities"].name, stage),
                  *promotion_edits(data, promotion), *report_edits(data, report),
-                 changelog_edit(history, tracker), write_dashboard(figures, data.lang, today)]
+                 changelog_edit(history, tracker), write_dashboard(figures, data.lang, today),
+                 duplicates_edit(data)]
         _write(result, data, edits)
         if result.written:
             _commit(result, history, tracker, report, today)
@@ -293,6 +296,39 @@ def report_workbook(path: Path, write: bool = True, today: dt.date | None = None
     if write:
         _write(result, data, [write_dashboard(figures, data.lang, today)])
     return result
+
+
+@dataclass
+class DedupeResult:
+    clusters: list[dict[str, Any]]
+    written: bool = False
+    write_error: XlcrmError | None = None
+    lang: Lang = "en"
+
+
+def dedupe_workbook(path: Path, threshold: float | None = None, write: bool = False
+                    ) -> DedupeResult:
+    """Find duplicate customers; with `write`, fill the Duplicates sheet."""
+    data = read_workbook(path)
+    sheet = data.sheets["customers"]
+    limit = data.settings.options.duplicate_threshold if threshold is None else threshold
+    matches = find_duplicate_customers(sheet.frame, data.settings.options.phone_region, limit)
+    result = DedupeResult(clusters_json(sheet.frame, sheet.name, matches), lang=data.lang)
+    if write:
+        holder = SyncResult(report=Report(workbook=path.name, counts={}))
+        _write(holder, data, [write_duplicates_sheet(
+            duplicate_rows(sheet.frame, sheet.name, matches), data.lang)])
+        result.written, result.write_error = holder.written, holder.write_error
+    return result
+
+
+def duplicates_edit(data: WorkbookData) -> Edit:
+    """The Duplicates sheet as sync writes it."""
+    sheet = data.sheets["customers"]
+    options = data.settings.options
+    matches = find_duplicate_customers(sheet.frame, options.phone_region,
+                                       options.duplicate_threshold)
+    return write_duplicates_sheet(duplicate_rows(sheet.frame, sheet.name, matches), data.lang)
 
 
 def change_log(path: Path, record: str | None = None, field_name: str | None = None,

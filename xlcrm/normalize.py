@@ -143,24 +143,66 @@ def _tax_id_key(raw: str) -> str | None:
     return uscc.compact(raw) if raw and uscc.is_valid(raw) else None
 
 
-# Legal forms: the first cut written here; the duplicates issue replaces it with cleanco/opencc.
-_LEGAL_ZH = ("股份有限公司", "有限责任公司", "有限公司", "集团", "公司")
-_LEGAL_EN = re.compile(
-    r"\b(co|company|corp|corporation|inc|incorporated|ltd|limited|llc|gmbh|pty|plc|group)\b\.?",
-    re.IGNORECASE)
+# Company names. cleanco strips legal forms in many languages; it does not know Chinese ones
+# or Chinese region prefixes, so those two lists are ours. OpenCC folds traditional characters.
+_LEGAL_ZH = ("股份有限公司", "有限责任公司", "有限公司", "集团公司", "集团", "公司", "股份")
+_REGIONS = (
+    "内蒙古", "黑龙江", "北京", "天津", "上海", "重庆", "河北", "山西", "辽宁", "吉林", "江苏",
+    "浙江", "安徽", "福建", "江西", "山东", "河南", "湖北", "湖南", "广东", "海南", "四川", "贵州",
+    "云南", "陕西", "甘肃", "青海", "台湾", "广西", "西藏", "宁夏", "新疆", "香港", "澳门", "广州",
+    "深圳", "杭州", "南京", "苏州", "成都", "武汉", "西安", "宁波", "无锡", "厦门", "青岛", "大连",
+    "沈阳", "长沙", "郑州", "济南", "合肥", "福州", "东莞", "佛山", "珠海", "昆明", "常州", "南通",
+    "温州", "绍兴", "嘉兴", "台州", "泉州", "烟台", "潍坊", "石家庄", "哈尔滨", "长春", "太原",
+    "南昌", "南宁", "贵阳", "兰州", "海口", "乌鲁木齐", "呼和浩特", "银川", "西宁", "拉萨")
+_REGION_PREFIX = re.compile(rf"^(?:{'|'.join(_REGIONS)})(?:省|市|自治区|特别行政区)?")
+_PARENS = re.compile(r"[(（\[【][^)）\]】]*[)）\]】]")
 _PUNCT = re.compile(r"[\W_]+", re.UNICODE)
 
 
 def company_key(value: Any) -> str:
-    """A company name folded for exact comparison (legal forms, case, punctuation removed)."""
-    return _company_key(text(value))
+    """A company name folded for exact comparison: `name_words` without the spaces."""
+    return name_words(value).replace(" ", "")
+
+
+def name_words(value: Any) -> str:
+    """A company name folded to its distinguishing words: width, traditional characters,
+    case, parenthesised parts, legal forms (English and Chinese), a leading region, and
+    punctuation removed ("（上海）华訊科技股份有限公司" → "华讯科技")."""
+    return _name_words(text(value))
 
 
 @lru_cache(maxsize=200_000)
-def _company_key(raw: str) -> str:
-    name = unicodedata.normalize("NFKC", raw).casefold()
-    name = re.sub(r"[(（][^)）]*[)）]", "", name)
+def _name_words(raw: str) -> str:
+    name = _t2s(unicodedata.normalize("NFKC", raw)).casefold()
+    name = _PARENS.sub(" ", name)
+    for _ in range(3):  # "Acme Holdings Co., Ltd." carries more than one legal form
+        stripped = cleanco_basename(name)
+        if stripped == name:
+            break
+        name = stripped
     for suffix in _LEGAL_ZH:
-        name = name.replace(suffix, "")
-    name = _LEGAL_EN.sub(" ", name)
-    return _PUNCT.sub("", name)
+        if name.endswith(suffix) and len(name) > len(suffix) + 1:
+            name = name[: -len(suffix)]
+    rest = _REGION_PREFIX.sub("", name.strip())
+    if len(rest.strip()) >= 2:
+        name = rest
+    return " ".join(_PUNCT.sub(" ", name).split())
+
+
+def cleanco_basename(name: str) -> str:
+    from cleanco import basename
+
+    return str(basename(name)).casefold()
+
+
+@lru_cache(maxsize=1)
+def _converter() -> Any:
+    import opencc
+
+    return opencc.OpenCC("t2s")
+
+
+def _t2s(value: str) -> str:
+    if not any("\u3400" <= ch <= "\u9fff" for ch in value):
+        return value
+    return str(_converter().convert(value))

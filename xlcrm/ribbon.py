@@ -25,14 +25,14 @@ from . import schema
 from .analytics import analyse
 from .changes import Tracker, stage_cells, stage_history, start_tracking
 from .dashboard import COLUMN_LABELS, KPI_LABELS, LAYOUT, TITLES, _cell
-from .dedupe import find_duplicate_customers
+from .dedupe import duplicate_rows, find_duplicate_customers
 from .edits import changelog_rows, issue_rows
 from .errors import SheetMissing, XlcrmError
 from .history import History, history_path, stamp
 from .ids import fill_blank_ids
 from .issues import Report
 from .promote import promote_won_deals
-from .reader import ROW, WorkbookData, settings_rows, sheet_from_rows
+from .reader import WorkbookData, settings_rows, sheet_from_rows
 from .schema import Lang, normalize_header
 from .settings import settings_from_tables
 from .validate import validate
@@ -282,18 +282,14 @@ def xl_changelog(xl: XlBook) -> str:
 def xl_dedupe(xl: XlBook) -> str:
     data = read_live(xl)
     customers = data.sheets["customers"]
-    frame = customers.frame
-    rows = []
-    for number, match in enumerate(find_duplicate_customers(
-            frame, data.settings.options.phone_region), start=1):
-        for index in match.indices:
-            rows.append([number, customers.name, frame.at[index, "customer_id"],
-                         int(frame.at[index, ROW]), 1.0, ", ".join(match.reasons)])
+    options = data.settings.options
+    matches = find_duplicate_customers(customers.frame, options.phone_region,
+                                       options.duplicate_threshold)
+    rows = duplicate_rows(customers.frame, customers.name, matches)
     name = _engine_sheet(xl, "duplicates", data.lang)
     xl.replace_below_header(name, len(schema.ENGINE_COLUMNS["duplicates"]), rows)
-    clusters = len({r[0] for r in rows})
-    return (f"找到 {clusters} 组疑似重复客户。" if data.lang == "zh"
-            else f"{clusters} groups of likely duplicate customers found.")
+    return (f"找到 {len(matches)} 组疑似重复客户。" if data.lang == "zh"
+            else f"{len(matches)} groups of likely duplicate customers found.")
 
 
 def xl_help(xl: XlBook) -> str:

@@ -316,7 +316,8 @@ def _last_touch(opps: _Sheet, inter: _Sheet) -> pd.Series:
 def check_duplicates(sheets: dict[str, _Sheet], settings: Settings) -> list[Issue]:
     customers = sheets["customers"]
     frame = customers.frame
-    matches = find_duplicate_customers(frame, settings.options.phone_region)
+    matches = find_duplicate_customers(frame, settings.options.phone_region,
+                                       settings.options.duplicate_threshold)
     if not matches:
         return []
     mask = pd.Series(False, index=frame.index)

@@ -1,0 +1,128 @@
+"""Duplicate customers: pairs a person believes, never pairs a person would laugh at."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import openpyxl
+import pandas as pd
+import pytest
+import python_calamine
+
+from tests.conftest import TODAY
+from xlcrm.dedupe import find_duplicate_customers
+from xlcrm.edits import append_rows
+from xlcrm.jobs import sync_workbook
+from xlcrm.normalize import name_words
+from xlcrm.reader import read_workbook
+
+
+def clusters(rows: list[dict[str, Any]], threshold: float = 0.85) -> list[list[str]]:
+    frame = pd.DataFrame(rows)
+    for column in ("phone", "email", "city", "tax_id"):
+        if column not in frame:
+            frame[column] = None
+    return [[frame.at[i, "customer_id"] for i in m.indices]
+            for m in find_duplicate_customers(frame, "CN", threshold)]
+
+
+def c(cid: str, name: str, **kw: Any) -> dict[str, Any]:
+    return {"customer_id": cid, "name": name, **kw}
+
+
+@pytest.mark.parametrize(("a", "b"), [
+    ("Stripe, Inc.", "Strix Ltd"),
+    ("深圳市小鹏汽车有限公司", "大鹏汽车有限公司"),
+    ("上海华信科技有限公司", "上海华讯科技有限公司"),
+    ("X Capital LLC", "Y Capital LLC"),
+])
+def test_names_alone_that_only_look_alike_never_match(a: str, b: str) -> None:
+    assert clusters([c("C1", a), c("C2", b)]) == []
+
+
+def test_the_same_brand_in_two_cities_with_different_phones_is_two_customers() -> None:
+    assert clusters([c("C1", "喜茶餐饮管理有限公司", phone="13912345678", city="上海"),
+                     c("C2", "喜茶餐饮管理有限公司", phone="13887654321", city="深圳")]) == []
+
+
+def test_one_switchboard_is_not_one_customer() -> None:
+    assert clusters([c("C1", "Acme Corporation", phone="021-62345678"),
+                     c("C2", "Globex Limited", phone="+86 21 6234 5678")]) == []
+
+
+def test_different_tax_ids_are_different_companies() -> None:
+    assert clusters([c("C1", "华信科技有限公司", tax_id="91310115MA1H7GLU5L", city="上海"),
+                     c("C2", "华信科技有限公司", tax_id="91440300MA5F8TWK3W", city="上海")]) == []
+
+
+def test_real_duplicates_match_with_reasons() -> None:
+    frame = pd.DataFrame([
+        c("C1", "Acme Corporation", phone="+86 21 6234 5678", email="info@acme.com"),
+        c("C2", "ACME Corp.", phone="021-62345678", email="sales@acme.com"),
+        c("C3", "（上海）華訊電子股份有限公司", email="li@huaxun-e.cn"),
+        c("C4", "华讯电子有限公司", email="wang@huaxun-e.cn"),
+        c("C5", "Globex Limited"), c("C6", "Globex Ltd"),
+        c("C7", "Initech Holdings", email="bob@qq.com"),
+        c("C8", "Umbrella Trading", email="amy@qq.com"),  # free mail is no evidence
+    ]).assign(city=None, tax_id=None)
+    found = find_duplicate_customers(frame, "CN", 0.85)
+    got = {tuple(frame.at[i, "customer_id"] for i in m.indices): m for m in found}
+    assert set(got) == {("C1", "C2"), ("C3", "C4"), ("C5", "C6")}
+    acme = got[("C1", "C2")].pairs[0]
+    assert "same phone +862162345678" in acme.reasons and "name 100%" in acme.reasons
+    assert acme.score >= 0.95
+
+
+def test_clusters_are_transitive() -> None:
+    assert clusters([c("C1", "Globex Ltd", phone="13900000001"),
+                     c("C2", "Globex Limited", phone="13900000001", email="a@globex.cn"),
+                     c("C3", "GLOBEX Co.", email="a@globex.cn")]) == [["C1", "C2", "C3"]]
+
+
+def test_names_fold_script_legal_form_and_region() -> None:
+    assert name_words("（上海）華訊科技股份有限公司") == name_words("华讯科技(深圳)有限公司") == "华讯科技"
+    assert name_words("ACME Corp.") == name_words("Acme Corporation") == "acme"
+
+
+@pytest.fixture
+def book(clean_book: Callable[..., Path]) -> Path:
+    path = clean_book()
+    sheet = read_workbook(path).sheets["customers"]
+    wb = openpyxl.load_workbook(path)
+    append_rows(sheet.name, sheet.table, sheet.columns, [
+        {"customer_id": "C-000901", "name": "Zeta Robotics Ltd", "phone": "13912345678"},
+        {"customer_id": "C-000902", "name": "ZETA Robotics Limited", "phone": "139 1234 5678"}])(wb)
+    wb.save(path)
+    return path
+
+
+def test_dedupe_command_json(book: Path, cli: Callable[..., Any]) -> None:
+    result = cli("dedupe", book, "--format", "json")
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.output)
+    assert payload["version"] == 1
+    [cluster] = [c for c in payload["clusters"] if "C-000901" in c["record_ids"]]
+    assert cluster["sheet"] == "Customers" and cluster["record_ids"] == ["C-000901", "C-000902"]
+    assert cluster["rows"][1] == cluster["rows"][0] + 1
+    pair = cluster["pairs"][0]
+    assert (pair["a"], pair["b"]) == ("C-000901", "C-000902") and pair["score"] >= 0.9
+    assert "same phone +8613912345678" in pair["reasons"]
+    assert cli("dedupe", book, "--sheet", "interactions").exit_code == 2
+
+
+def test_write_and_sync_fill_the_duplicates_sheet(book: Path, cli: Callable[..., Any]) -> None:
+    assert cli("dedupe", book, "--write").exit_code == 0
+    rows = python_calamine.CalamineWorkbook.from_path(str(book)).get_sheet_by_name(
+        "Duplicates").to_python()
+    members = [r for r in rows[1:] if r[2] in ("C-000901", "C-000902")]
+    assert len(members) == 2 and members[0][0] == members[1][0]
+    assert "same phone" in members[0][5]
+    result = sync_workbook(book, today=TODAY)
+    assert {i.record_id for i in result.report.issues if i.code == "possible-duplicate"} == {
+        "C-000901", "C-000902"}
+    rows = python_calamine.CalamineWorkbook.from_path(str(book)).get_sheet_by_name(
+        "Duplicates").to_python()
+    assert {r[2] for r in rows[1:]} >= {"C-000901", "C-000902"}
