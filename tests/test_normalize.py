@@ -46,3 +46,20 @@ def test_company_key_folds_legal_forms_and_width() -> None:
     assert nz.company_key("ACME Corp.") == nz.company_key("Acme Corporation")
     assert nz.company_key("华信科技股份有限公司") == nz.company_key("华信科技有限公司")
     assert nz.company_key("Stripe Inc") != nz.company_key("Strix Inc")
+
+
+def test_tax_id_key_agrees_with_python_stdnum() -> None:
+    import random
+
+    from stdnum.cn import uscc
+
+    from xlcrm.normalize import _USCC_ALPHABET, tax_id_key
+
+    rng = random.Random(3)
+    for _ in range(2000):
+        body = "".join(rng.choice("0123456789") for _ in range(8)) + "".join(
+            rng.choice(_USCC_ALPHABET) for _ in range(9))
+        for number in (body + uscc.calc_check_digit(body), body + rng.choice(_USCC_ALPHABET),
+                       " " + body.lower() + "-" + uscc.calc_check_digit(body), body[:-3]):
+            expected = uscc.compact(number) if uscc.is_valid(number) else None
+            assert tax_id_key(number) == expected, number

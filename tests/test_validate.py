@@ -189,8 +189,11 @@ def test_possible_duplicate_customers(clean_book: Callable[..., Path]) -> None:
     edit_cells(path, [("customers", "C-000003", "phone", phone)])
     report = validate_workbook(path, today=TODAY).report
     assert not [i for i in report.issues if i.code == "possible-duplicate"]
-    # the same phone and the same name in another legal form is one customer
-    edit_cells(path, [("customers", "C-000003", "name", f"{name} (Holding) Co., Ltd.")])
+    # the same phone and the same name in another legal form (and no other tax ID or city)
+    # is one customer
+    edit_cells(path, [("customers", "C-000003", "name", f"{name} (Holding) Co., Ltd."),
+                      ("customers", "C-000003", "tax_id", None),
+                      ("customers", "C-000003", "city", customers.at["C-000002", "city"])])
     report = validate_workbook(path, today=TODAY).report
     dupes = {(i.record_id, i.cell) for i in report.issues if i.code == "possible-duplicate"}
     sheet, cell2, _ = cell_of(path, "customers", "C-000002", "name")
