@@ -384,3 +384,18 @@ def test_sigterm_stops_the_watch_command_within_seconds(folder: Path) -> None:
     finally:
         if process.poll() is None:
             process.kill()
+
+
+def test_formula_looking_text_stays_text_through_a_sync_write_back(folder: Path) -> None:
+    path = folder / "crm.xlsx"
+    name, cell, _ = cell_of(path, "customers", "C-000002", "notes")
+    book = openpyxl.load_workbook(path)
+    book[name][cell].value = "=HYPERLINK(\"http://evil\")"
+    book[name][cell].data_type = "s"  # the user typed it as text
+    book.save(path)
+    clock = Clock()
+    watcher = Watcher(folder, mode="sync", settle=0.5, clock=clock)
+    watcher.scan()
+    assert run_steps(watcher, clock, 2) == 1
+    written = openpyxl.load_workbook(path)[name][cell]
+    assert written.data_type == "s" and written.value == "=HYPERLINK(\"http://evil\")"
