@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import python_calamine
 
-from tests.conftest import TODAY
+from tests.conftest import TODAY, edit_cells
 from xlcrm.dedupe import find_duplicate_customers
 from xlcrm.edits import append_rows
 from xlcrm.jobs import sync_workbook
@@ -127,3 +127,47 @@ def test_write_and_sync_fill_the_duplicates_sheet(book: Path, cli: Callable[...,
     rows = python_calamine.CalamineWorkbook.from_path(str(book)).get_sheet_by_name(
         "Duplicates").to_python()
     assert {r[2] for r in rows[1:]} >= {"C-000901", "C-000902"}
+
+
+def all_values(path: Path) -> dict[str, list[list[Any]]]:
+    """Every cell value of every sheet, as an independent reader sees them."""
+    book = python_calamine.CalamineWorkbook.from_path(str(path))
+    return {name: book.get_sheet_by_name(name).to_python() for name in book.sheet_names}
+
+
+def test_merge_fills_repoints_removes_and_undo_puts_everything_back(
+        book: Path, cli: Callable[..., Any]) -> None:
+    data = read_workbook(book)
+    opps = data.sheets["opportunities"]
+    wb = openpyxl.load_workbook(book)
+    append_rows(opps.name, opps.table, opps.columns, [
+        {"opportunity_id": "O-000901", "title": "Arm order", "customer_id": "C-000902",
+         "stage": "Lead", "amount": 5000, "owner": "Alice Chen"}])(wb)
+    wb.save(book)
+    # the later record holds a field the survivor lacks
+    edit_cells(book, [("customers", "C-000902", "city", "Suzhou"),
+                      ("customers", "C-000901", "created_at", TODAY.replace(year=2020)),
+                      ("customers", "C-000902", "created_at", TODAY)])
+    before = all_values(book)
+    clusters = json.loads(cli("dedupe", book, "--format", "json").output)["clusters"]
+    number = next(n for n, c in enumerate(clusters, 1) if "C-000901" in c["record_ids"])
+    result = cli("dedupe", book, "--merge", "--cluster", str(number))
+    assert result.exit_code == 0, result.output
+    merge_id = result.output.split("--undo ")[1].split()[0]
+
+    merged = read_workbook(book)
+    customers = merged.sheets["customers"].frame.set_index("customer_id")
+    assert "C-000902" not in customers.index  # removed, the oldest survives
+    assert customers.at["C-000901", "city"] == "Suzhou"  # filled from the merged record
+    opp_frame = merged.sheets["opportunities"].frame.set_index("opportunity_id")
+    assert opp_frame.at["O-000901", "customer_id"] == "C-000901"  # repointed
+    table = openpyxl.load_workbook(book)["Customers"].tables["tblCustomers"]
+    assert int(table.ref.split(":")[1][1:]) == len(customers) + 1  # the Table shrank
+    log = json.loads(cli("log", book, "--record", "C-000902", "--format", "json").output)
+    assert log["changes"][-1]["action"] == "deleted" and log["changes"][-1]["job"] == "merge"
+
+    undone = cli("dedupe", book, "--undo", merge_id)
+    assert undone.exit_code == 0, undone.output
+    assert all_values(book) == before  # every cell of every sheet as it was
+    assert cli("dedupe", book, "--undo", merge_id).exit_code == 2  # once only
+    assert cli("dedupe", book, "--merge").exit_code == 2  # needs --cluster or --all

@@ -160,20 +160,39 @@ def dedupe(
                                                     "Settings duplicate_threshold).")] = None,
     format: FormatOpt = Format.text,
     write: Annotated[bool, typer.Option("--write", help="Fill the Duplicates sheet.")] = False,
+    merge: Annotated[bool, typer.Option("--merge", help="Merge duplicates (with --cluster N "
+                                                        "or --all).")] = False,
+    cluster: Annotated[int | None, typer.Option("--cluster", min=1, help="The cluster to "
+                                                "merge, numbered as listed.")] = None,
+    merge_all: Annotated[bool, typer.Option("--all", help="Merge every cluster.")] = False,
+    undo: Annotated[str | None, typer.Option("--undo", help="Undo the merge with this ID.")
+                    ] = None,
 ) -> None:
-    """Find duplicate customers: clusters with a score and the reasons for each pair."""
+    """Find duplicate customers: clusters with a score and the reasons for each pair;
+    --merge merges them safely and --undo MERGE_ID puts a merge back exactly."""
     if schema.normalize_header(sheet) not in ("customers", "客户"):
         _fail(f"--sheet {sheet}: only customers are matched so far", 2)
+    if undo:
+        restored = _run(lambda: jobs.undo_merge(path, undo))
+        out.print(f"Undid merge {escape(undo)}: {', '.join(restored)} are back.")
+        return
+    if merge:
+        if (cluster is None) == (not merge_all):
+            _fail("--merge needs --cluster N or --all", 2)
+        done = _run(lambda: jobs.merge_duplicates(path, cluster=cluster, threshold=threshold))
+        out.print(f"Merged {', '.join(done.merged)} into {', '.join(done.survivors)}; "
+                  f"undo with: xlcrm dedupe {escape(str(path))} --undo {done.merge_id}")
+        return
     result = _run(lambda: jobs.dedupe_workbook(path, threshold=threshold, write=write))
     if format is Format.json:
         typer.echo(json.dumps({"version": 1, "clusters": result.clusters}, ensure_ascii=False,
                               indent=2))
     else:
-        for number, cluster in enumerate(result.clusters, start=1):
-            out.print(f"[bold]{number}.[/bold] {', '.join(cluster['record_ids'])} "
-                      f"(rows {', '.join(map(str, cluster['rows']))}) score "
-                      f"{cluster['score']:.2f}")
-            for pair in cluster["pairs"]:
+        for number, group in enumerate(result.clusters, start=1):
+            out.print(f"[bold]{number}.[/bold] {', '.join(group['record_ids'])} "
+                      f"(rows {', '.join(map(str, group['rows']))}) score "
+                      f"{group['score']:.2f}")
+            for pair in group["pairs"]:
                 out.print(f"     {pair['a']} ~ {pair['b']} {pair['score']:.2f}: "
                           f"{escape('; '.join(pair['reasons']))}")
         out.print(f"[bold]{len(result.clusters)} clusters[/bold]"

@@ -66,6 +66,9 @@ CREATE TABLE IF NOT EXISTS outbox (
     target TEXT NOT NULL, subject TEXT, body TEXT NOT NULL, attempts INTEGER DEFAULT 0,
     last_error TEXT, sent_at TEXT);
 CREATE TABLE IF NOT EXISTS notified (key TEXT PRIMARY KEY, at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS merges (
+    merge_id TEXT PRIMARY KEY, at TEXT NOT NULL, user TEXT, survivor TEXT, merged TEXT,
+    record TEXT NOT NULL, sha_after TEXT, undone_at TEXT);
 """
 
 
@@ -338,6 +341,28 @@ class History:
         """The workbook language of the last run ("en" when there is none)."""
         row = self.db.execute("SELECT lang FROM runs ORDER BY at DESC LIMIT 1").fetchone()
         return str(row[0]) if row and row[0] else "en"
+
+    # -- merges ---------------------------------------------------------------------------------
+
+    def save_merge(self, merge_id: str, at: dt.datetime, user: str, survivors: list[str],
+                   merged: list[str], record: dict[str, Any], sha_after: str) -> None:
+        with self.db:
+            self.db.execute("INSERT INTO merges VALUES (?,?,?,?,?,?,?,NULL)",
+                            (merge_id, stamp(at), user, dumps(survivors), dumps(merged),
+                             dumps(record), sha_after))
+
+    def load_merge(self, merge_id: str) -> dict[str, Any] | None:
+        row = self.db.execute("SELECT record, sha_after, undone_at, merged FROM merges WHERE "
+                              "merge_id = ?", (merge_id,)).fetchone()
+        if row is None:
+            return None
+        return {"record": json.loads(row[0]), "sha_after": row[1], "undone_at": row[2],
+                "merged": json.loads(row[3])}
+
+    def mark_undone(self, merge_id: str, at: dt.datetime) -> None:
+        with self.db:
+            self.db.execute("UPDATE merges SET undone_at = ? WHERE merge_id = ?",
+                            (stamp(at), merge_id))
 
     # -- notifications bookkeeping ------------------------------------------------------------
 

@@ -51,6 +51,7 @@ from .guard import WORKBOOK_SUFFIXES, file_sha256
 from .history import Change, History, history_path, stamp
 from .ids import FilledId, fill_blank_ids
 from .issues import Report
+from .merge import merge_edit, plan_merge, undo_edit
 from .notify import Delivery
 from .promote import Promotion, promote_won_deals
 from .reader import ROW, WorkbookData, read_workbook
@@ -320,6 +321,76 @@ def dedupe_workbook(path: Path, threshold: float | None = None, write: bool = Fa
             duplicate_rows(sheet.frame, sheet.name, matches), data.lang)])
         result.written, result.write_error = holder.written, holder.write_error
     return result
+
+
+@dataclass
+class Merged:
+    merge_id: str
+    survivors: list[str]
+    merged: list[str]
+    backup: Path | None
+
+
+def merge_duplicates(path: Path, cluster: int | None = None, threshold: float | None = None,
+                     source: str = "cli") -> Merged:
+    """Merge one cluster (its 1-based number in `dedupe` output) or, with `cluster` None, all.
+
+    Raises:
+        InputError: no such cluster, or nothing to merge.
+        BusyError: the workbook is open or changed; nothing was written.
+    """
+    data = read_workbook(path)
+    sheet = data.sheets["customers"]
+    options = data.settings.options
+    limit = options.duplicate_threshold if threshold is None else threshold
+    matches = find_duplicate_customers(sheet.frame, options.phone_region, limit)
+    if cluster is not None:
+        if not 1 <= cluster <= len(matches):
+            raise RecordNotFound(f"no cluster {cluster} (there are {len(matches)}; see "
+                                 "xlcrm dedupe)")
+        matches = [matches[cluster - 1]]
+    if not matches:
+        raise RecordNotFound("no duplicate customers to merge")
+    plans = [plan_merge(data, m.indices) for m in matches]
+    undo: dict[str, Any] = {}
+    with History(path) as history:
+        start_tracking(history, data, source, job="dedupe").commit()  # the user's edits first
+        backup = write_workbook(path, data.sha256, [merge_edit(data, plans, undo)])
+        after = read_workbook(path)
+        tracker = start_tracking(history, after, source, job="merge", user=os_user())
+        tracker.commit(after.sha256)
+        merge_id = tracker.run.run_id
+        history.save_merge(merge_id, tracker.run.at, tracker.run.user,
+                           [p.survivor for p in plans], [r for p in plans for r in p.merged],
+                           undo, after.sha256)
+    return Merged(merge_id, [p.survivor for p in plans], [r for p in plans for r in p.merged],
+                  backup)
+
+
+def undo_merge(path: Path, merge_id: str, source: str = "cli") -> list[str]:
+    """Put back everything a merge changed. Returns the record IDs restored.
+
+    Raises:
+        InputError: no such merge, undone already, or the workbook changed since.
+        BusyError: the workbook is open; nothing was written.
+    """
+    data = read_workbook(path)
+    with History(path, create=False) as history:
+        found = history.load_merge(merge_id)
+        if found is None:
+            raise RecordNotFound(f"no merge {merge_id} in the change log")
+        if found["undone_at"]:
+            raise RecordNotFound(f"merge {merge_id} was undone already")
+        if found["sha_after"] != data.sha256:
+            raise UnsafeToWrite(f"{path.name} changed since merge {merge_id}; undoing it would "
+                                "overwrite those changes (restore single records with "
+                                "xlcrm restore instead)")
+        write_workbook(path, data.sha256, [undo_edit(found["record"])])
+        after = read_workbook(path)
+        tracker = start_tracking(history, after, source, job="undo-merge", user=os_user())
+        tracker.commit(after.sha256)
+        history.mark_undone(merge_id, tracker.run.at)
+    return list(found["merged"])
 
 
 def duplicates_edit(data: WorkbookData) -> Edit:
