@@ -111,7 +111,8 @@ def test_dedupe_command_json(book: Path, cli: Callable[..., Any]) -> None:
     pair = cluster["pairs"][0]
     assert (pair["a"], pair["b"]) == ("C-000901", "C-000902") and pair["score"] >= 0.9
     assert "same phone +8613912345678" in pair["reasons"]
-    assert cli("dedupe", book, "--sheet", "interactions").exit_code == 2
+    assert cli("dedupe", book, "--sheet", "interactions").exit_code == 0
+    assert cli("dedupe", book, "--sheet", "invoices").exit_code == 2
 
 
 def test_write_and_sync_fill_the_duplicates_sheet(book: Path, cli: Callable[..., Any]) -> None:
@@ -171,3 +172,37 @@ def test_merge_fills_repoints_removes_and_undo_puts_everything_back(
     assert all_values(book) == before  # every cell of every sheet as it was
     assert cli("dedupe", book, "--undo", merge_id).exit_code == 2  # once only
     assert cli("dedupe", book, "--merge").exit_code == 2  # needs --cluster or --all
+
+
+def test_opportunities_same_customer_similar_title_overlapping_period() -> None:
+    from xlcrm.dedupe import find_duplicate_opportunities
+
+    d = pd.Timestamp
+    frame = pd.DataFrame([
+        {"opportunity_id": "O1", "customer_id": "C1", "company": None, "title": "ERP 系统升级",
+         "created_at": d("2026-09-01"), "expected_close": d("2026-12-01"), "closed_at": None},
+        {"opportunity_id": "O2", "customer_id": "c1", "company": None, "title": "ERP系统升级",
+         "created_at": d("2026-10-15"), "expected_close": None, "closed_at": None},
+        {"opportunity_id": "O3", "customer_id": "C1", "company": None, "title": "ERP 系统升级",
+         "created_at": d("2024-01-10"), "expected_close": d("2024-03-01"), "closed_at": None},
+        {"opportunity_id": "O4", "customer_id": "C2", "company": None, "title": "ERP 系统升级",
+         "created_at": d("2026-09-01"), "expected_close": None, "closed_at": None},
+        {"opportunity_id": "O5", "customer_id": "C1", "company": None, "title": "年度维保合同",
+         "created_at": d("2026-09-01"), "expected_close": None, "closed_at": None},
+    ])
+    found = find_duplicate_opportunities(frame)
+    assert [[frame.at[i, "opportunity_id"] for i in m.indices] for m in found] == [["O1", "O2"]]
+    assert "overlapping period" in found[0].reasons
+
+
+def test_interactions_same_customer_day_and_type_near_identical_summary() -> None:
+    from xlcrm.dedupe import find_duplicate_interactions
+
+    day = pd.Timestamp("2026-11-20")
+    frame = pd.DataFrame([
+        {"customer_id": "C1", "date": day, "kind": "Call", "summary": "Discussed the Q1 order."},
+        {"customer_id": "C1", "date": day, "kind": "Call", "summary": "Discussed the Q1 order"},
+        {"customer_id": "C1", "date": day, "kind": "Visit", "summary": "Discussed the Q1 order."},
+        {"customer_id": "C1", "date": day, "kind": "Call", "summary": "Sent the price list."},
+    ])
+    assert [m.indices for m in find_duplicate_interactions(frame)] == [[0, 1]]

@@ -116,7 +116,7 @@ def test_dedupe_lists_customers_sharing_a_name(path: Path) -> None:
     wb.save(path)
     book = Book(path)
     message = run("dedupe", XlBook(book))
-    assert "groups of likely duplicate customers" in message
+    assert "groups of likely duplicate records" in message
     rows = rows_below_header(book, "Duplicates", 6)
     twins = [r for r in rows if r[2] in ("C-000901", "C-000902")]
     assert len(twins) == 2 and twins[0][0] == twins[1][0] and "name" in str(twins[0][5])

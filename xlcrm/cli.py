@@ -152,9 +152,9 @@ def promote(path: PathArg, format: FormatOpt = Format.text) -> None:
 @app.command()
 def dedupe(
     path: PathArg,
-    sheet: Annotated[str, typer.Option("--sheet", help="The sheet to look in (customers; "
-                                                       "opportunities and interactions are "
-                                                       "not matched yet).")] = "customers",
+    sheet: Annotated[str, typer.Option("--sheet", help="customers, opportunities or "
+                                                       "interactions (either language).")
+                     ] = "customers",
     threshold: Annotated[float | None, typer.Option("--threshold", min=0, max=1, help="Score "
                                                     "from which a pair counts (default: "
                                                     "Settings duplicate_threshold).")] = None,
@@ -168,10 +168,13 @@ def dedupe(
     undo: Annotated[str | None, typer.Option("--undo", help="Undo the merge with this ID.")
                     ] = None,
 ) -> None:
-    """Find duplicate customers: clusters with a score and the reasons for each pair;
-    --merge merges them safely and --undo MERGE_ID puts a merge back exactly."""
-    if schema.normalize_header(sheet) not in ("customers", "客户"):
-        _fail(f"--sheet {sheet}: only customers are matched so far", 2)
+    """Find duplicates (customers; opportunities; interactions): clusters with a score and the
+    reasons for each pair; --merge merges customers safely, --undo MERGE_ID puts it back."""
+    sheet_key = schema.sheet_aliases().get(schema.normalize_header(sheet))
+    if sheet_key not in ("customers", "opportunities", "interactions"):
+        _fail(f"--sheet {sheet}: customers, opportunities or interactions", 2)
+    if merge and sheet_key != "customers":
+        _fail("--merge merges customers only", 2)
     if undo:
         restored = _run(lambda: jobs.undo_merge(path, undo))
         out.print(f"Undid merge {escape(undo)}: {', '.join(restored)} are back.")
@@ -183,7 +186,8 @@ def dedupe(
         out.print(f"Merged {', '.join(done.merged)} into {', '.join(done.survivors)}; "
                   f"undo with: xlcrm dedupe {escape(str(path))} --undo {done.merge_id}")
         return
-    result = _run(lambda: jobs.dedupe_workbook(path, threshold=threshold, write=write))
+    result = _run(lambda: jobs.dedupe_workbook(path, threshold=threshold, write=write,
+                                               sheet_key=str(sheet_key)))
     if format is Format.json:
         typer.echo(json.dumps({"version": 1, "clusters": result.clusters}, ensure_ascii=False,
                               indent=2))

@@ -71,9 +71,10 @@ class Match:
     pairs: list[Pair] = field(default_factory=list)
 
 
-def clusters_json(frame: pd.DataFrame, sheet: str, matches: list[Match]) -> list[dict[str, Any]]:
+def clusters_json(frame: pd.DataFrame, sheet: str, matches: list[Match],
+                  id_field: str = "customer_id") -> list[dict[str, Any]]:
     """Clusters in the `xlcrm dedupe --format json` shape."""
-    ids = frame["customer_id"].map(nz.text)
+    ids = frame[id_field].map(nz.text)
     rows = frame["_row"]
     return [{"sheet": sheet, "record_ids": [ids[i] for i in m.indices],
              "rows": [int(rows[i]) for i in m.indices], "score": m.score,
@@ -81,10 +82,13 @@ def clusters_json(frame: pd.DataFrame, sheet: str, matches: list[Match]) -> list
                        for p in m.pairs]} for m in matches]
 
 
-def duplicate_rows(frame: pd.DataFrame, sheet: str, matches: list[Match]) -> list[list[Any]]:
-    """The Duplicates sheet's rows: cluster number, sheet, record, row, score, reasons."""
+def duplicate_rows(frame: pd.DataFrame, sheet: str, matches: list[Match],
+                   id_field: str = "customer_id", first: int = 1) -> list[list[Any]]:
+    """The Duplicates sheet's rows: cluster number (from `first`), sheet, record, row, score,
+    reasons."""
     out = []
-    for number, cluster in enumerate(clusters_json(frame, sheet, matches), start=1):
+    for number, cluster in enumerate(clusters_json(frame, sheet, matches, id_field),
+                                     start=first):
         for rid, row in zip(cluster["record_ids"], cluster["rows"], strict=True):
             reasons = sorted({r for p in cluster["pairs"] if rid in (p["a"], p["b"])
                               for r in p["reasons"]})
@@ -241,6 +245,121 @@ def find_duplicate_customers(frame: pd.DataFrame, region: str = "CN",
             pair = score_pair(records, a, b, threshold)
             if pair is not None:
                 pairs.append(pair)
+    return _cluster(pairs)
+
+
+# ---------------------------------------------------------------------------------------------
+# Every sheet
+
+ID_FIELDS = {"customers": "customer_id", "opportunities": "opportunity_id",
+             "interactions": "interaction_id"}
+
+
+def find_duplicates(frame: pd.DataFrame, sheet_key: str, region: str = "CN",
+                    threshold: float = 0.85) -> list[Match]:
+    """Duplicate clusters in one data sheet (customers, opportunities or interactions)."""
+    if sheet_key == "customers":
+        return find_duplicate_customers(frame, region, threshold)
+    if sheet_key == "opportunities":
+        return find_duplicate_opportunities(frame, threshold)
+    return find_duplicate_interactions(frame, threshold)
+
+
+def all_duplicates(sheets: dict[str, Any], region: str, threshold: float
+                   ) -> dict[str, list[Match]]:
+    """Clusters of every data sheet, keyed by sheet key (`sheets`: key -> SheetData)."""
+    return {key: find_duplicates(sheets[key].frame, key, region, threshold)
+            for key in ID_FIELDS}
+
+
+def duplicate_sheet_rows(sheets: dict[str, Any], found: dict[str, list[Match]]
+                         ) -> list[list[Any]]:
+    """The Duplicates sheet: the clusters of every sheet, numbered on from one another."""
+    rows: list[list[Any]] = []
+    for key, matches in found.items():
+        first = (rows[-1][0] + 1) if rows else 1
+        rows += duplicate_rows(sheets[key].frame, sheets[key].name, matches, ID_FIELDS[key],
+                               first)
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# Opportunities and interactions
+
+TITLE_SIMILAR = 90  # rapidfuzz token-set ratio from which two titles or summaries agree
+OVERLAP_DAYS = 90  # opportunities created this close together overlap in time
+
+
+def find_duplicate_opportunities(frame: pd.DataFrame, threshold: float = 0.85) -> list[Match]:
+    """The same customer (or prospect company), a similar title and an overlapping period:
+    created within `OVERLAP_DAYS` of each other, or one's period containing the other's."""
+    if frame.empty:
+        return []
+    owner = [nz.record_id(c) or ("company:" + nz.company_key(p) if not nz.is_blank(p) else "")
+             for c, p in zip(frame["customer_id"], frame["company"], strict=True)]
+    shown = [nz.text(c) or nz.text(p) for c, p in
+             zip(frame["customer_id"], frame["company"], strict=True)]
+    title = [nz.name_words(t) for t in frame["title"]]
+    start = [nz.parse_date(v) for v in frame["created_at"]]
+    end = [nz.parse_date(c) or nz.parse_date(e) for c, e in
+           zip(frame["closed_at"], frame["expected_close"], strict=True)]
+
+    def score(a: int, b: int) -> Pair | None:
+        if not title[a] or not title[b]:
+            return None
+        similar = fuzz.token_set_ratio(title[a], title[b]) / 100
+        if similar * 100 < TITLE_SIMILAR:
+            return None
+        sa, sb, ea, eb = start[a], start[b], end[a], end[b]
+        if sa is not None and sb is not None:
+            overlap = (abs((sa - sb).days) <= OVERLAP_DAYS or (ea is not None and sa <= sb <= ea)
+                       or (eb is not None and sb <= sa <= eb))
+            if not overlap:
+                return None
+        return Pair(frame.index[a], frame.index[b], round(0.85 + 0.14 * similar, 3),
+                    [f"same customer {shown[a]}", f"title {round(similar * 100)}%",
+                     "overlapping period"])
+
+    return _cluster(_pairs(owner, score, threshold))
+
+
+def find_duplicate_interactions(frame: pd.DataFrame, threshold: float = 0.85) -> list[Match]:
+    """The same customer, day and type, with a near-identical summary."""
+    if frame.empty:
+        return []
+    day = [nz.parse_date(v) for v in frame["date"]]
+    block = [f"{nz.record_id(c)}|{d}|{nz.record_id(k)}" if d and not nz.is_blank(c) else ""
+             for c, d, k in zip(frame["customer_id"], day, frame["kind"], strict=True)]
+    summary = [nz.text(s).casefold() for s in frame["summary"]]
+
+    def score(a: int, b: int) -> Pair | None:
+        similar = fuzz.ratio(summary[a], summary[b]) / 100 if summary[a] and summary[b] else (
+            1.0 if summary[a] == summary[b] else 0.0)
+        if similar * 100 < TITLE_SIMILAR:
+            return None
+        return Pair(frame.index[a], frame.index[b], round(0.85 + 0.14 * similar, 3),
+                    ["same customer, day and type", f"summary {round(similar * 100)}%"])
+
+    return _cluster(_pairs(block, score, threshold))
+
+
+
+def _pairs(block: list[str], score: Any, threshold: float) -> list[Pair]:
+    groups: dict[str, list[int]] = defaultdict(list)
+    for position, key in enumerate(block):
+        if key:
+            groups[key].append(position)
+    out = []
+    for members in groups.values():
+        if 1 < len(members) <= MAX_BLOCK * 5:
+            for a, b in combinations(members, 2):
+                pair = score(a, b)
+                if pair is not None and pair.score >= threshold:
+                    out.append(pair)
+    return out
+
+
+def _cluster(pairs: list[Pair]) -> list[Match]:
     parent: dict[Any, Any] = {}
 
     def find(i: Any) -> Any:
@@ -258,10 +377,6 @@ def find_duplicate_customers(frame: pd.DataFrame, region: str = "CN",
     by_root: dict[Any, list[Pair]] = defaultdict(list)
     for pair in pairs:
         by_root[find(pair.a)].append(pair)
-    out = []
-    for root, indices in members.items():
-        cluster_pairs = by_root[root]
-        reasons = sorted({reason for p in cluster_pairs for reason in p.reasons})
-        out.append(Match(sorted(indices), reasons,
-                         max(p.score for p in cluster_pairs), cluster_pairs))
-    return sorted(out, key=lambda m: m.indices[0])
+    return sorted((Match(sorted(indices), sorted({r for p in by_root[root] for r in p.reasons}),
+                         max(p.score for p in by_root[root]), by_root[root])
+                   for root, indices in members.items()), key=lambda m: m.indices[0])

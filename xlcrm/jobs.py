@@ -30,7 +30,13 @@ from .changes import (
     values_at,
 )
 from .dashboard import write_dashboard
-from .dedupe import clusters_json, duplicate_rows, find_duplicate_customers
+from .dedupe import (
+    ID_FIELDS,
+    all_duplicates,
+    clusters_json,
+    duplicate_sheet_rows,
+    find_duplicate_customers,
+)
 from .edits import (
     append_rows,
     mark_cells,
@@ -307,18 +313,20 @@ class DedupeResult:
     lang: Lang = "en"
 
 
-def dedupe_workbook(path: Path, threshold: float | None = None, write: bool = False
-                    ) -> DedupeResult:
-    """Find duplicate customers; with `write`, fill the Duplicates sheet."""
+def dedupe_workbook(path: Path, threshold: float | None = None, write: bool = False,
+                    sheet_key: str = "customers") -> DedupeResult:
+    """Find duplicates in one sheet; with `write`, fill the Duplicates sheet (all sheets)."""
     data = read_workbook(path)
-    sheet = data.sheets["customers"]
-    limit = data.settings.options.duplicate_threshold if threshold is None else threshold
-    matches = find_duplicate_customers(sheet.frame, data.settings.options.phone_region, limit)
-    result = DedupeResult(clusters_json(sheet.frame, sheet.name, matches), lang=data.lang)
+    options = data.settings.options
+    limit = options.duplicate_threshold if threshold is None else threshold
+    found = all_duplicates(data.sheets, options.phone_region, limit)
+    sheet = data.sheets[sheet_key]
+    result = DedupeResult(clusters_json(sheet.frame, sheet.name, found[sheet_key],
+                                        ID_FIELDS[sheet_key]), lang=data.lang)
     if write:
         holder = SyncResult(report=Report(workbook=path.name, counts={}))
         _write(holder, data, [write_duplicates_sheet(
-            duplicate_rows(sheet.frame, sheet.name, matches), data.lang)])
+            duplicate_sheet_rows(data.sheets, found), data.lang)])
         result.written, result.write_error = holder.written, holder.write_error
     return result
 
@@ -394,12 +402,10 @@ def undo_merge(path: Path, merge_id: str, source: str = "cli") -> list[str]:
 
 
 def duplicates_edit(data: WorkbookData) -> Edit:
-    """The Duplicates sheet as sync writes it."""
-    sheet = data.sheets["customers"]
+    """The Duplicates sheet as sync writes it (every data sheet)."""
     options = data.settings.options
-    matches = find_duplicate_customers(sheet.frame, options.phone_region,
-                                       options.duplicate_threshold)
-    return write_duplicates_sheet(duplicate_rows(sheet.frame, sheet.name, matches), data.lang)
+    found = all_duplicates(data.sheets, options.phone_region, options.duplicate_threshold)
+    return write_duplicates_sheet(duplicate_sheet_rows(data.sheets, found), data.lang)
 
 
 def change_log(path: Path, record: str | None = None, field_name: str | None = None,

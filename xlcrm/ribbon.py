@@ -25,7 +25,7 @@ from . import schema
 from .analytics import analyse
 from .changes import Tracker, stage_cells, stage_history, start_tracking
 from .dashboard import COLUMN_LABELS, KPI_LABELS, LAYOUT, TITLES, _cell
-from .dedupe import duplicate_rows, find_duplicate_customers
+from .dedupe import all_duplicates, duplicate_sheet_rows
 from .edits import changelog_rows, issue_rows
 from .errors import SheetMissing, XlcrmError
 from .history import History, history_path, stamp
@@ -281,15 +281,14 @@ def xl_changelog(xl: XlBook) -> str:
 
 def xl_dedupe(xl: XlBook) -> str:
     data = read_live(xl)
-    customers = data.sheets["customers"]
     options = data.settings.options
-    matches = find_duplicate_customers(customers.frame, options.phone_region,
-                                       options.duplicate_threshold)
-    rows = duplicate_rows(customers.frame, customers.name, matches)
+    found = all_duplicates(data.sheets, options.phone_region, options.duplicate_threshold)
+    rows = duplicate_sheet_rows(data.sheets, found)
     name = _engine_sheet(xl, "duplicates", data.lang)
     xl.replace_below_header(name, len(schema.ENGINE_COLUMNS["duplicates"]), rows)
-    return (f"找到 {len(matches)} 组疑似重复客户。" if data.lang == "zh"
-            else f"{len(matches)} groups of likely duplicate customers found.")
+    groups = sum(len(m) for m in found.values())
+    return (f"找到 {groups} 组疑似重复记录。" if data.lang == "zh"
+            else f"{groups} groups of likely duplicate records found.")
 
 
 def xl_help(xl: XlBook) -> str:

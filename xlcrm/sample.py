@@ -124,6 +124,9 @@ class _Generator:
         self.service = [p.name for p in settings.people if p.role == "service"]
         self.names: set[str] = set()
         self.stages = sorted(settings.stages, key=lambda s: s.order)
+        # what a clean sample must not repeat (it would be a duplicate record)
+        self.titles: set[tuple[str, str]] = set()
+        self.touches: set[tuple[str, dt.date, int]] = set()
 
     def pick(self, seq: Any) -> Any:
         return self.rng.choice(seq)
@@ -225,8 +228,16 @@ class _Generator:
             changed = max(changed, created)
         product = self.pick(PRODUCTS)
         company = (self.company()[0] if prospect else customer["name"])
-        title = (f"{company[:8]}{product[0]}" if self.zh else f"{product[1].capitalize()} – "
-                 f"{company.split(' ')[0]}")
+        start = PRODUCTS.index(product)
+        for step in range(len(PRODUCTS) + 1):  # another product when this one is taken
+            product = PRODUCTS[(start + step) % len(PRODUCTS)]
+            title = (f"{company[:8]}{product[0]}" if self.zh else
+                     f"{product[1].capitalize()} – {company.split(' ')[0]}")
+            if step == len(PRODUCTS):
+                title = f"{title} ({i})"
+            if (company, title) not in self.titles:
+                break
+        self.titles.add((company, title))
         contact, handle = self.person()
         amount = round(self.rng.lognormvariate(11.5, 1.0), -2)
         record: dict[str, Any] = {
@@ -269,9 +280,13 @@ class _Generator:
         opps = by_customer.get(customer["customer_id"], [])
         kinds = self.choice_list("interaction_type")
         k = self.rng.randrange(len(kinds))
+        day = self.days_ago(0, 180)
+        while (customer["customer_id"], day, k) in self.touches:  # one touch of a kind a day
+            day -= dt.timedelta(days=1)
+        self.touches.add((customer["customer_id"], day, k))
         record = {
             "interaction_id": f"I-{i:06d}",
-            "date": self.days_ago(0, 180),
+            "date": day,
             "customer_id": customer["customer_id"],
             "opportunity_id": self.pick(opps)["opportunity_id"] if opps and self.rng.random() < 0.6
             else None,

@@ -17,7 +17,7 @@ from openpyxl.utils import get_column_letter
 
 from . import normalize as nz
 from . import schema
-from .dedupe import find_duplicate_customers
+from .dedupe import ID_FIELDS, find_duplicates
 from .issues import WARNINGS, Code, Issue, Report, Severity, make_message
 from .reader import ROW, SheetData, WorkbookData
 from .schema import Field, FieldType, Lang, normalize_header, normalize_value
@@ -314,24 +314,32 @@ def _last_touch(opps: _Sheet, inter: _Sheet) -> pd.Series:
 # Possible duplicates (warnings)
 
 def check_duplicates(sheets: dict[str, _Sheet], settings: Settings) -> list[Issue]:
-    customers = sheets["customers"]
-    frame = customers.frame
-    matches = find_duplicate_customers(frame, settings.options.phone_region,
-                                       settings.options.duplicate_threshold)
-    if not matches:
-        return []
-    mask = pd.Series(False, index=frame.index)
-    other = pd.Series("", index=frame.index, dtype=object)
-    reasons = pd.Series("", index=frame.index, dtype=object)
-    for match in matches:
-        for index in match.indices:
-            mask.at[index] = True
-            other.at[index] = ", ".join(_record_label(frame, i) for i in match.indices
-                                        if i != index)
-            reasons.at[index] = "; ".join(match.reasons)
-    return customers.issues(Code.POSSIBLE_DUPLICATE, mask, "name", other=other, reasons=reasons)
+    """A `possible-duplicate` warning on each member of each cluster, in every data sheet."""
+    issues: list[Issue] = []
+    options = settings.options
+    for key, marked in (("customers", "name"), ("opportunities", "title"),
+                        ("interactions", "summary")):
+        sheet = sheets[key]
+        frame = sheet.frame
+        matches = find_duplicates(frame, key, options.phone_region,
+                                  options.duplicate_threshold)
+        if not matches:
+            continue
+        id_field = ID_FIELDS[key]
+        mask = pd.Series(False, index=frame.index)
+        other = pd.Series("", index=frame.index, dtype=object)
+        reasons = pd.Series("", index=frame.index, dtype=object)
+        for match in matches:
+            for index in match.indices:
+                mask.at[index] = True
+                other.at[index] = ", ".join(_record_label(frame, i, id_field)
+                                            for i in match.indices if i != index)
+                reasons.at[index] = "; ".join(match.reasons)
+        issues += sheet.issues(Code.POSSIBLE_DUPLICATE, mask, marked, other=other,
+                               reasons=reasons)
+    return issues
 
 
-def _record_label(frame: pd.DataFrame, index: int) -> str:
-    rid = frame.at[index, "customer_id"]
+def _record_label(frame: pd.DataFrame, index: int, id_field: str = "customer_id") -> str:
+    rid = frame.at[index, id_field]
     return nz.text(rid) if not nz.is_blank(rid) else f"row {frame.at[index, ROW]}"
