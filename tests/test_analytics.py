@@ -212,3 +212,15 @@ def test_report_command_outputs(book: Path, cli: Callable[..., Any], tmp_path: P
     assert openpyxl.load_workbook(book)["Dashboard"].max_row > 20  # the default writes it
     text = cli("report", book, "--no-write")
     assert "Weighted pipeline" in text.output and "130,000" in text.output
+
+
+def test_interactions_of_unknown_customers_do_not_break_the_figures(book: Path) -> None:
+    data = read_workbook(book)
+    frame = data.sheets["interactions"].frame
+    frame.loc[len(frame)] = {**{c: None for c in frame.columns}, "interaction_id": "I-000099",
+                             "date": dt.datetime(2026, 11, 24), "customer_id": "C-999999",
+                             "owner": "Nobody", "_row": 99}
+    figures = analyse(data, today=TODAY)
+    rows_by_id = {r["customer_id"]: r for r in figures.activity_by_customer.to_dict("records")}
+    assert rows_by_id["C-999999"]["name"] == "" and rows_by_id["C-999999"]["interactions_30d"] == 1
+    assert "Nobody" in set(figures.activity_by_owner["owner"])

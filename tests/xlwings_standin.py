@@ -11,6 +11,9 @@ from typing import Any
 import openpyxl
 from openpyxl.utils import column_index_from_string, get_column_letter, range_boundaries
 
+ENGINE_SHEETS = {"Issues", "Duplicates", "ChangeLog", "Dashboard", "校验问题", "疑似重复",
+                 "变更日志", "看板"}
+
 
 class Note:
     def __init__(self, text: str) -> None:
@@ -74,6 +77,8 @@ class Range:
 
     @value.setter
     def value(self, value: Any) -> None:
+        if self.sheet.name in ENGINE_SHEETS:
+            assert not self.sheet.api.protected, f"{self.sheet.name} is protected"
         self.sheet.writes += 1
         rows = value if isinstance(value, list) else [[value]]
         rows = [r if isinstance(r, list) else [r] for r in rows]
@@ -152,9 +157,25 @@ class Table:
         self.range = rng
 
 
+class SheetApi:
+    """The COM object's two protection calls (Windows names)."""
+
+    def __init__(self) -> None:
+        self.protected, self.calls = True, []  # type: ignore[var-annotated]
+
+    def Unprotect(self) -> None:  # noqa: N802 - the COM name
+        self.protected = False
+        self.calls.append("Unprotect")
+
+    def Protect(self) -> None:  # noqa: N802
+        self.protected = True
+        self.calls.append("Protect")
+
+
 class Sheet:
     def __init__(self, name: str) -> None:
         self.name = name
+        self.api = SheetApi()
         self.cells: dict[tuple[int, int], Any] = {}
         self.colors: dict[tuple[int, int], Any] = {}
         self.notes: dict[tuple[int, int], Note] = {}

@@ -463,11 +463,13 @@ def _frequency(customers: pd.DataFrame, inter: pd.DataFrame,
     by_owner = (flags[flags["owner"] != ""].groupby("owner", observed=True)[cols].sum()
                 .astype(int))
     by_owner = by_owner.sort_values(cols[::-1], ascending=False).reset_index()
+    by_owner["owner"] = by_owner["owner"].astype(object)  # plain values, not categories
     by_customer = (flags[flags["customer_id"] != ""].groupby("customer_id", observed=True)
                    [cols].sum())
     by_customer = by_customer[by_customer["interactions_90d"] > 0].astype(int)
     names = customers.drop_duplicates("customer_id").set_index("customer_id")["name"]
     by_customer = by_customer.sort_values(cols[::-1], ascending=False).head(TOP_N).reset_index()
+    by_customer["customer_id"] = by_customer["customer_id"].astype(object)
     by_customer.insert(1, "name", by_customer["customer_id"].map(names).fillna(""))
     return by_owner, by_customer
 

@@ -15,9 +15,10 @@ against a small stand-in for the xlwings calls `XlBook` makes; real Excel is not
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -138,6 +139,23 @@ class XlBook:
         for chart in list(ws.charts):
             chart.delete()
         ws.used_range.clear_contents()
+
+    @contextlib.contextmanager
+    def unprotected(self, sheet: str) -> Iterator[None]:
+        """Lift the protection of an engine sheet while writing it, then put it back
+        (Windows COM names first, then the Mac ones; no password is set)."""
+        api = self.book.sheets[sheet].api
+        for name in ("Unprotect", "unprotect"):
+            if hasattr(api, name):
+                getattr(api, name)()
+                break
+        try:
+            yield
+        finally:
+            for name in ("Protect", "protect"):
+                if hasattr(api, name):
+                    getattr(api, name)()
+                    break
 
     def alert(self, text: str) -> None:
         self.book.app.alert(text, title="xlcrm")
@@ -285,7 +303,8 @@ def xl_dedupe(xl: XlBook) -> str:
     found = all_duplicates(data.sheets, options.phone_region, options.duplicate_threshold)
     rows = duplicate_sheet_rows(data.sheets, found)
     name = _engine_sheet(xl, "duplicates", data.lang)
-    xl.replace_below_header(name, len(schema.ENGINE_COLUMNS["duplicates"]), rows)
+    with xl.unprotected(name):
+        xl.replace_below_header(name, len(schema.ENGINE_COLUMNS["duplicates"]), rows)
     groups = sum(len(m) for m in found.values())
     return (f"找到 {groups} 组疑似重复记录。" if data.lang == "zh"
             else f"{groups} groups of likely duplicate records found.")
@@ -322,8 +341,9 @@ def _engine_sheet(xl: XlBook, key: str, lang: Lang) -> str:
 
 def _show_issues(xl: XlBook, data: WorkbookData, report: Report) -> None:
     name = _engine_sheet(xl, "issues", data.lang)
-    xl.replace_below_header(name, len(schema.ENGINE_COLUMNS["issues"]),
-                            issue_rows(report, data.lang))
+    with xl.unprotected(name):
+        xl.replace_below_header(name, len(schema.ENGINE_COLUMNS["issues"]),
+                                issue_rows(report, data.lang))
     marks_file = state_dir(xl.path) / "ribbon-marks.json"
     try:
         previous = json.loads(marks_file.read_text(encoding="utf-8"))
@@ -382,14 +402,20 @@ def _show_changelog(xl: XlBook, data: WorkbookData, history: History, tracker: T
         limit > len(fresh)) else []
     names = {key: sheet.name for key, sheet in data.sheets.items()}
     name = _engine_sheet(xl, "changelog", data.lang)
-    xl.replace_below_header(name, len(schema.ENGINE_COLUMNS["changelog"]),
-                            changelog_rows([*fresh, *stored], data.lang, names))
+    with xl.unprotected(name):
+        xl.replace_below_header(name, len(schema.ENGINE_COLUMNS["changelog"]),
+                                changelog_rows([*fresh, *stored], data.lang, names))
 
 
 def _show_dashboard(xl: XlBook, data: WorkbookData, figures: Any, today: dt.date) -> None:
     """The Dashboard as values (title, KPIs, one block per table) and native charts."""
     lang = data.lang
     name = _engine_sheet(xl, "dashboard", lang)
+    with xl.unprotected(name):
+        _fill_dashboard(xl, name, lang, figures, today)
+
+
+def _fill_dashboard(xl: XlBook, name: str, lang: Lang, figures: Any, today: dt.date) -> None:
     xl.clear_sheet(name)
     xl.write_block(name, 1, 1, [[schema.label(TITLES["dashboard"], lang)],
                                 [schema.label(TITLES["as_of"], lang).format(
