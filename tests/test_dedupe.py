@@ -206,3 +206,19 @@ def test_interactions_same_customer_day_and_type_near_identical_summary() -> Non
         {"customer_id": "C1", "date": day, "kind": "Call", "summary": "Sent the price list."},
     ])
     assert [m.indices for m in find_duplicate_interactions(frame)] == [[0, 1]]
+
+
+def test_addresses_are_evidence_between_people_not_companies() -> None:
+    same_place = "14 Laker Crescent, Whittingham"
+    people = [c("C1", "Rebekah Green", kind="Individual", address=same_place, city="Sydney"),
+              c("C2", "Rebekah Gren", kind="Individual", address="14 laker cres whittingham",
+                city="Sydney")]
+    assert clusters(people) == [["C1", "C2"]]
+    firms = [c("C3", "Acme Trading Co., Ltd", kind="Company", address=same_place),
+             c("C4", "Zeta Trading Co., Ltd", kind="Company", address=same_place)]
+    assert clusters(firms) == []
+
+
+def test_a_foreign_tax_number_identifies_even_with_a_typo_in_the_name() -> None:
+    assert clusters([c("C1", "Müller Maschinenbau GmbH", tax_id="DE 129 273 398"),
+                     c("C2", "Mueller Maschinenbau", tax_id="DE129273398")]) == [["C1", "C2"]]

@@ -42,6 +42,7 @@ from rapidfuzz import fuzz
 from . import normalize as nz
 
 MAX_BLOCK = 20
+PERSON_WORDS = frozenset({"individual", "person", "个人", "自然人"})  # Customer Type values
 WINDOW = 4  # sorted-neighbourhood window over folded names
 FREE_MAIL = frozenset({
     "qq.com", "163.com", "126.com", "yeah.net", "sina.com", "sina.cn", "sohu.com", "139.com",
@@ -134,6 +135,16 @@ class _Records:
         self.domain = [e.rsplit("@", 1)[1] if e and e.rsplit("@", 1)[1] not in FREE_MAIL
                        else None for e in self.email]
         self.tax = keys(column("tax_id"), nz.tax_id_key)
+        # a tax number that is not a valid unified code (a foreign VAT or EIN, a typo) still
+        # identifies, less surely: compared as upper-case letters and digits
+        self.uid: list[str | None] = [None if t else (u if u and len(u) >= 6 else None) for t, u in
+                    zip(self.tax, keys(column("tax_id"), _id_text), strict=True)]
+        self.person = [nz.record_id(k) in PERSON_WORDS for k in column("kind")]
+        # addresses are evidence between people; companies share buildings
+        people_addresses = [v if p else None for v, p in
+                            zip(column("address"), self.person, strict=True)]
+        self.address: list[str | None] = keys(
+            people_addresses, lambda v: nz.name_words(v) if len(nz.text(v)) >= 6 else None)
         self.city = keys(column("city"), nz.company_key)
         self.tokens = [frozenset(tokens(n)) for n in self.name]
         counts: Counter[str] = Counter()
@@ -142,17 +153,26 @@ class _Records:
         total = max(len(frame), 1)
         self.idf = {t: math.log(1 + total / c) for t, c in counts.items()}
         self.weight = [sum(self.idf[t] for t in words) for words in self.tokens]
+        self.key_count = Counter(k for k in self.key if k)
 
     def blocks(self) -> Iterable[list[int]]:
         """Groups sharing an identifier or a folded name, and a sliding window over the
         records sorted by folded name (near-identical names sort together)."""
-        ordered = sorted((k, self.city[p] or "", self.phone[p] or "", p)
-                         for p, k in enumerate(self.key) if k)
-        for start in range(len(ordered)):
-            window = [item[3] for item in ordered[start:start + WINDOW]]
-            if len(window) > 1:
-                yield window
-        for values in (self.phone, self.email, self.tax, self.domain, self.key):
+        orders = (
+            [(k, self.city[p] or "", self.phone[p] or "", p) for p, k in enumerate(self.key)
+             if k],
+            [(k[::-1], "", "", p) for p, k in enumerate(self.key) if k],  # typos up front
+            [(a, "", "", p) for p, a in enumerate(self.address) if a],
+        )
+        for order in orders:
+            order.sort()
+            for start in range(len(order)):
+                window = [item[3] for item in order[start:start + WINDOW]]
+                if len(window) > 1:
+                    yield window
+        words = ["".join(sorted(n.split())) or None for n in self.name]  # names swapped
+        for values in (self.phone, self.email, self.tax, self.uid, self.domain, self.key,
+                       self.address, words):
             groups: dict[Any, list[int]] = defaultdict(list)
             for position, value in enumerate(values):
                 if value:
@@ -171,14 +191,18 @@ class _Records:
         union_weight = self.weight[a] + self.weight[b] - shared_weight
         if len(shared) < min(len(ta), len(tb)):  # a near-identical long word is a typo
             for x in ta - shared:
-                if len(x) < 5 or _CJK.match(x):
+                if len(x) < 4 or _CJK.match(x):
                     continue
                 for y in tb - shared:
-                    if len(y) >= 5 and fuzz.ratio(x, y) >= 88:
+                    if len(y) >= 4 and fuzz.ratio(x, y) >= 80:
                         shared_weight += self.idf[x]
                         union_weight -= self.idf[y]
                         break
         return shared_weight / union_weight if union_weight > 0 else 0.0
+
+
+def _id_text(value: Any) -> str:
+    return re.sub(r"[^0-9A-Za-z]", "", nz.text(value)).upper()
 
 
 def score_pair(records: _Records, a: int, b: int, threshold: float = 0.0) -> Pair | None:
@@ -190,11 +214,21 @@ def score_pair(records: _Records, a: int, b: int, threshold: float = 0.0) -> Pai
     same = {label: values[a] is not None and values[a] == values[b]
             for label, values in zip(labels, columns, strict=True)}
     conflicts = [text for text, values in (("different phones", r.phone),
-                                           ("different cities", r.city),
                                            ("different tax IDs", r.tax))
                  if values[a] and values[b] and values[a] != values[b]]
-    if conflicts and threshold > 0.7 and not (same["tax ID"] or same["phone"]
-                                              or same["e-mail"]):
+    ca, cb = r.city[a], r.city[b]
+    if ca and cb and ca != cb and fuzz.ratio(ca, cb) < 80:  # a typo is not another city
+        conflicts.append("different cities")
+    ua, ub = r.uid[a], r.uid[b]
+    same_uid = ua is not None and ua == ub
+    near_uid = bool(ua and ub and ua != ub and len(ua) == len(ub)
+                    and sum(x != y for x, y in zip(ua, ub, strict=True)) == 1)
+    aa, ab = r.address[a], r.address[b]
+    address = fuzz.token_set_ratio(aa, ab) / 100 if aa and ab else 0.0
+    if aa and ab and address < 0.5:
+        conflicts.append("different addresses")
+    if conflicts and threshold > 0.7 and not (same["tax ID"] or same["phone"] or same["e-mail"]
+                                              or same_uid or near_uid or address >= 0.9):
         return None  # a name, or a shared domain, against a conflict scores 0.7 at most
     name = 1.0 if r.key[a] and r.key[a] == r.key[b] else r.name_similarity(a, b)
     strong = same["phone"] or same["e-mail"]  # one person's line or mailbox
@@ -209,12 +243,21 @@ def score_pair(records: _Records, a: int, b: int, threshold: float = 0.0) -> Pai
         score = 0.86
     elif strong:
         score = 0.6  # one switchboard, two companies
+    elif same_uid:  # a tax number identifies one entity whatever its name
+        score = 0.95 if (name >= 0.3 or address >= 0.8 or not r.city[a] or not r.city[b]
+                         or r.city[a] == r.city[b]) else 0.86
+    elif near_uid and name >= 0.8:
+        score = 0.9
+    elif address >= 0.9 and name >= 0.6 and "different phones" not in conflicts:
+        score = 0.9
+    elif address >= 0.95 and name >= 0.25 and not conflicts:
+        score = 0.86  # the same full address, the name changed (marriage, typo)
     elif domain_only and name >= 0.8 and not conflicts:
         score = 0.9
     elif domain_only and name >= 0.8:
         score = 0.7  # the same firm's branch in another city
-    elif name >= 0.95 and not conflicts:
-        score = 0.88
+    elif name >= 0.95 and not conflicts and r.key_count[r.key[a]] <= 2:
+        score = 0.88  # a name shared by three or more records is a common name, not evidence
     else:
         score = 0.8 * name * (0.6 if conflicts else 1.0)
     score = round(min(score, 0.99), 3)
@@ -223,6 +266,12 @@ def score_pair(records: _Records, a: int, b: int, threshold: float = 0.0) -> Pai
     reasons = [f"same {label} {values[a]}" for label, values in zip(labels, columns,
                                                                      strict=True)
                if same[label]]
+    if same_uid:
+        reasons.append(f"same tax number {r.uid[a]}")
+    if near_uid:
+        reasons.append(f"tax number {r.uid[a]} ~ {r.uid[b]}")
+    if address >= 0.9:
+        reasons.append(f"address {round(address * 100)}%")
     if name > 0:
         reasons.append(f"name {round(name * 100)}%")
     return Pair(records.index[a], records.index[b], score, reasons + conflicts)
