@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from itertools import combinations
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from rapidfuzz import fuzz
 
@@ -161,7 +162,8 @@ class _Records:
         orders = (
             [(k, self.city[p] or "", self.phone[p] or "", p) for p, k in enumerate(self.key)
              if k],
-            [(k[::-1], "", "", p) for p, k in enumerate(self.key) if k],  # typos up front
+            [(k[::-1], "", "", p) for p, k in enumerate(self.key)  # people: typos up front
+             if k and self.person[p]],
             [(a, "", "", p) for p, a in enumerate(self.address) if a],
         )
         for order in orders:
@@ -284,16 +286,16 @@ def find_duplicate_customers(frame: pd.DataFrame, region: str = "CN",
     if frame.empty:
         return []
     records = _Records(frame, region)
-    seen: set[tuple[int, int]] = set()
-    pairs: list[Pair] = []
+    size = len(records.index)
+    codes: list[int] = []  # every candidate pair once, as a * size + b (numpy does the de-duplication)
     for block in records.blocks():
-        for a, b in combinations(sorted(block), 2):
-            if (a, b) in seen:
-                continue
-            seen.add((a, b))
-            pair = score_pair(records, a, b, threshold)
-            if pair is not None:
-                pairs.append(pair)
+        members = sorted(block)
+        codes.extend(a * size + b for a, b in combinations(members, 2))
+    pairs: list[Pair] = []
+    for code in np.unique(np.asarray(codes, dtype=np.int64)).tolist():
+        pair = score_pair(records, code // size, code % size, threshold)
+        if pair is not None:
+            pairs.append(pair)
     return _cluster(pairs)
 
 
