@@ -287,7 +287,7 @@ def find_duplicate_customers(frame: pd.DataFrame, region: str = "CN",
         return []
     records = _Records(frame, region)
     size = len(records.index)
-    codes: list[int] = []  # every candidate pair once, as a * size + b (numpy does the de-duplication)
+    codes: list[int] = []  # each candidate pair once, as a * size + b (numpy de-duplicates)
     for block in records.blocks():
         members = sorted(block)
         codes.extend(a * size + b for a, b in combinations(members, 2))
