@@ -260,6 +260,19 @@ class Tracker:
         return self.history.commit(self.run, self.changes, self.snapshot)
 
 
+def newest_entries(history: History, tracker: Tracker, limit: int) -> list[dict[str, Any]]:
+    """The newest `limit` change-log entries, newest first: this run's (not stored yet), then
+    the stored ones."""
+    run = tracker.run
+    fresh = [{"at": stamp(run.at), "user": c.user or run.user, "source": run.source,
+              "sheet": c.sheet, "record_id": c.record_id, "action": c.action, "field": c.field,
+              "old": c.old, "new": c.new} for c in reversed(tracker.changes[-limit:])
+             ] if limit else []
+    stored = history.entries(limit=limit - len(fresh), newest_first=True) if (
+        limit > len(fresh)) else []
+    return [*fresh, *stored]
+
+
 def start_tracking(history: History, data: WorkbookData, source: str, job: str,
                    user: str | None = None, at: dt.datetime | None = None) -> Tracker:
     """Diff the workbook as read (IDs filled) against the last snapshot."""

@@ -21,6 +21,7 @@ from .analytics import Analytics, analyse
 from .changes import (
     Tracker,
     cell_value,
+    newest_entries,
     os_user,
     record_values,
     stage_cells,
@@ -54,7 +55,7 @@ from .errors import (
     XlcrmError,
 )
 from .guard import WORKBOOK_SUFFIXES, file_sha256
-from .history import Change, History, history_path, stamp
+from .history import Change, History, history_path
 from .ids import FilledId, fill_blank_ids
 from .issues import Report
 from .merge import merge_edit, plan_merge, undo_edit
@@ -196,16 +197,10 @@ def apply_promotion(tracker: Tracker, promotion: Promotion) -> None:
 
 def changelog_edit(history: History, tracker: Tracker) -> Edit:
     """The ChangeLog sheet: this run's changes and the stored ones, newest first."""
-    data, run = tracker.data, tracker.run
-    limit = data.settings.options.changelog_rows
-    changes = tracker.changes[-limit:] if limit else []
-    fresh = [{"at": stamp(run.at), "user": c.user or run.user, "source": run.source,
-              "sheet": c.sheet, "record_id": c.record_id, "action": c.action, "field": c.field,
-              "old": c.old, "new": c.new} for c in reversed(changes)]
-    stored = history.entries(limit=limit - len(fresh), newest_first=True) if (
-        limit > len(fresh)) else []
+    data = tracker.data
+    entries = newest_entries(history, tracker, data.settings.options.changelog_rows)
     names = {key: sheet.name for key, sheet in data.sheets.items()}
-    return write_changelog_sheet([*fresh, *stored], data.lang, names)
+    return write_changelog_sheet(entries, data.lang, names)
 
 
 def _commit(result: SyncResult, history: History, tracker: Tracker, report: Report,

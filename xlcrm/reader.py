@@ -81,14 +81,20 @@ def read_workbook(path: str | Path) -> WorkbookData:
         book.close()
 
 
-def _read(book: Any, path: Path, digest: str) -> WorkbookData:
-    names: list[str] = list(book.sheet_names)
+def sheet_keys(names: list[str]) -> dict[str, str]:
+    """Sheet key -> the real name of the first sheet that carries it (either language)."""
     aliases = schema.sheet_aliases()
     by_key: dict[str, str] = {}
     for name in names:
         key = aliases.get(normalize_header(name))
         if key and key not in by_key:
             by_key[key] = name
+    return by_key
+
+
+def _read(book: Any, path: Path, digest: str) -> WorkbookData:
+    names: list[str] = list(book.sheet_names)
+    by_key = sheet_keys(names)
     missing = [s for s in schema.DATA_SHEETS if s.key not in by_key]
     if missing:
         wanted = ", ".join(f"{s.en} / {s.zh}" for s in missing)

@@ -24,17 +24,17 @@ from typing import Any
 
 from . import schema
 from .analytics import analyse
-from .changes import Tracker, stage_cells, stage_history, start_tracking
+from .changes import Tracker, newest_entries, stage_cells, stage_history, start_tracking
 from .dashboard import COLUMN_LABELS, KPI_LABELS, LAYOUT, TITLES, _cell
 from .dedupe import all_duplicates, duplicate_sheet_rows
 from .edits import changelog_rows, issue_rows
 from .errors import SheetMissing, XlcrmError
-from .history import History, history_path, stamp
+from .history import History, history_path
 from .ids import fill_blank_ids
 from .issues import Report
 from .promote import promote_won_deals
-from .reader import WorkbookData, settings_rows, sheet_from_rows
-from .schema import Lang, normalize_header
+from .reader import WorkbookData, settings_rows, sheet_from_rows, sheet_keys
+from .schema import Lang
 from .settings import settings_from_tables
 from .validate import validate
 from .writer import state_dir
@@ -167,12 +167,7 @@ class XlBook:
 def read_live(xl: XlBook) -> WorkbookData:
     """The calling workbook as `WorkbookData`, from its Tables (one read per Table)."""
     names = xl.sheet_names()
-    aliases = schema.sheet_aliases()
-    by_key: dict[str, str] = {}
-    for name in names:
-        key = aliases.get(normalize_header(name))
-        if key and key not in by_key:
-            by_key[key] = name
+    by_key = sheet_keys(names)
     sheets = {}
     for sdef in schema.DATA_SHEETS:
         if sdef.key not in by_key:
@@ -393,18 +388,12 @@ def _apply_promotion(xl: XlBook, data: WorkbookData, tracker: Tracker, promotion
 
 def _show_changelog(xl: XlBook, data: WorkbookData, history: History, tracker: Tracker
                     ) -> None:
-    run = tracker.run
-    limit = data.settings.options.changelog_rows
-    fresh = [{"at": stamp(run.at), "user": c.user or run.user, "source": run.source,
-              "sheet": c.sheet, "record_id": c.record_id, "action": c.action, "field": c.field,
-              "old": c.old, "new": c.new} for c in reversed(tracker.changes[-limit:])]
-    stored = history.entries(limit=max(limit - len(fresh), 0), newest_first=True) if (
-        limit > len(fresh)) else []
+    entries = newest_entries(history, tracker, data.settings.options.changelog_rows)
     names = {key: sheet.name for key, sheet in data.sheets.items()}
     name = _engine_sheet(xl, "changelog", data.lang)
     with xl.unprotected(name):
         xl.replace_below_header(name, len(schema.ENGINE_COLUMNS["changelog"]),
-                                changelog_rows([*fresh, *stored], data.lang, names))
+                                changelog_rows(entries, data.lang, names))
 
 
 def _show_dashboard(xl: XlBook, data: WorkbookData, figures: Any, today: dt.date) -> None:
