@@ -222,3 +222,11 @@ def test_addresses_are_evidence_between_people_not_companies() -> None:
 def test_a_foreign_tax_number_identifies_even_with_a_typo_in_the_name() -> None:
     assert clusters([c("C1", "Müller Maschinenbau GmbH", tax_id="DE 129 273 398"),
                      c("C2", "Mueller Maschinenbau", tax_id="DE129273398")]) == [["C1", "C2"]]
+
+
+def test_a_persons_chinese_name_matches_its_pinyin() -> None:
+    people = [c("C1", "张伟", kind="个人", phone="13900001111"),
+              c("C2", "Zhang Wei", kind="Individual", phone="139 0000 1111")]
+    assert clusters(people) == [["C1", "C2"]]
+    firms = [c("C3", "华信科技", kind="企业"), c("C4", "Huaxin Keji", kind="Company")]
+    assert clusters(firms) == []  # company names are not transliterated

@@ -98,6 +98,14 @@ def duplicate_rows(frame: pd.DataFrame, sheet: str, matches: list[Match],
     return out
 
 
+def pinyin_words(name: str) -> str:
+    """A Chinese person's name as pinyin syllables ("张伟" → "zhang wei"); other text kept."""
+    from pypinyin import lazy_pinyin
+
+    return " ".join(" ".join(lazy_pinyin(word)) if _CJK.search(word) else word
+                    for word in name.split())
+
+
 def tokens(key_text: str) -> list[str]:
     """Words of a folded name; Chinese runs as character pairs (a lone character alone)."""
     out: list[str] = []
@@ -129,7 +137,11 @@ class _Records:
             return out
 
         self.index = list(frame.index)
-        self.name = [n or "" for n in keys(column("name"), nz.name_words)]
+        self.person = [nz.record_id(k) in PERSON_WORDS for k in column("kind")]
+        names = [n or "" for n in keys(column("name"), nz.name_words)]
+        # a person's Chinese name is compared through pinyin too: 张伟 = Zhang Wei
+        self.name = [pinyin_words(n) if p and _CJK.search(n) else n
+                     for n, p in zip(names, self.person, strict=True)]
         self.key = [n.replace(" ", "") for n in self.name]
         self.phone = keys(column("phone"), lambda v: nz.phone_key(v, region))
         self.email = keys(column("email"), lambda v: nz.email_key(nz.text(v)))
