@@ -435,8 +435,11 @@ def demo(
                     "warnings found")
         out.print(f"[bold]{escape(str(path))}[/bold] ({lang}): {escape(line)}")
     out.print("Open a workbook and look at the Issues sheet (校验问题): each row links to the bad "
-              "cell, which is highlighted with a note giving the reason.")
-    out.print(f"Try: xlcrm validate {escape(str(folder / 'crm_en.xlsx'))}")
+              "cell, which is highlighted with a note giving the reason. The Dashboard (看板) "
+              "has the pipeline, forecast and charts; ChangeLog (变更日志) what changed.")
+    book = escape(str(folder / "crm_en.xlsx"))
+    out.print(f"Try: xlcrm validate {book} · xlcrm report {book} · xlcrm dedupe {book} · "
+              f"xlcrm log {book} --limit 5")
 
 
 def _run(call: Callable[[], T]) -> T:
