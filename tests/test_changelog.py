@@ -16,7 +16,8 @@ import python_calamine
 
 from tests.conftest import TODAY, cell_of, edit_cells, user_edit
 from xlcrm import normalize as nz
-from xlcrm.changes import stage_durations, stage_history
+from xlcrm.analytics import stage_durations
+from xlcrm.changes import stage_history
 from xlcrm.history import History, history_path
 from xlcrm.jobs import sync_workbook
 from xlcrm.reader import read_workbook

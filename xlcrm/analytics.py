@@ -22,7 +22,7 @@ Segments from R and F: Champions (R≥4, F≥4), Loyal (R≥3, F≥3), Promising
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -319,23 +319,34 @@ def _win_rate(opps: pd.DataFrame, by: str) -> pd.DataFrame:
 # ---------------------------------------------------------------------------------------------
 # Time in stage and attention
 
+def stage_durations(stays: pd.DataFrame, stage_order: Sequence[str] = ()) -> pd.DataFrame:
+    """Per stage: stays, median and 90th-percentile days, and how many are there now (`left`
+    is NaT), ordered as `stage_order`. `stays` has stage, days and left columns, e.g. from
+    `xlcrm.changes.stage_history`."""
+    if stays.empty:
+        return pd.DataFrame(columns=["stage", "stays", "median_days", "p90_days", "current"])
+    grouped = stays.groupby("stage")
+    table = pd.DataFrame({
+        "stays": grouped.size(),
+        "median_days": grouped["days"].median(),
+        "p90_days": grouped["days"].quantile(0.9),
+        "current": grouped["left"].apply(lambda s: int(s.isna().sum())),
+    }).reset_index()
+    order = {normalize_value(s): i for i, s in enumerate(stage_order)}
+    table["_order"] = table["stage"].map(lambda s: order.get(normalize_value(s), len(order)))
+    return table.sort_values(["_order", "stage"]).drop(columns="_order").reset_index(drop=True)
+
+
 def _time_in_stage(opps: pd.DataFrame, stages: list[Stage], stays: pd.DataFrame | None,
                    now: pd.Timestamp, report: Report | None) -> pd.DataFrame:
     names = [s.name for s in stages if s.kind == "open"]
-    if stays is not None and not stays.empty:
-        days = stays[["stage", "days", "left"]].copy()
-        days["current"] = days["left"].isna()
-    else:  # current stays only, from Stage Changed (or Created)
+    if stays is None or stays.empty:  # current stays only, from Stage Changed (or Created)
         current = opps[opps["kind"] == "open"]
-        days = pd.DataFrame({"stage": current["stage"],
-                             "days": (now - current["changed"]).dt.days,
-                             "current": True}).dropna(subset=["days"])
-    days = days[days["stage"].isin(names)]
-    grouped = days.groupby("stage")["days"]
-    table = pd.DataFrame({"stays": grouped.size(), "median_days": grouped.median(),
-                          "p90_days": grouped.quantile(0.9),
-                          "current": days.groupby("stage")["current"].sum()})
-    table = table.reindex(names).reset_index().rename(columns={"index": "stage"})
+        stays = pd.DataFrame({"stage": current["stage"],
+                              "days": (now - current["changed"]).dt.days,
+                              "left": pd.NaT}).dropna(subset=["days"])
+    table = stage_durations(stays[stays["stage"].isin(names)], names)
+    table = table.set_index("stage").reindex(names).reset_index()
     table["stays"] = table["stays"].fillna(0).astype(int)
     table["current"] = table["current"].fillna(0).astype(int)
     stalled = pd.Series(0, index=table.index)

@@ -47,7 +47,6 @@ from .history import (
     stamp,
 )
 from .reader import ROW, WorkbookData
-from .schema import normalize_value
 
 ENGINE_USER = "xlcrm"
 _FNV_PRIME = np.uint64(1099511628211)
@@ -436,22 +435,6 @@ def _close_stay(current: dict[str, dict[str, Any]], rows: list[dict[str, Any]], 
     stay = current.pop(rid, None)
     if stay is not None:
         rows.append({**stay, "left": when})
-
-
-def stage_durations(stays: pd.DataFrame, stage_order: Sequence[str] = ()) -> pd.DataFrame:
-    """Per stage: stays, median and 90th-percentile days, and how many are still there."""
-    if stays.empty:
-        return pd.DataFrame(columns=["stage", "stays", "median_days", "p90_days", "current"])
-    grouped = stays.groupby("stage")
-    table = pd.DataFrame({
-        "stays": grouped.size(),
-        "median_days": grouped["days"].median(),
-        "p90_days": grouped["days"].quantile(0.9),
-        "current": grouped["left"].apply(lambda s: int(s.isna().sum())),
-    }).reset_index()
-    order = {normalize_value(s): i for i, s in enumerate(stage_order)}
-    table["_order"] = table["stage"].map(lambda s: order.get(normalize_value(s), len(order)))
-    return table.sort_values(["_order", "stage"]).drop(columns="_order").reset_index(drop=True)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -201,7 +201,7 @@ def _block(ws: Worksheet, key: str, table: pd.DataFrame, columns: tuple[str, ...
     for r, record in enumerate(records, start=header + 1):
         for offset, column in enumerate(columns, start=1):
             cell = ws.cell(row=r, column=offset)
-            put(cell, _cell(column, record[column], lang))
+            put(cell, shown_cell(column, record[column], lang))
             if column in COLUMN_FORMATS:
                 cell.number_format = COLUMN_FORMATS[column]
     last = header + max(len(records), 1)
@@ -217,7 +217,7 @@ def _block(ws: Worksheet, key: str, table: pd.DataFrame, columns: tuple[str, ...
     return end
 
 
-def _cell(column: str, value: Any, lang: Lang) -> Any:
+def shown_cell(column: str, value: Any, lang: Lang) -> Any:
     if value is None or value is pd.NaT or (isinstance(value, float) and value != value):
         return None
     if value is pd.NA:

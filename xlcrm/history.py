@@ -36,8 +36,6 @@ from .errors import InputError
 from .writer import state_dir
 
 GENESIS = "0" * 64
-ACTIONS = ("added", "changed", "deleted")
-SOURCES = ("cli", "watcher", "ribbon")
 _CHUNK = 500
 _SEP = "\x1f"  # between record IDs in snapshot_index (cells cannot hold it)
 

@@ -71,7 +71,6 @@ class Event:
 class Delivery:
     """What a run's delivery did."""
 
-    queued: int = 0
     sent: int = 0
     failed: int = 0
     errors: list[str] = field(default_factory=list)

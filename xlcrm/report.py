@@ -16,7 +16,7 @@ import pandas as pd
 
 from . import schema
 from .analytics import Analytics
-from .dashboard import COLUMN_LABELS, KPI_LABELS, LAYOUT, TITLES, _cell
+from .dashboard import COLUMN_LABELS, KPI_LABELS, LAYOUT, TITLES, shown_cell
 from .schema import Lang
 
 PALETTE = ("#4F81BD", "#C0504D", "#9BBB59", "#8064A2", "#4BACC6", "#F79646")
@@ -63,7 +63,7 @@ def render_text(a: Analytics, lang: Lang, workbook: str) -> str:
 
 def _text_table(table: pd.DataFrame, columns: Sequence[str], lang: Lang) -> list[str]:
     header = [schema.label(COLUMN_LABELS[c], lang) for c in columns]
-    rows = [[fmt(_cell(c, r[c], lang), c) for c in columns]
+    rows = [[fmt(shown_cell(c, r[c], lang), c) for c in columns]
             for r in table[list(columns)].to_dict("records")]
     widths = [max(len(str(x)) for x in [h, *(row[i] for row in rows)])
               for i, h in enumerate(header)]
@@ -91,7 +91,7 @@ def render_html(a: Analytics, lang: Lang, workbook: str, today: dt.date) -> str:
         table: pd.DataFrame = getattr(a, key)
         parts.append(f"<section><h2>{esc(schema.label(TITLES[key], lang))}</h2>")
         if chart and len(table):
-            labels = [fmt(_cell(columns[0], v, lang)) for v in table[columns[0]]]
+            labels = [fmt(shown_cell(columns[0], v, lang)) for v in table[columns[0]]]
             series = [(schema.label(COLUMN_LABELS[v], lang),
                        [float(x) if x == x and x is not None else 0.0 for x in table[v]])
                       for v in values]
@@ -100,8 +100,9 @@ def render_html(a: Analytics, lang: Lang, workbook: str, today: dt.date) -> str:
             f"<th>{esc(schema.label(COLUMN_LABELS[c], lang))}</th>" for c in columns)
             + "</tr></thead><tbody>")
         for record in table[list(columns)].to_dict("records"):
-            parts.append("<tr>" + "".join(
-                f"<td>{esc(fmt(_cell(c, record[c], lang), c))}</td>" for c in columns) + "</tr>")
+            cells = "".join(f"<td>{esc(fmt(shown_cell(c, record[c], lang), c))}</td>"
+                            for c in columns)
+            parts.append(f"<tr>{cells}</tr>")
         parts.append("</tbody></table></section>")
     parts.append("</body></html>")
     return "".join(parts)

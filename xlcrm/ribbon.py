@@ -25,7 +25,7 @@ from typing import Any
 from . import schema
 from .analytics import analyse
 from .changes import Tracker, newest_entries, stage_cells, stage_history, start_tracking
-from .dashboard import COLUMN_LABELS, KPI_LABELS, LAYOUT, TITLES, _cell
+from .dashboard import COLUMN_LABELS, KPI_LABELS, LAYOUT, TITLES, shown_cell
 from .dedupe import all_duplicates, duplicate_sheet_rows
 from .edits import changelog_rows, issue_rows
 from .errors import SheetMissing, XlcrmError
@@ -416,7 +416,7 @@ def _fill_dashboard(xl: XlBook, name: str, lang: Lang, figures: Any, today: dt.d
     for key, columns, chart, _values in LAYOUT:
         table = getattr(figures, key)
         header = [schema.label(COLUMN_LABELS[c], lang) for c in columns]
-        body = [[_cell(c, r[c], lang) for c in columns]
+        body = [[shown_cell(c, r[c], lang) for c in columns]
                 for r in table[list(columns)].to_dict("records")]
         xl.write_block(name, row, 1, [[schema.label(TITLES[key], lang)], header, *body])
         if chart and body:
