@@ -29,16 +29,22 @@ whose weights nobody on a sales team can check. Each pair carries its score and 
 from __future__ import annotations
 
 import math
+import os
 import re
+import sys
 from collections import Counter, defaultdict
 from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from itertools import combinations
-from typing import Any
+from functools import partial
+from itertools import chain, combinations
+from multiprocessing import get_context
+from operator import add
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
-from rapidfuzz import fuzz
+from rapidfuzz import fuzz, process
 
 from . import normalize as nz
 
@@ -52,6 +58,7 @@ FREE_MAIL = frozenset({
     "proton.me", "protonmail.com", "gmx.com", "mail.com", "yandex.com",
 })
 _CJK = re.compile(r"[\u3400-\u9fff]")
+_ALL_CJK = re.compile(r"[\u3400-\u9fff]+$")
 _WORD = re.compile(r"[a-z0-9]+|[\u3400-\u9fff]+")
 
 
@@ -98,12 +105,348 @@ def duplicate_rows(frame: pd.DataFrame, sheet: str, matches: list[Match],
     return out
 
 
+class Keys(NamedTuple):
+    """One customer's comparison keys (None where the cell is blank or invalid)."""
+
+    index: Any  # frame index
+    name: str  # folded words ("huaxun keji"; a person's Chinese name in pinyin)
+    key: str  # the folded name without spaces
+    phone: str | None
+    email: str | None
+    domain: str | None  # the e-mail's domain unless free-mail
+    tax: str | None  # a valid unified social credit code
+    uid: str | None  # any other tax number, as upper-case letters and digits
+    address: str | None  # people's addresses only: companies share buildings
+    city: str | None
+    tokens: tuple[frozenset[str], float]  # and their weight
+
+
+class _Columns:
+    """Every customer's keys as integer codes, one numpy array a key (-1 for none), each
+    computed once for each distinct value: a million customers stay a few arrays."""
+
+    def __init__(self, frame: pd.DataFrame, region: str) -> None:
+        size = len(frame)
+
+        def column(name: str) -> pd.Series:
+            if name in frame.columns:
+                return frame[name].astype(object)
+            return pd.Series([None] * size, dtype=object)
+
+        self.index = frame.index
+        with _Workers(size) as work:
+            self._keys(column, work, region)
+            # token rarity over the sheet: a token's weight is log(1 + records / records
+            # with it)
+            per_name = np.bincount(self.name_code[self.name_code >= 0],
+                                   minlength=len(self.names))
+            counts = work.map(_count_tokens, self.names, merge=_merge_counts)
+        for position in np.flatnonzero(per_name > 1).tolist():  # names held more than once
+            for token in _token_set(self.names[position]):
+                counts[token] += int(per_name[position]) - 1
+        total = max(size, 1)
+        self.idf = {t: math.log(1 + total / c) for t, c in counts.items()}
+        self._tokens: dict[int, tuple[frozenset[str], float]] = {}
+        self.key_count = np.bincount(self.key_code[self.key_code >= 0],
+                                     minlength=len(self.keys))
+
+    def _keys(self, column: Any, work: _Workers, region: str) -> None:
+        kind_code, kinds = pd.factorize(column("kind"))
+        is_person = np.array([nz.record_id(k) in PERSON_WORDS for k in kinds] + [False])
+        self.person = is_person[kind_code]
+        # a person's name is told apart so that a Chinese one is compared through pinyin
+        raw_code, raw_names = pd.factorize(column("name"))
+        both, distinct = pd.factorize(raw_code * 2 + self.person)
+        distinct = np.asarray(distinct)
+        raw_list = list(raw_names) + [None]  # code -1 → None
+        folded = work.map(nz.name_words_many, [raw_list[c] for c in (distinct // 2).tolist()])
+        names = [pinyin_words(f) if person and _CJK.search(f) else f
+                 for f, person in zip(folded, (distinct % 2).tolist(), strict=True)]
+        names = [n if c >= 0 else "" for n, c in zip(names, distinct.tolist(), strict=True)]
+        self.name_code, self.names = _recode(both, names)
+        self.key_code, self.keys = _recode(self.name_code, [n.replace(" ", "") for n in
+                                                            self.names])
+        self.words_code, _ = _recode(self.name_code, [  # names swapped
+            "".join(sorted(n.split())) if " " in n else None for n in self.names])
+        self.phone_code, self.phones = _keyed(
+            column("phone"), many=lambda v: work.map(partial(nz.phone_keys, region=region), v))
+        self.email_code, self.emails = _keyed(column("email"),
+                                              many=lambda v: work.map(nz.email_keys, v))
+        self.domain_code, self.domains = _recode(self.email_code, [
+            None if e.rsplit("@", 1)[1] in FREE_MAIL else e.rsplit("@", 1)[1]
+            for e in self.emails])
+        tax_raw = column("tax_id")
+        self.tax_code, self.taxes = _keyed(tax_raw, many=nz.tax_id_keys)
+        # a tax number that is not a valid unified code (a foreign VAT or EIN, a typo) still
+        # identifies, less surely: compared as upper-case letters and digits
+        self.uid_code, self.uids = _keyed(tax_raw.where(self.tax_code < 0, None),
+                                          lambda v: u if len(u := _id_text(v)) >= 6 else None)
+        self.address_code, self.addresses = _keyed(
+            column("address").where(self.person, None),
+            lambda v: nz.name_words(v) if len(nz.text(v)) >= 6 else None)
+        self.city_code, self.cities = _keyed(column("city"), many=nz.name_words_many)
+        self.cities = [c.replace(" ", "") if c else c for c in self.cities]
+
+    def records(self, positions: np.ndarray) -> dict[int, Keys]:
+        """The keys of the records at `positions`, by position."""
+        def values(codes: np.ndarray, distinct: list[Any]) -> list[Any]:
+            return [distinct[c] if c >= 0 else None for c in codes[positions].tolist()]
+
+        names = [n or "" for n in values(self.name_code, self.names)]
+        columns = zip(self.index[positions], names, [n.replace(" ", "") for n in names],
+                      values(self.phone_code, self.phones), values(self.email_code, self.emails),
+                      values(self.domain_code, self.domains), values(self.tax_code, self.taxes),
+                      values(self.uid_code, self.uids),
+                      values(self.address_code, self.addresses),
+                      values(self.city_code, self.cities),
+                      [self.tokens_of(p) for p in positions.tolist()], strict=True)
+        return dict(zip(positions.tolist(), (Keys(*row) for row in columns), strict=True))
+
+    def candidates(self) -> tuple[np.ndarray, np.ndarray]:
+        """Position pairs (a < b, each once) of records that share an identifier, a folded
+        name or its words, or that are neighbours in folded-name order (typos sort together):
+        about linear in the number of records."""
+        firsts: list[np.ndarray] = []
+        seconds: list[np.ndarray] = []
+        with_key = np.flatnonzero(self.key_code >= 0)
+        orders = [  # sorted neighbourhoods
+            with_key[np.lexsort((with_key, _rank(self.phones)[self.phone_code[with_key]],
+                                 _rank(self.cities)[self.city_code[with_key]],
+                                 _rank(self.keys)[self.key_code[with_key]]))],
+            self._reversed_order(),  # people: a typo up front
+            _order(self.address_code, self.addresses),
+        ]
+        for order in orders:
+            for step in range(1, WINDOW):
+                firsts.append(order[:-step])
+                seconds.append(order[step:])
+        for codes in (self.phone_code, self.email_code, self.tax_code, self.uid_code,
+                      self.domain_code, self.key_code, self.address_code, self.words_code):
+            for a, b in _group_pairs(codes):
+                firsts.append(a)
+                seconds.append(b)
+        a = np.concatenate(firsts).astype(np.int64)
+        b = np.concatenate(seconds).astype(np.int64)
+        pair = np.sort(pd.unique(np.minimum(a, b) * len(self.key_code) + np.maximum(a, b)))
+        return pair // len(self.key_code), pair % len(self.key_code)
+
+    def _reversed_order(self) -> np.ndarray:
+        """People with a name, in the order of their reversed folded names."""
+        people = np.flatnonzero(self.person & (self.key_code >= 0))
+        reversed_keys = [self.keys[c][::-1] for c in self.key_code[people].tolist()]
+        return people[sorted(range(len(people)), key=lambda i: (reversed_keys[i], people[i]))]
+
+    def evidence(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Which pairs share more than a similar name: an identifier, a folded name or its
+        words, or both carry a tax number or an address (to be compared)."""
+        keep = np.zeros(len(a), dtype=bool)
+        for codes in (self.tax_code, self.phone_code, self.email_code, self.uid_code,
+                      self.domain_code, self.key_code, self.words_code):
+            keep |= (codes[a] >= 0) & (codes[a] == codes[b])
+        keep |= (self.uid_code[a] >= 0) & (self.uid_code[b] >= 0)  # one digit apart?
+        keep |= (self.address_code[a] >= 0) & (self.address_code[b] >= 0)
+        return keep
+
+    def names_agree(self, a: np.ndarray, b: np.ndarray, cut: int) -> np.ndarray:
+        """Which pairs' names reach rapidfuzz's token-set ratio `cut` (in C, on all cores): a
+        quick bound before the weighted similarity, which needs more agreement than that."""
+        names = self.names + [""]  # code -1 → ""
+        left = [names[c] for c in self.name_code[a].tolist()]
+        right = [names[c] for c in self.name_code[b].tolist()]
+        ratio = process.cpdist(left, right, scorer=fuzz.token_set_ratio, workers=-1,
+                               dtype=np.uint8, score_cutoff=cut)
+        return np.asarray(ratio >= cut)
+
+    def tokens_of(self, p: int) -> tuple[frozenset[str], float]:
+        """The tokens of the name of the record at position p and their weight (cached by
+        name)."""
+        code = int(self.name_code[p])
+        found = self._tokens.get(code)
+        if found is None:
+            words = frozenset(_token_set(self.names[code])) if code >= 0 else frozenset()
+            found = self._tokens[code] = (words, float(sum(map(self.idf.__getitem__, words))))
+        return found
+
+    def name_similarity(self, a: tuple[frozenset[str], float],
+                        b: tuple[frozenset[str], float]) -> float:
+        """Weighted Jaccard of two names' tokens (weights: rarity in the sheet); a and b
+        from `tokens_of`."""
+        (ta, weight_a), (tb, weight_b) = a, b
+        if not ta or not tb:
+            return 0.0
+        idf = self.idf
+        shared = ta & tb
+        shared_weight = sum(map(idf.__getitem__, shared))
+        union_weight = weight_a + weight_b - shared_weight
+        if len(shared) < min(len(ta), len(tb)):  # a near-identical long word is a typo
+            for u in ta - shared:
+                if len(u) < 4 or _CJK.match(u):
+                    continue
+                for v in tb - shared:
+                    if len(v) >= 4 and fuzz.ratio(u, v, score_cutoff=80):
+                        shared_weight += idf[u]
+                        union_weight -= idf[v]
+                        break
+        return shared_weight / union_weight if union_weight > 0 else 0.0
+
+    def common_name(self, key: str) -> bool:
+        """A folded name held by three or more records is a common name, not evidence."""
+        return key in self._key_position and self.key_count[self._key_position[key]] > 2
+
+    @property
+    def _key_position(self) -> dict[str, int]:
+        if not hasattr(self, "_positions"):
+            self._positions = {k: i for i, k in enumerate(self.keys)}
+        return self._positions
+
+
+# The token-set ratio under which a pair with nothing but a name in common is not scored: it
+# needs a weighted similarity of 0.95 at the default threshold (75 leaves a wide margin), of
+# 0.8 from threshold 0.64 (50).
+NAME_GATE = 75
+NAME_GATE_LOW = 50
+
+
+PARALLEL_FROM = 200_000  # distinct values from which key folding is shared with a worker
+
+
+class _Workers:
+    """Per-value work on large columns, shared between this process and forked workers (one
+    less than the cores): on Linux only, from `PARALLEL_FROM` values. Elsewhere (Windows,
+    macOS, inside Excel) everything runs here."""
+
+    def __init__(self, size: int) -> None:
+        self.pool: ProcessPoolExecutor | None = None
+        cores = os.cpu_count() or 1
+        if size >= PARALLEL_FROM and cores > 1 and sys.platform == "linux":
+            self.pool = ProcessPoolExecutor(cores - 1, mp_context=get_context("fork"))
+            self.chunks = cores
+
+    def __enter__(self) -> _Workers:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self.pool is not None:
+            self.pool.shutdown()
+
+    def map(self, func: Any, items: list[Any], merge: Any = None) -> Any:
+        """func(items), computed in chunks; the chunks' results joined by `merge` (default:
+        list concatenation, in order)."""
+        if self.pool is None or len(items) < PARALLEL_FROM:
+            return func(items)
+        step = -(-len(items) // self.chunks)
+        futures = [self.pool.submit(func, items[i:i + step])
+                   for i in range(step, len(items), step)]
+        results = [func(items[:step])] + [f.result() for f in futures]
+        if merge is not None:
+            return merge(results)
+        return list(chain.from_iterable(results))
+
+
+_SHARED: _Columns | None = None
+
+
+def _similar(triples: list[tuple[int, int, int]], needed: float) -> list[int]:
+    """The pair numbers (first of each triple) whose names reach `needed` similarity; the two
+    records' positions follow the number. Runs here or in a forked worker."""
+    records = _SHARED
+    assert records is not None
+    return [i for i, x, y in triples
+            if records.name_similarity(records.tokens_of(x), records.tokens_of(y)) >= needed]
+
+
+def _count_tokens(names: list[str]) -> Counter[str]:
+    return Counter(chain.from_iterable(map(_token_set, names)))
+
+
+def _merge_counts(counts: list[Counter[str]]) -> Counter[str]:
+    total = counts[0]
+    for more in counts[1:]:
+        total.update(more)
+    return total
+
+
+def _keyed(values: pd.Series, convert: Any = None, many: Any = None
+           ) -> tuple[np.ndarray, list[Any]]:
+    """Codes of a column's keys: `convert` (or `many`, on a list) runs once per distinct
+    value, and values with one key share one code."""
+    codes, distinct = pd.factorize(values)
+    if many is not None:
+        keys = many(list(distinct))
+    else:
+        keys = [None if nz.is_blank(v) else convert(v) for v in distinct]
+    return _recode(codes, [k or None for k in keys])
+
+
+def _recode(codes: np.ndarray, keys: list[Any]) -> tuple[np.ndarray, list[Any]]:
+    """Codes into `keys` (by position) turned into codes of the distinct non-empty keys."""
+    merged, distinct = pd.factorize(pd.Series(keys, dtype=object))
+    merged = np.append(merged, -1).astype(np.int64)  # code -1 stays -1
+    out_codes = merged[codes]
+    out_keys = list(distinct)
+    if "" in out_keys:  # an empty key is no key
+        empty = out_keys.index("")
+        out_codes[out_codes == empty] = -1
+    return out_codes, out_keys
+
+
+def _rank(values: list[Any]) -> np.ndarray:
+    """Each value's place in sorted order (by position; one extra slot, -1, for "none")."""
+    order = sorted(range(len(values)), key=values.__getitem__)
+    rank = np.empty(len(values) + 1, dtype=np.int64)
+    rank[order] = np.arange(len(values))
+    rank[-1] = -1
+    return rank
+
+
+def _order(codes: np.ndarray, values: list[Any], only: np.ndarray | None = None
+           ) -> np.ndarray:
+    """Positions with a value (and `only`), in the order of their values."""
+    mask = codes >= 0
+    if only is not None:
+        mask &= only
+    positions = np.flatnonzero(mask)
+    return positions[np.lexsort((positions, _rank(values)[codes[positions]]))]
+
+
+def _group_pairs(codes: np.ndarray) -> Iterable[tuple[np.ndarray, np.ndarray]]:
+    """Every pair of positions sharing a code, in groups of 2 to `MAX_BLOCK`."""
+    positions = np.flatnonzero(codes >= 0)
+    values = codes[positions]
+    sizes = np.bincount(values)[values]
+    keep = (sizes > 1) & (sizes <= MAX_BLOCK)
+    positions, values = positions[keep], values[keep]
+    order = np.argsort(values, kind="stable")
+    positions, values = positions[order], values[order]
+    for step in range(1, MAX_BLOCK):
+        same = values[:-step] == values[step:]
+        if not same.any():
+            break
+        yield positions[:-step][same], positions[step:][same]
+
+
 def pinyin_words(name: str) -> str:
     """A Chinese person's name as pinyin syllables ("张伟" → "zhang wei"); other text kept."""
     from pypinyin import lazy_pinyin
 
     return " ".join(" ".join(lazy_pinyin(word)) if _CJK.search(word) else word
                     for word in name.split())
+
+
+def _token_set(name: str) -> set[str]:
+    """The distinct tokens of a folded name: `tokens`, with fast paths for a name without
+    Chinese (its words) and a name all Chinese (its character pairs)."""
+    if name.isascii():
+        return set(name.split())
+    out: set[str] = set()
+    for word in name.split():
+        if word.isascii():
+            out.add(word)
+        elif len(word) > 1 and _ALL_CJK.match(word):
+            out.update(map(add, word, word[1:]))
+        else:
+            out.update(tokens(word))
+    return out
 
 
 def tokens(key_text: str) -> list[str]:
@@ -117,134 +460,35 @@ def tokens(key_text: str) -> list[str]:
     return out
 
 
-class _Records:
-    """The keys of every customer, computed once, held as lists by position."""
-
-    def __init__(self, frame: pd.DataFrame, region: str) -> None:
-        def column(name: str) -> list[Any]:
-            return frame[name].tolist() if name in frame.columns else [None] * len(frame)
-
-        def keys(values: list[Any], convert: Any) -> list[Any]:
-            cache: dict[Any, Any] = {}
-            out: list[Any] = []
-            for value in values:
-                if nz.is_blank(value):
-                    out.append(None)
-                    continue
-                if value not in cache:
-                    cache[value] = convert(value) or None
-                out.append(cache[value])
-            return out
-
-        self.index = list(frame.index)
-        self.person = [nz.record_id(k) in PERSON_WORDS for k in column("kind")]
-        names = [n or "" for n in keys(column("name"), nz.name_words)]
-        # a person's Chinese name is compared through pinyin too: 张伟 = Zhang Wei
-        self.name = [pinyin_words(n) if p and _CJK.search(n) else n
-                     for n, p in zip(names, self.person, strict=True)]
-        self.key = [n.replace(" ", "") for n in self.name]
-        self.phone = keys(column("phone"), lambda v: nz.phone_key(v, region))
-        self.email = keys(column("email"), lambda v: nz.email_key(nz.text(v)))
-        self.domain = [e.rsplit("@", 1)[1] if e and e.rsplit("@", 1)[1] not in FREE_MAIL
-                       else None for e in self.email]
-        self.tax = keys(column("tax_id"), nz.tax_id_key)
-        # a tax number that is not a valid unified code (a foreign VAT or EIN, a typo) still
-        # identifies, less surely: compared as upper-case letters and digits
-        self.uid: list[str | None] = [None if t else (u if u and len(u) >= 6 else None) for t, u in
-                    zip(self.tax, keys(column("tax_id"), _id_text), strict=True)]
-        self.person = [nz.record_id(k) in PERSON_WORDS for k in column("kind")]
-        # addresses are evidence between people; companies share buildings
-        people_addresses = [v if p else None for v, p in
-                            zip(column("address"), self.person, strict=True)]
-        self.address: list[str | None] = keys(
-            people_addresses, lambda v: nz.name_words(v) if len(nz.text(v)) >= 6 else None)
-        self.city = keys(column("city"), nz.company_key)
-        self.tokens = [frozenset(tokens(n)) for n in self.name]
-        counts: Counter[str] = Counter()
-        for words in self.tokens:
-            counts.update(words)
-        total = max(len(frame), 1)
-        self.idf = {t: math.log(1 + total / c) for t, c in counts.items()}
-        self.weight = [sum(self.idf[t] for t in words) for words in self.tokens]
-        self.key_count = Counter(k for k in self.key if k)
-
-    def blocks(self) -> Iterable[list[int]]:
-        """Groups sharing an identifier or a folded name, and a sliding window over the
-        records sorted by folded name (near-identical names sort together)."""
-        orders = (
-            [(k, self.city[p] or "", self.phone[p] or "", p) for p, k in enumerate(self.key)
-             if k],
-            [(k[::-1], "", "", p) for p, k in enumerate(self.key)  # people: typos up front
-             if k and self.person[p]],
-            [(a, "", "", p) for p, a in enumerate(self.address) if a],
-        )
-        for order in orders:
-            order.sort()
-            for start in range(len(order)):
-                window = [item[3] for item in order[start:start + WINDOW]]
-                if len(window) > 1:
-                    yield window
-        words = ["".join(sorted(n.split())) or None for n in self.name]  # names swapped
-        for values in (self.phone, self.email, self.tax, self.uid, self.domain, self.key,
-                       self.address, words):
-            groups: dict[Any, list[int]] = defaultdict(list)
-            for position, value in enumerate(values):
-                if value:
-                    groups[value].append(position)
-            for members in groups.values():
-                if 1 < len(members) <= MAX_BLOCK:
-                    yield members
-
-    def name_similarity(self, a: int, b: int) -> float:
-        """Weighted Jaccard of the two names' tokens (weights: rarity in the sheet)."""
-        ta, tb = self.tokens[a], self.tokens[b]
-        if not ta or not tb:
-            return 0.0
-        shared = ta & tb
-        shared_weight = sum(self.idf[t] for t in shared)
-        union_weight = self.weight[a] + self.weight[b] - shared_weight
-        if len(shared) < min(len(ta), len(tb)):  # a near-identical long word is a typo
-            for x in ta - shared:
-                if len(x) < 4 or _CJK.match(x):
-                    continue
-                for y in tb - shared:
-                    if len(y) >= 4 and fuzz.ratio(x, y) >= 80:
-                        shared_weight += self.idf[x]
-                        union_weight -= self.idf[y]
-                        break
-        return shared_weight / union_weight if union_weight > 0 else 0.0
-
-
 def _id_text(value: Any) -> str:
     return re.sub(r"[^0-9A-Za-z]", "", nz.text(value)).upper()
 
 
-def score_pair(records: _Records, a: int, b: int, threshold: float = 0.0) -> Pair | None:
-    """The evidence for the records at positions a and b being one customer: a score and,
-    when it reaches `threshold`, the reasons (None below it)."""
-    r = records
+def score_pair(records: _Columns, x: Keys, y: Keys, threshold: float = 0.0) -> Pair | None:
+    """The evidence for two records being one customer: a score and, when it reaches
+    `threshold`, the reasons (None below it)."""
     labels = ("tax ID", "phone", "e-mail", "company domain")
-    columns = (r.tax, r.phone, r.email, r.domain)
-    same = {label: values[a] is not None and values[a] == values[b]
-            for label, values in zip(labels, columns, strict=True)}
-    conflicts = [text for text, values in (("different phones", r.phone),
-                                           ("different tax IDs", r.tax))
-                 if values[a] and values[b] and values[a] != values[b]]
-    ca, cb = r.city[a], r.city[b]
+    values = ((x.tax, y.tax), (x.phone, y.phone), (x.email, y.email), (x.domain, y.domain))
+    same = {label: u is not None and u == v for label, (u, v) in zip(labels, values,
+                                                                      strict=True)}
+    conflicts = [text for text, (u, v) in (("different phones", (x.phone, y.phone)),
+                                           ("different tax IDs", (x.tax, y.tax)))
+                 if u and v and u != v]
+    ca, cb = x.city, y.city
     if ca and cb and ca != cb and fuzz.ratio(ca, cb) < 80:  # a typo is not another city
         conflicts.append("different cities")
-    ua, ub = r.uid[a], r.uid[b]
+    ua, ub = x.uid, y.uid
     same_uid = ua is not None and ua == ub
     near_uid = bool(ua and ub and ua != ub and len(ua) == len(ub)
-                    and sum(x != y for x, y in zip(ua, ub, strict=True)) == 1)
-    aa, ab = r.address[a], r.address[b]
+                    and sum(u != v for u, v in zip(ua, ub, strict=True)) == 1)
+    aa, ab = x.address, y.address
     address = fuzz.token_set_ratio(aa, ab) / 100 if aa and ab else 0.0
     if aa and ab and address < 0.5:
         conflicts.append("different addresses")
     if conflicts and threshold > 0.7 and not (same["tax ID"] or same["phone"] or same["e-mail"]
                                               or same_uid or near_uid or address >= 0.9):
         return None  # a name, or a shared domain, against a conflict scores 0.7 at most
-    name = 1.0 if r.key[a] and r.key[a] == r.key[b] else r.name_similarity(a, b)
+    name = 1.0 if x.key and x.key == y.key else records.name_similarity(x.tokens, y.tokens)
     strong = same["phone"] or same["e-mail"]  # one person's line or mailbox
     domain_only = same["company domain"] and not strong
     if same["tax ID"]:
@@ -258,8 +502,8 @@ def score_pair(records: _Records, a: int, b: int, threshold: float = 0.0) -> Pai
     elif strong:
         score = 0.6  # one switchboard, two companies
     elif same_uid:  # a tax number identifies one entity whatever its name
-        score = 0.95 if (name >= 0.3 or address >= 0.8 or not r.city[a] or not r.city[b]
-                         or r.city[a] == r.city[b]) else 0.86
+        score = 0.95 if (name >= 0.3 or address >= 0.8 or not ca or not cb
+                         or ca == cb) else 0.86
     elif near_uid and name >= 0.8:
         score = 0.9
     elif address >= 0.9 and name >= 0.6 and "different phones" not in conflicts:
@@ -270,44 +514,58 @@ def score_pair(records: _Records, a: int, b: int, threshold: float = 0.0) -> Pai
         score = 0.9
     elif domain_only and name >= 0.8:
         score = 0.7  # the same firm's branch in another city
-    elif name >= 0.95 and not conflicts and r.key_count[r.key[a]] <= 2:
-        score = 0.88  # a name shared by three or more records is a common name, not evidence
+    elif name >= 0.95 and not conflicts and not records.common_name(x.key):
+        score = 0.88
     else:
         score = 0.8 * name * (0.6 if conflicts else 1.0)
     score = round(min(score, 0.99), 3)
     if score < threshold:
         return None
-    reasons = [f"same {label} {values[a]}" for label, values in zip(labels, columns,
-                                                                     strict=True)
+    reasons = [f"same {label} {u}" for label, (u, _) in zip(labels, values, strict=True)
                if same[label]]
     if same_uid:
-        reasons.append(f"same tax number {r.uid[a]}")
+        reasons.append(f"same tax number {ua}")
     if near_uid:
-        reasons.append(f"tax number {r.uid[a]} ~ {r.uid[b]}")
+        reasons.append(f"tax number {ua} ~ {ub}")
     if address >= 0.9:
         reasons.append(f"address {round(address * 100)}%")
     if name > 0:
         reasons.append(f"name {round(name * 100)}%")
-    return Pair(records.index[a], records.index[b], score, reasons + conflicts)
+    return Pair(x.index, y.index, score, reasons + conflicts)
 
 
 def find_duplicate_customers(frame: pd.DataFrame, region: str = "CN",
-                             threshold: float = 0.85) -> list[Match]:
+                             threshold: float = 0.85, gate: bool = True) -> list[Match]:
     """Clusters of customers scoring at least `threshold` with another member (transitively),
-    with each pair's score and reasons."""
+    with each pair's score and reasons. `gate=False` scores every candidate pair (slower;
+    the result is the same, which a test checks)."""
     if frame.empty:
         return []
-    records = _Records(frame, region)
-    size = len(records.index)
-    codes: list[int] = []  # each candidate pair once, as a * size + b (numpy de-duplicates)
-    for block in records.blocks():
-        members = sorted(block)
-        codes.extend(a * size + b for a, b in combinations(members, 2))
-    pairs: list[Pair] = []
-    for code in np.unique(np.asarray(codes, dtype=np.int64)).tolist():
-        pair = score_pair(records, code // size, code % size, threshold)
-        if pair is not None:
-            pairs.append(pair)
+    records = _Columns(frame, region)
+    a, b = records.candidates()
+    if gate and threshold >= 0.64:
+        # a pair with nothing but a similar name scores 0.88 from a similarity of 0.95, or
+        # 0.8 × its similarity: below that similarity it cannot reach the threshold
+        needed = min(0.95, threshold / 0.8) if threshold <= 0.88 else threshold / 0.8
+        strong = records.evidence(a, b)
+        weak = np.flatnonzero(~strong)
+        weak = weak[records.names_agree(a[weak], b[weak],
+                                        NAME_GATE if needed >= 0.95 else NAME_GATE_LOW)]
+        global _SHARED  # what forked workers see (fork copies this process)
+        _SHARED = records
+        try:
+            with _Workers(len(weak)) as work:
+                similar = work.map(partial(_similar, needed=needed),
+                                   list(zip(weak.tolist(), a[weak].tolist(), b[weak].tolist(),
+                                            strict=True)))
+        finally:
+            _SHARED = None
+        chosen = np.sort(np.concatenate((np.flatnonzero(strong),
+                                         np.asarray(similar, dtype=np.int64))))
+        a, b = a[chosen], b[chosen]
+    keys = records.records(np.unique(np.concatenate((a, b))))
+    pairs = [pair for x, y in zip(a.tolist(), b.tolist(), strict=True)
+             if (pair := score_pair(records, keys[x], keys[y], threshold)) is not None]
     return _cluster(pairs)
 
 
