@@ -230,3 +230,65 @@ def test_a_persons_chinese_name_matches_its_pinyin() -> None:
     assert clusters(people) == [["C1", "C2"]]
     firms = [c("C3", "华信科技", kind="企业"), c("C4", "Huaxin Keji", kind="Company")]
     assert clusters(firms) == []  # company names are not transliterated
+
+
+def _many_customers() -> tuple[pd.DataFrame, set[tuple[str, str]]]:
+    """Sample customers in both languages, each fifth entered again by another rep (another
+    legal form, case, spacing; the phone typed another way or left out), and look-alikes
+    (a number added to the name, nothing else known). With the planted pairs that kept a
+    phone, which must be found."""
+    from xlcrm.sample import sample_records
+
+    rows = []
+    for lang in ("zh", "en"):
+        data = sample_records(600, lang, seed=11, mistakes=False, opportunities=0,
+                              interactions=0)
+        rows += [dict(r, customer_id=f"{lang}-{r['customer_id']}") for r in data.customers]
+    planted = set()
+    originals = list(rows)
+    for number, original in enumerate(originals[::5]):
+        copy = dict(original, customer_id=f"DUP-{number}", tax_id=None, email=None)
+        name = str(original["name"])
+        copy["name"] = (name.replace("有限公司", "股份有限公司") if number % 2
+                        else f" {name.upper()} ")
+        copy["phone"] = str(original.get("phone") or "").replace(" ", "-") if number % 3 else None
+        rows.append(copy)
+        if copy["phone"]:  # a name alone may be a common one: the phone settles it
+            planted.add((original["customer_id"], copy["customer_id"]))
+    for number, original in enumerate(originals[1::7]):
+        rows.append(dict(original, customer_id=f"LOOK-{number}", tax_id=None, email=None,
+                         phone=None, name=str(original["name"]) + " 2"))
+    frame = pd.DataFrame(rows)
+    frame["_row"] = range(2, len(frame) + 2)
+    return frame, planted
+
+
+def _pairs(frame: pd.DataFrame, threshold: float, **kw: Any) -> list[tuple[Any, ...]]:
+    ids = frame["customer_id"].tolist()
+    return sorted((ids[p.a], ids[p.b], p.score, tuple(p.reasons))
+                  for m in find_duplicate_customers(frame, "CN", threshold, **kw)
+                  for p in m.pairs)
+
+
+@pytest.mark.parametrize("threshold", [0.85, 0.7, 0.6])
+def test_the_fast_gate_changes_no_result(threshold: float) -> None:
+    frame, planted = _many_customers()
+    gated = _pairs(frame, threshold)
+    assert gated == _pairs(frame, threshold, gate=False)
+    found = {p[:2] for p in gated} | {p[1::-1] for p in gated}
+    assert len(planted) > 100 and planted <= found  # found: the comparison can fail
+
+
+def test_forked_workers_give_the_same_result(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from xlcrm import dedupe
+
+    frame, _ = _many_customers()
+    alone = _pairs(frame, 0.85)
+    monkeypatch.setattr(dedupe, "PARALLEL_FROM", 100)
+    workers = dedupe._Workers(len(frame))
+    if sys.platform == "linux" and (dedupe.os.cpu_count() or 1) > 1:
+        assert workers.pool is not None  # the shared path really runs here
+    workers.__exit__()
+    assert _pairs(frame, 0.85) == alone

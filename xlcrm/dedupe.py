@@ -28,7 +28,6 @@ whose weights nobody on a sales team can check. Each pair carries its score and 
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import sys
@@ -145,7 +144,9 @@ class _Columns:
             for token in _token_set(self.names[position]):
                 counts[token] += int(per_name[position]) - 1
         total = max(size, 1)
-        self.idf = {t: math.log(1 + total / c) for t, c in counts.items()}
+        weights = np.log1p(total / np.fromiter(counts.values(), dtype=np.float64,
+                                               count=len(counts)))
+        self.idf = dict(zip(counts.keys(), weights.tolist(), strict=True))
         self._tokens: dict[int, tuple[frozenset[str], float]] = {}
         self.key_count = np.bincount(self.key_code[self.key_code >= 0],
                                      minlength=len(self.keys))
@@ -160,9 +161,10 @@ class _Columns:
         distinct = np.asarray(distinct)
         raw_list = list(raw_names) + [None]  # code -1 → None
         folded = work.map(nz.name_words_many, [raw_list[c] for c in (distinct // 2).tolist()])
-        names = [pinyin_words(f) if person and _CJK.search(f) else f
-                 for f, person in zip(folded, (distinct % 2).tolist(), strict=True)]
-        names = [n if c >= 0 else "" for n, c in zip(names, distinct.tolist(), strict=True)]
+        for i in np.flatnonzero(distinct % 2).tolist():  # people
+            if _CJK.search(folded[i]):
+                folded[i] = pinyin_words(folded[i])
+        names = [n or "" for n in folded]  # a blank name (code -1) folds to ""
         self.name_code, self.names = _recode(both, names)
         self.key_code, self.keys = _recode(self.name_code, [n.replace(" ", "") for n in
                                                             self.names])
@@ -172,9 +174,9 @@ class _Columns:
             column("phone"), many=lambda v: work.map(partial(nz.phone_keys, region=region), v))
         self.email_code, self.emails = _keyed(column("email"),
                                               many=lambda v: work.map(nz.email_keys, v))
+        domains = [e[e.rindex("@") + 1:] for e in self.emails]
         self.domain_code, self.domains = _recode(self.email_code, [
-            None if e.rsplit("@", 1)[1] in FREE_MAIL else e.rsplit("@", 1)[1]
-            for e in self.emails])
+            None if d in FREE_MAIL else d for d in domains])
         tax_raw = column("tax_id")
         self.tax_code, self.taxes = _keyed(tax_raw, many=nz.tax_id_keys)
         # a tax number that is not a valid unified code (a foreign VAT or EIN, a typo) still
@@ -268,9 +270,10 @@ class _Columns:
         return found
 
     def name_similarity(self, a: tuple[frozenset[str], float],
-                        b: tuple[frozenset[str], float]) -> float:
-        """Weighted Jaccard of two names' tokens (weights: rarity in the sheet); a and b
-        from `tokens_of`."""
+                        b: tuple[frozenset[str], float], needed: float = 0.0) -> float:
+        """Weighted Jaccard of two names' tokens (weights: rarity in the sheet), a long word
+        of one within a typo of a word of the other counting as shared; a and b from
+        `tokens_of`. 0 when it cannot reach `needed`."""
         (ta, weight_a), (tb, weight_b) = a, b
         if not ta or not tb:
             return 0.0
@@ -279,13 +282,20 @@ class _Columns:
         shared_weight = sum(map(idf.__getitem__, shared))
         union_weight = weight_a + weight_b - shared_weight
         if len(shared) < min(len(ta), len(tb)):  # a near-identical long word is a typo
-            for u in ta - shared:
-                if len(u) < 4 or _CJK.match(u):
+            only_a, only_b = ta - shared, tb - shared
+            if needed:  # words that cannot be typos stay outside the shared weight
+                fixed = sum(idf[t] for t in chain(only_a, only_b) if not _typo_word(t))
+                if fixed > (1 - needed) * union_weight:
+                    return 0.0
+            spare = [v for v in only_b if _typo_word(v)]
+            for u in only_a:
+                if not _typo_word(u):
                     continue
-                for v in tb - shared:
-                    if len(v) >= 4 and fuzz.ratio(u, v, score_cutoff=80):
+                for v in spare:
+                    if fuzz.ratio(u, v, score_cutoff=80):
                         shared_weight += idf[u]
                         union_weight -= idf[v]
+                        spare.remove(v)  # one word pairs with one word
                         break
         return shared_weight / union_weight if union_weight > 0 else 0.0
 
@@ -352,7 +362,14 @@ def _similar(triples: list[tuple[int, int, int]], needed: float) -> list[int]:
     records = _SHARED
     assert records is not None
     return [i for i, x, y in triples
-            if records.name_similarity(records.tokens_of(x), records.tokens_of(y)) >= needed]
+            if records.name_similarity(records.tokens_of(x), records.tokens_of(y), needed)
+            >= needed]
+
+
+def _typo_word(token: str) -> bool:
+    """Whether a token can be a typo of another: a word of four or more letters, not Chinese
+    (Chinese tokens are character pairs)."""
+    return len(token) >= 4 and not _CJK.match(token)
 
 
 def _count_tokens(names: list[str]) -> Counter[str]:
