@@ -28,10 +28,11 @@ whose weights nobody on a sales team can check. Each pair carries its score and 
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 import sys
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -43,7 +44,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
-from rapidfuzz import fuzz, process
+from rapidfuzz import fuzz
 
 from . import normalize as nz
 
@@ -135,18 +136,21 @@ class _Columns:
         self.index = frame.index
         with _Workers(size) as work:
             self._keys(column, work, region)
-            # token rarity over the sheet: a token's weight is log(1 + records / records
-            # with it)
-            per_name = np.bincount(self.name_code[self.name_code >= 0],
-                                   minlength=len(self.names))
-            counts = work.map(_count_tokens, self.names, merge=_merge_counts)
-        for position in np.flatnonzero(per_name > 1).tolist():  # names held more than once
-            for token in _token_set(self.names[position]):
-                counts[token] += int(per_name[position]) - 1
-        total = max(size, 1)
-        weights = np.log1p(total / np.fromiter(counts.values(), dtype=np.float64,
-                                               count=len(counts)))
-        self.idf = dict(zip(counts.keys(), weights.tolist(), strict=True))
+            hashes, lengths, sizes = work.map(_hash_tokens, self.names, merge=_join_hashes)
+        # every distinct name's distinct tokens (by number), and their rarity over the
+        # sheet: a token weighs log(1 + records / records with it)
+        ids, self.token_hash = pd.factorize(hashes, sort=True)
+        owner = np.repeat(np.arange(len(self.names)), lengths)
+        per_name = np.bincount(self.name_code[self.name_code >= 0], minlength=len(self.names))
+        counts = np.bincount(ids, weights=per_name[owner], minlength=len(self.token_hash))
+        self.token_idf = np.log1p(max(size, 1) / np.maximum(counts, 1))
+        self.token_typo = np.zeros(len(self.token_hash), dtype=bool)
+        self.token_typo[ids] = sizes >= 4  # see _typo_word
+        self.token_ids = ids.astype(np.int64)
+        self.token_start = np.concatenate(([0], np.cumsum(lengths))).astype(np.int64)
+        self.name_weight = np.bincount(owner, weights=self.token_idf[ids],
+                                       minlength=len(self.names))
+        self.idf: dict[str, float] = {}  # by token text, for the pairs compared in Python
         self._tokens: dict[int, tuple[frozenset[str], float]] = {}
         self.key_count = np.bincount(self.key_code[self.key_code >= 0],
                                      minlength=len(self.keys))
@@ -194,6 +198,7 @@ class _Columns:
         def values(codes: np.ndarray, distinct: list[Any]) -> list[Any]:
             return [distinct[c] if c >= 0 else None for c in codes[positions].tolist()]
 
+        self.learn(positions.tolist())
         names = [n or "" for n in values(self.name_code, self.names)]
         columns = zip(self.index[positions], names, [n.replace(" ", "") for n in names],
                       values(self.phone_code, self.phones), values(self.email_code, self.emails),
@@ -249,25 +254,79 @@ class _Columns:
         keep |= (self.address_code[a] >= 0) & (self.address_code[b] >= 0)
         return keep
 
-    def names_agree(self, a: np.ndarray, b: np.ndarray, cut: int) -> np.ndarray:
-        """Which pairs' names reach rapidfuzz's token-set ratio `cut` (in C, on all cores): a
-        quick bound before the weighted similarity, which needs more agreement than that."""
-        names = self.names + [""]  # code -1 → ""
-        left = [names[c] for c in self.name_code[a].tolist()]
-        right = [names[c] for c in self.name_code[b].tolist()]
-        ratio = process.cpdist(left, right, scorer=fuzz.token_set_ratio, workers=-1,
-                               dtype=np.uint8, score_cutoff=cut)
-        return np.asarray(ratio >= cut)
+    def could_reach(self, a: np.ndarray, b: np.ndarray, needed: float) -> np.ndarray:
+        """Which pairs' name similarity (`name_similarity`) can reach `needed`: an upper
+        bound computed for all pairs at once with numpy, exact for the words the names
+        share, generous for words that could be typos of each other."""
+        out = np.zeros(len(a), dtype=bool)
+        for start in range(0, len(a), 250_000):  # bounded memory
+            upper = self._upper_similarity(self.name_code[a[start:start + 250_000]],
+                                           self.name_code[b[start:start + 250_000]])
+            out[start:start + 250_000] = upper >= needed - 1e-9
+        return out
+
+    def _upper_similarity(self, name_a: np.ndarray, name_b: np.ndarray) -> np.ndarray:
+        upper = np.zeros(len(name_a))
+        named = np.flatnonzero((name_a >= 0) & (name_b >= 0))
+        name_a, name_b = name_a[named], name_b[named]
+        pair_a, token_a = self._gather(name_a)
+        pair_b, token_b = self._gather(name_b)
+        count = len(self.token_hash)
+        both = np.sort(np.concatenate((pair_a * count + token_a, pair_b * count + token_b)))
+        twice = both[1:][both[1:] == both[:-1]]  # a token in both names of a pair
+        pair_s, token_s = twice // count, twice % count
+        idf = self.token_idf
+        typo_idf = idf * self.token_typo
+
+        def total(pairs: np.ndarray, weights: np.ndarray) -> np.ndarray:
+            return np.bincount(pairs, weights=weights, minlength=len(named))
+
+        shared = total(pair_s, idf[token_s])
+        shared_typo = total(pair_s, typo_idf[token_s])
+        weight_a, weight_b = self.name_weight[name_a], self.name_weight[name_b]
+        union = weight_a + weight_b - shared
+        typo_a = total(pair_a, typo_idf[token_a]) - shared_typo  # unshared, could be typos
+        typo_b = total(pair_b, typo_idf[token_b]) - shared_typo
+        fixed = union - shared - typo_a - typo_b  # unshared and never typos
+        with np.errstate(divide="ignore", invalid="ignore"):
+            exact = np.where(union > 0, shared / union, 0.0)
+            # a typo adds a word of a to the shared weight and takes one of b from the union
+            by_words = np.where(union - typo_b > 0, (shared + typo_a) / (union - typo_b), 1.0)
+            by_fixed = np.where(union > 0, 1 - fixed / union, 0.0)
+        typos = (typo_a > 1e-12) & (typo_b > 1e-12)
+        upper[named] = np.where(typos, np.minimum(np.minimum(by_words, 1.0), by_fixed), exact)
+        return upper
+
+    def _gather(self, names: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For each token of each name: the name's place in `names`, and the token."""
+        starts = self.token_start[names]
+        lengths = self.token_start[names + 1] - starts
+        place = np.repeat(np.arange(len(names)), lengths)
+        offsets = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths,
+                                                            lengths)
+        return place, self.token_ids[np.repeat(starts, lengths) + offsets]
+
+    def learn(self, positions: list[int]) -> None:
+        """Tokenise the names of the records at `positions` (each name once) and look up
+        their tokens' rarity, all at once, for `tokens_of`."""
+        codes = {int(c) for c in self.name_code[positions].tolist()} - self._tokens.keys()
+        found = [(code, frozenset(_token_set(self.names[code])) if code >= 0 else frozenset())
+                 for code in codes]
+        new = list({w for _, words in found for w in words} - self.idf.keys())
+        if new:
+            at = np.searchsorted(self.token_hash, np.fromiter(map(hash, new), dtype=np.int64,
+                                                              count=len(new)))
+            self.idf.update(zip(new, self.token_idf[at].tolist(), strict=True))
+        for code, words in found:
+            self._tokens[code] = (words, float(self.name_weight[code]) if code >= 0 else 0.0)
 
     def tokens_of(self, p: int) -> tuple[frozenset[str], float]:
-        """The tokens of the name of the record at position p and their weight (cached by
-        name)."""
+        """The tokens of the name of the record at position p and their weight, their rarity
+        known to `name_similarity` (cached by name)."""
         code = int(self.name_code[p])
-        found = self._tokens.get(code)
-        if found is None:
-            words = frozenset(_token_set(self.names[code])) if code >= 0 else frozenset()
-            found = self._tokens[code] = (words, float(sum(map(self.idf.__getitem__, words))))
-        return found
+        if code not in self._tokens:
+            self.learn([p])
+        return self._tokens[code]
 
     def name_similarity(self, a: tuple[frozenset[str], float],
                         b: tuple[frozenset[str], float], needed: float = 0.0) -> float:
@@ -310,11 +369,6 @@ class _Columns:
         return self._positions
 
 
-# The token-set ratio under which a pair with nothing but a name in common is not scored: it
-# needs a weighted similarity of 0.95 at the default threshold (75 leaves a wide margin), of
-# 0.8 from threshold 0.64 (50).
-NAME_GATE = 75
-NAME_GATE_LOW = 50
 
 
 PARALLEL_FROM = 200_000  # distinct values from which key folding is shared with a worker
@@ -329,6 +383,9 @@ class _Workers:
         self.pool: ProcessPoolExecutor | None = None
         cores = os.cpu_count() or 1
         if size >= PARALLEL_FROM and cores > 1 and sys.platform == "linux":
+            # frozen objects are never scanned by the collector, so a worker does not touch
+            # (and copy) every page of this process the first time it collects
+            gc.freeze()
             self.pool = ProcessPoolExecutor(cores - 1, mp_context=get_context("fork"))
             self.chunks = cores
 
@@ -338,6 +395,7 @@ class _Workers:
     def __exit__(self, *_: object) -> None:
         if self.pool is not None:
             self.pool.shutdown()
+            gc.unfreeze()
 
     def map(self, func: Any, items: list[Any], merge: Any = None) -> Any:
         """func(items), computed in chunks; the chunks' results joined by `merge` (default:
@@ -361,6 +419,7 @@ def _similar(triples: list[tuple[int, int, int]], needed: float) -> list[int]:
     records' positions follow the number. Runs here or in a forked worker."""
     records = _SHARED
     assert records is not None
+    records.learn([p for _, x, y in triples for p in (x, y)])
     return [i for i, x, y in triples
             if records.name_similarity(records.tokens_of(x), records.tokens_of(y), needed)
             >= needed]
@@ -372,15 +431,23 @@ def _typo_word(token: str) -> bool:
     return len(token) >= 4 and not _CJK.match(token)
 
 
-def _count_tokens(names: list[str]) -> Counter[str]:
-    return Counter(chain.from_iterable(map(_token_set, names)))
+def _hash_tokens(names: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each name's distinct tokens as hashes (one run of hashes a name), how many each name
+    has, and each token's length. Forked workers share the hash seed of this process."""
+    hashes: list[int] = []
+    lengths: list[int] = []
+    sizes: list[int] = []
+    for name in names:
+        words = _token_set(name)
+        lengths.append(len(words))
+        hashes.extend(map(hash, words))
+        sizes.extend(map(len, words))
+    return (np.array(hashes, dtype=np.int64), np.array(lengths, dtype=np.int64),
+            np.array(sizes, dtype=np.int64))
 
 
-def _merge_counts(counts: list[Counter[str]]) -> Counter[str]:
-    total = counts[0]
-    for more in counts[1:]:
-        total.update(more)
-    return total
+def _join_hashes(parts: list[tuple[np.ndarray, ...]]) -> tuple[np.ndarray, ...]:
+    return tuple(np.concatenate(column) for column in zip(*parts, strict=True))
 
 
 def _keyed(values: pd.Series, convert: Any = None, many: Any = None
@@ -560,14 +627,13 @@ def find_duplicate_customers(frame: pd.DataFrame, region: str = "CN",
         return []
     records = _Columns(frame, region)
     a, b = records.candidates()
-    if gate and threshold >= 0.64:
+    needed = min(0.95, threshold / 0.8) if threshold <= 0.88 else threshold / 0.8
+    if gate and needed > 0:
         # a pair with nothing but a similar name scores 0.88 from a similarity of 0.95, or
         # 0.8 × its similarity: below that similarity it cannot reach the threshold
-        needed = min(0.95, threshold / 0.8) if threshold <= 0.88 else threshold / 0.8
         strong = records.evidence(a, b)
         weak = np.flatnonzero(~strong)
-        weak = weak[records.names_agree(a[weak], b[weak],
-                                        NAME_GATE if needed >= 0.95 else NAME_GATE_LOW)]
+        weak = weak[records.could_reach(a[weak], b[weak], needed)]
         global _SHARED  # what forked workers see (fork copies this process)
         _SHARED = records
         try:
