@@ -44,7 +44,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
-from rapidfuzz import fuzz
+from rapidfuzz import fuzz, process
 
 from . import normalize as nz
 
@@ -136,7 +136,7 @@ class _Columns:
         self.index = frame.index
         with _Workers(size) as work:
             self._keys(column, work, region)
-            hashes, lengths, sizes = work.map(_hash_tokens, self.names, merge=_join_hashes)
+            hashes, lengths, typo = work.map(_hash_tokens, self.names, merge=_join_hashes)
         # every distinct name's distinct tokens (by number), and their rarity over the
         # sheet: a token weighs log(1 + records / records with it)
         ids, self.token_hash = pd.factorize(hashes, sort=True)
@@ -144,8 +144,15 @@ class _Columns:
         per_name = np.bincount(self.name_code[self.name_code >= 0], minlength=len(self.names))
         counts = np.bincount(ids, weights=per_name[owner], minlength=len(self.token_hash))
         self.token_idf = np.log1p(max(size, 1) / np.maximum(counts, 1))
-        self.token_typo = np.zeros(len(self.token_hash), dtype=bool)
-        self.token_typo[ids] = sizes >= 4  # see _typo_word
+        self.token_typo = np.zeros(len(self.token_hash), dtype=bool)  # see _typo_word
+        self.typo_text: list[str] = [""] * len(self.token_hash)
+        if typo:
+            at = np.searchsorted(self.token_hash, np.fromiter(typo.keys(), dtype=np.int64,
+                                                              count=len(typo)))
+            self.token_typo[at] = True
+            for position, word in zip(at.tolist(), typo.values(), strict=True):
+                self.typo_text[position] = word
+        del typo
         self.token_ids = ids.astype(np.int64)
         self.token_start = np.concatenate(([0], np.cumsum(lengths))).astype(np.int64)
         self.name_weight = np.bincount(owner, weights=self.token_idf[ids],
@@ -261,11 +268,12 @@ class _Columns:
         out = np.zeros(len(a), dtype=bool)
         for start in range(0, len(a), 250_000):  # bounded memory
             upper = self._upper_similarity(self.name_code[a[start:start + 250_000]],
-                                           self.name_code[b[start:start + 250_000]])
+                                           self.name_code[b[start:start + 250_000]], needed)
             out[start:start + 250_000] = upper >= needed - 1e-9
         return out
 
-    def _upper_similarity(self, name_a: np.ndarray, name_b: np.ndarray) -> np.ndarray:
+    def _upper_similarity(self, name_a: np.ndarray, name_b: np.ndarray, needed: float
+                          ) -> np.ndarray:
         upper = np.zeros(len(name_a))
         named = np.flatnonzero((name_a >= 0) & (name_b >= 0))
         name_a, name_b = name_a[named], name_b[named]
@@ -276,26 +284,77 @@ class _Columns:
         twice = both[1:][both[1:] == both[:-1]]  # a token in both names of a pair
         pair_s, token_s = twice // count, twice % count
         idf = self.token_idf
-        typo_idf = idf * self.token_typo
 
         def total(pairs: np.ndarray, weights: np.ndarray) -> np.ndarray:
             return np.bincount(pairs, weights=weights, minlength=len(named))
 
         shared = total(pair_s, idf[token_s])
-        shared_typo = total(pair_s, typo_idf[token_s])
         weight_a, weight_b = self.name_weight[name_a], self.name_weight[name_b]
         union = weight_a + weight_b - shared
-        typo_a = total(pair_a, typo_idf[token_a]) - shared_typo  # unshared, could be typos
-        typo_b = total(pair_b, typo_idf[token_b]) - shared_typo
-        fixed = union - shared - typo_a - typo_b  # unshared and never typos
-        with np.errstate(divide="ignore", invalid="ignore"):
-            exact = np.where(union > 0, shared / union, 0.0)
-            # a typo adds a word of a to the shared weight and takes one of b from the union
-            by_words = np.where(union - typo_b > 0, (shared + typo_a) / (union - typo_b), 1.0)
-            by_fixed = np.where(union > 0, 1 - fixed / union, 0.0)
-        typos = (typo_a > 1e-12) & (typo_b > 1e-12)
-        upper[named] = np.where(typos, np.minimum(np.minimum(by_words, 1.0), by_fixed), exact)
+        typo_idf = idf * self.token_typo
+        shared_typo = total(pair_s, typo_idf[token_s])
+        # a typo adds a word of a to the shared weight and takes one of b from the union
+        # (`name_similarity`): first as if every unshared word that can be a typo were one,
+        # then, where that could still reach `needed`, only the words within a typo of one
+        # of the other name's
+        gain = total(pair_a, typo_idf[token_a]) - shared_typo
+        loss = total(pair_b, typo_idf[token_b]) - shared_typo
+        fixed = union - shared - gain - loss  # unshared and never typos
+        bound = _typo_bound(shared, union, gain, loss, fixed)
+        check = np.flatnonzero((bound >= needed - 1e-9) & (gain > 1e-12) & (loss > 1e-12))
+        if len(check):
+            place = np.full(len(named), -1)  # a pair's number within `check`
+            place[check] = np.arange(len(check))
+            keep_a, keep_b, keep_s = place[pair_a] >= 0, place[pair_b] >= 0, place[pair_s] >= 0
+            gain_c, loss_c = self._typo_weights(
+                place[pair_a[keep_a]], token_a[keep_a], place[pair_b[keep_b]], token_b[keep_b],
+                place[pair_s[keep_s]] * count + token_s[keep_s], len(check))
+            gain[check], loss[check] = gain_c, loss_c
+            bound[check] = _typo_bound(shared[check], union[check], gain_c, loss_c,
+                                       fixed[check])
+        upper[named] = bound
         return upper
+
+    def _typo_weights(self, pair_a: np.ndarray, token_a: np.ndarray, pair_b: np.ndarray,
+                      token_b: np.ndarray, twice: np.ndarray, pairs: int
+                      ) -> tuple[np.ndarray, np.ndarray]:
+        """For each pair, the weight of a's unshared words within a typo (rapidfuzz ratio
+        80, in C) of one of b's unshared words, and of those words of b."""
+        count = len(self.token_hash)
+
+        def unshared(pair: np.ndarray, token: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            keys = pair * count + token  # shared: found in `twice` (sorted)
+            at = np.minimum(np.searchsorted(twice, keys), max(len(twice) - 1, 0))
+            shared = twice[at] == keys if len(twice) else np.zeros(len(keys), dtype=bool)
+            keep = self.token_typo[token] & ~shared
+            order = np.argsort(pair[keep], kind="stable")
+            return pair[keep][order], token[keep][order]
+
+        pa, ta = unshared(pair_a, token_a)
+        pb, tb = unshared(pair_b, token_b)
+        many_a = np.bincount(pa, minlength=pairs)
+        many_b = np.bincount(pb, minlength=pairs)
+        combos = many_a * many_b  # every word of a against every word of b, pair by pair
+        if not combos.any():
+            return np.zeros(pairs), np.zeros(pairs)
+        start_a = np.cumsum(many_a) - many_a
+        start_b = np.cumsum(many_b) - many_b
+        pair = np.repeat(np.arange(pairs), combos)
+        offset = np.arange(int(combos.sum())) - np.repeat(np.cumsum(combos) - combos, combos)
+        index_a = start_a[pair] + offset // many_b[pair]
+        index_b = start_b[pair] + offset % many_b[pair]
+        text = self.typo_text
+        ratio = process.cpdist([text[t] for t in ta[index_a].tolist()],
+                               [text[t] for t in tb[index_b].tolist()], scorer=fuzz.ratio,
+                               score_cutoff=80, workers=-1, dtype=np.uint8)
+        near = np.asarray(ratio) >= 80
+        idf = self.token_idf
+        word_a = np.zeros(len(ta), dtype=bool)
+        word_a[index_a[near]] = True
+        word_b = np.zeros(len(tb), dtype=bool)
+        word_b[index_b[near]] = True
+        return (np.bincount(pa[word_a], weights=idf[ta[word_a]], minlength=pairs),
+                np.bincount(pb[word_b], weights=idf[tb[word_b]], minlength=pairs))
 
     def _gather(self, names: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """For each token of each name: the name's place in `names`, and the token."""
@@ -414,6 +473,19 @@ class _Workers:
 _SHARED: _Columns | None = None
 
 
+def _typo_bound(shared: np.ndarray, union: np.ndarray, gain: np.ndarray, loss: np.ndarray,
+                fixed: np.ndarray) -> np.ndarray:
+    """The highest name similarity a pair can have: its shared weight over its union when no
+    word can be a typo; else with typos adding at most `gain` to the shared weight and taking
+    at most `loss` from the union, and never above 1 - (words that stay unshared) / union."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        exact = np.where(union > 0, shared / union, 0.0)
+        with_typos = np.where(union - loss > 0, (shared + gain) / (union - loss), 1.0)
+        by_fixed = np.where(union > 0, 1 - fixed / union, 0.0)
+    typos = (gain > 1e-12) & (loss > 1e-12)
+    return np.where(typos, np.minimum(np.minimum(with_typos, 1.0), by_fixed), exact)
+
+
 def _similar(triples: list[tuple[int, int, int]], needed: float) -> list[int]:
     """The pair numbers (first of each triple) whose names reach `needed` similarity; the two
     records' positions follow the number. Runs here or in a forked worker."""
@@ -431,23 +503,28 @@ def _typo_word(token: str) -> bool:
     return len(token) >= 4 and not _CJK.match(token)
 
 
-def _hash_tokens(names: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _hash_tokens(names: list[str]) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
     """Each name's distinct tokens as hashes (one run of hashes a name), how many each name
-    has, and each token's length. Forked workers share the hash seed of this process."""
+    has, and the text of the tokens that can be typos (`_typo_word`), by hash. Forked
+    workers share the hash seed of this process."""
     hashes: list[int] = []
     lengths: list[int] = []
-    sizes: list[int] = []
+    typo: dict[int, str] = {}
     for name in names:
         words = _token_set(name)
         lengths.append(len(words))
         hashes.extend(map(hash, words))
-        sizes.extend(map(len, words))
-    return (np.array(hashes, dtype=np.int64), np.array(lengths, dtype=np.int64),
-            np.array(sizes, dtype=np.int64))
+        typo.update((hash(w), w) for w in words if len(w) >= 4)
+    return np.array(hashes, dtype=np.int64), np.array(lengths, dtype=np.int64), typo
 
 
-def _join_hashes(parts: list[tuple[np.ndarray, ...]]) -> tuple[np.ndarray, ...]:
-    return tuple(np.concatenate(column) for column in zip(*parts, strict=True))
+def _join_hashes(parts: list[tuple[np.ndarray, np.ndarray, dict[int, str]]]
+                 ) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
+    typo = parts[0][2]
+    for part in parts[1:]:
+        typo.update(part[2])
+    return (np.concatenate([part[0] for part in parts]),
+            np.concatenate([part[1] for part in parts]), typo)
 
 
 def _keyed(values: pd.Series, convert: Any = None, many: Any = None
@@ -646,7 +723,7 @@ def find_duplicate_customers(frame: pd.DataFrame, region: str = "CN",
         chosen = np.sort(np.concatenate((np.flatnonzero(strong),
                                          np.asarray(similar, dtype=np.int64))))
         a, b = a[chosen], b[chosen]
-    keys = records.records(np.unique(np.concatenate((a, b))))
+    keys = records.records(np.sort(pd.unique(np.concatenate((a, b)))))
     pairs = [pair for x, y in zip(a.tolist(), b.tolist(), strict=True)
              if (pair := score_pair(records, keys[x], keys[y], threshold)) is not None]
     return _cluster(pairs)
