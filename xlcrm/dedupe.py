@@ -470,9 +470,6 @@ class _Workers:
         return list(chain.from_iterable(results))
 
 
-_SHARED: _Columns | None = None
-
-
 def _typo_bound(shared: np.ndarray, union: np.ndarray, gain: np.ndarray, loss: np.ndarray,
                 fixed: np.ndarray) -> np.ndarray:
     """The highest name similarity a pair can have: its shared weight over its union when no
@@ -484,17 +481,6 @@ def _typo_bound(shared: np.ndarray, union: np.ndarray, gain: np.ndarray, loss: n
         by_fixed = np.where(union > 0, 1 - fixed / union, 0.0)
     typos = (gain > 1e-12) & (loss > 1e-12)
     return np.where(typos, np.minimum(np.minimum(with_typos, 1.0), by_fixed), exact)
-
-
-def _similar(triples: list[tuple[int, int, int]], needed: float) -> list[int]:
-    """The pair numbers (first of each triple) whose names reach `needed` similarity; the two
-    records' positions follow the number. Runs here or in a forked worker."""
-    records = _SHARED
-    assert records is not None
-    records.learn([p for _, x, y in triples for p in (x, y)])
-    return [i for i, x, y in triples
-            if records.name_similarity(records.tokens_of(x), records.tokens_of(y), needed)
-            >= needed]
 
 
 def _typo_word(token: str) -> bool:
@@ -711,15 +697,11 @@ def find_duplicate_customers(frame: pd.DataFrame, region: str = "CN",
         strong = records.evidence(a, b)
         weak = np.flatnonzero(~strong)
         weak = weak[records.could_reach(a[weak], b[weak], needed)]
-        global _SHARED  # what forked workers see (fork copies this process)
-        _SHARED = records
-        try:
-            with _Workers(len(weak)) as work:
-                similar = work.map(partial(_similar, needed=needed),
-                                   list(zip(weak.tolist(), a[weak].tolist(), b[weak].tolist(),
-                                            strict=True)))
-        finally:
-            _SHARED = None
+        records.learn(np.concatenate((a[weak], b[weak])).tolist())
+        similar = [i for i, x, y in zip(weak.tolist(), a[weak].tolist(), b[weak].tolist(),
+                                        strict=True)
+                   if records.name_similarity(records.tokens_of(x), records.tokens_of(y),
+                                              needed) >= needed]
         chosen = np.sort(np.concatenate((np.flatnonzero(strong),
                                          np.asarray(similar, dtype=np.int64))))
         a, b = a[chosen], b[chosen]
