@@ -2,28 +2,36 @@
 
 Built on rapidfuzz plus our own scoring rather than splink: the evidence that matters in a CRM
 (a shared phone, tax ID or company domain; a name that differs only in legal form, region or
-script) is a handful of rules a person can read back, the data is one table of at most a few
-hundred thousand rows held in pandas already, and splink would add DuckDB and a trained model
-whose weights nobody on a sales team can check. Each pair carries its score and its reasons.
+script) is a handful of rules a person can read back, the data is one table held in pandas
+already, and splink would add DuckDB and a trained model whose weights nobody on a sales team
+can check. Each pair carries its score and its reasons.
 
-- **Keys** (`xlcrm.normalize`): company names folded (traditional → simplified with OpenCC,
-  legal forms with cleanco plus our Chinese list, region prefixes, punctuation, case), phones
-  folded to +86 digits (E.164 through phonenumbers for other regions; phonenumbers costs
-  100 µs a number, too slow for a million), e-mails, tax IDs, and the e-mail domain unless it
-  is a free-mail one.
-- **Blocking**: only records that share a phone, e-mail, tax ID, company domain or folded
-  name are compared (groups over `MAX_BLOCK` are skipped), plus each record with its
-  `WINDOW - 1` neighbours in folded-name order (sorted neighbourhood, for typos), so the cost
-  grows about linearly.
+- **Keys** (`xlcrm.normalize`, its many-value forms): company names folded (traditional →
+  simplified with OpenCC, legal forms with cleanco's terms plus our Chinese list, region
+  prefixes, punctuation, case), phones folded to +86 digits (E.164 through phonenumbers for
+  other regions), e-mails, tax IDs, and the e-mail domain unless it is free mail. Each key is
+  computed once per distinct value and kept as a numpy array of integer codes (`_Columns`).
+- **Blocking**: only records that share a phone, e-mail, tax number, company domain, folded
+  name or its words are compared (groups over `MAX_BLOCK` are skipped), plus each record with
+  its `WINDOW - 1` neighbours in folded-name order (sorted neighbourhood, for typos); the pairs
+  are built with numpy, and the cost grows about linearly.
 - **Name similarity** is a weighted token overlap: tokens (words; for Chinese, character
-  pairs) weigh by how rare they are in the sheet, and near-identical long tokens count as
+  pairs) weigh by how rare they are in the sheet, and near-identical long words count as
   shared. "X Capital" vs "Y Capital", 华信 vs 华讯 and 小鹏 vs 大鹏 share only a common token
   and score low; "Stripe" vs "Strix" are different tokens.
+- **The bound**: a pair with nothing but a name in common needs a similarity of 0.95 (at the
+  default threshold). An upper bound on the similarity of every such pair is computed at once
+  with numpy (shared tokens by number; unshared words counted as shared only if rapidfuzz
+  finds them within a typo of one another), and only pairs that can reach it are compared in
+  Python. The bound never drops a pair that would match: a test compares with `gate=False`.
 - **Score**: a shared tax ID is decisive, and two different valid tax IDs are two legal
   entities; a shared phone or e-mail with a similar name is strong; a shared company domain
   with a similar name counts unless phones or cities differ (a branch); a near-identical name
   alone counts only when nothing contradicts it: the same brand in two cities is two
   customers. A shared phone with a different name is one switchboard, not one customer.
+- **Workers**: from `PARALLEL_FROM` distinct values, on Linux, the key folding is shared with
+  forked worker processes (one per extra core). Elsewhere (Windows, macOS, inside Excel) it all
+  runs in this process.
 """
 
 from __future__ import annotations

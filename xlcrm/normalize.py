@@ -125,6 +125,10 @@ def phone_key(value: Any, region: str = "CN") -> str | None:
         return None
     if region.upper() != "CN":
         return phone_e164(raw, region)
+    return _cn_phone(raw)
+
+
+def _cn_phone(raw: str) -> str | None:
     digits = _NOT_DIGIT.sub("", raw)
     if digits.startswith("0086"):
         digits = digits[4:]
@@ -188,19 +192,7 @@ def phone_keys(values: list[Any], region: str = "CN") -> list[str | None]:
     if region.upper() != "CN":
         return [None if is_blank(v) else phone_e164.__wrapped__(text(v), region)
                 for v in values]
-    out: list[str | None] = []
-    sub = _NOT_DIGIT.sub
-    for value in values:
-        raw = value if isinstance(value, str) else text(value)
-        digits = sub("", raw)
-        if digits.startswith("0086"):
-            digits = digits[4:]
-        elif digits.startswith("86") and len(digits) in (12, 13) and (
-                raw.lstrip().startswith("+") or len(digits) == 13):
-            digits = digits[2:]
-        digits = digits.lstrip("0")
-        out.append(f"+86{digits}" if 7 <= len(digits) <= 11 else None)
-    return out
+    return [_cn_phone(value if isinstance(value, str) else text(value)) for value in values]
 
 
 def email_keys(values: list[Any]) -> list[str | None]:
