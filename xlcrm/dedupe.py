@@ -127,6 +127,7 @@ class Keys(NamedTuple):
     address: str | None  # people's addresses only: companies share buildings
     city: str | None
     tokens: tuple[frozenset[str], float]  # and their weight
+    holders: int  # records with this folded name (three or more: a common name)
 
 
 class _Columns:
@@ -221,7 +222,9 @@ class _Columns:
                       values(self.uid_code, self.uids),
                       values(self.address_code, self.addresses),
                       values(self.city_code, self.cities),
-                      [self.tokens_of(p) for p in positions.tolist()], strict=True)
+                      [self.tokens_of(p) for p in positions.tolist()],
+                      np.append(self.key_count, 0)[self.key_code[positions]].tolist(),
+                      strict=True)
         return dict(zip(positions.tolist(), (Keys(*row) for row in columns), strict=True))
 
     def candidates(self) -> tuple[np.ndarray, np.ndarray]:
@@ -425,16 +428,6 @@ class _Columns:
                         break
         return shared_weight / union_weight if union_weight > 0 else 0.0
 
-    def common_name(self, key: str) -> bool:
-        """A folded name held by three or more records is a common name, not evidence."""
-        return key in self._key_position and self.key_count[self._key_position[key]] > 2
-
-    @property
-    def _key_position(self) -> dict[str, int]:
-        if not hasattr(self, "_positions"):
-            self._positions = {k: i for i, k in enumerate(self.keys)}
-        return self._positions
-
 
 
 
@@ -508,7 +501,7 @@ def _hash_tokens(names: list[str]) -> tuple[np.ndarray, np.ndarray, dict[int, st
         words = _token_set(name)
         lengths.append(len(words))
         hashes.extend(map(hash, words))
-        typo.update((hash(w), w) for w in words if len(w) >= 4)
+        typo.update((hash(w), w) for w in words if len(w) >= 4)  # Chinese ones are shorter
     return np.array(hashes, dtype=np.int64), np.array(lengths, dtype=np.int64), typo
 
 
@@ -669,7 +662,7 @@ def score_pair(records: _Columns, x: Keys, y: Keys, threshold: float = 0.0) -> P
         score = 0.9
     elif domain_only and name >= 0.8:
         score = 0.7  # the same firm's branch in another city
-    elif name >= 0.95 and not conflicts and not records.common_name(x.key):
+    elif name >= 0.95 and not conflicts and x.holders <= 2:  # else a common name
         score = 0.88
     else:
         score = 0.8 * name * (0.6 if conflicts else 1.0)
