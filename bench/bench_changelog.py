@@ -14,7 +14,9 @@ import random
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pandas as pd
 
@@ -27,6 +29,15 @@ from xlcrm.history import History  # noqa: E402
 from xlcrm.ids import fill_blank_ids  # noqa: E402
 from xlcrm.reader import ROW, read_workbook  # noqa: E402
 
+T = TypeVar("T")
+
+
+def timed(step: Callable[[], T]) -> tuple[T, float]:
+    """The step's result and its seconds."""
+    started = time.perf_counter()
+    result = step()
+    return result, time.perf_counter() - started
+
 
 def main() -> None:
     args, source = bench_args(__doc__)
@@ -38,24 +49,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         data.path = Path(folder) / source.name  # the history goes beside this path
         with History(data.path) as history:
-            started = time.perf_counter()
-            tracker = start_tracking(history, data, "cli", "sync")
-            baseline_s = time.perf_counter() - started
-            started = time.perf_counter()
-            tracker.commit()
-            commit_s = time.perf_counter() - started
+            tracker, baseline_s = timed(lambda: start_tracking(history, data, "cli", "sync"))
+            _, commit_s = timed(tracker.commit)
             size_mb = history.path.stat().st_size / 1e6
 
             edits = edit_frames(data, random.Random(1))
-            started = time.perf_counter()
-            second = start_tracking(history, data, "cli", "sync")
-            diff_s = time.perf_counter() - started
-            started = time.perf_counter()
-            second.commit()
-            commit2_s = time.perf_counter() - started
-            started = time.perf_counter()
-            problems = history.verify()
-            verify_s = time.perf_counter() - started
+            second, diff_s = timed(lambda: start_tracking(history, data, "cli", "sync"))
+            _, commit2_s = timed(second.commit)
+            problems, verify_s = timed(history.verify)
     kinds = pd.Series([c.action for c in second.changes]).value_counts().to_dict()
     print(f"{source.name}: {records:,} records; read {read_s:.2f} s (not part of the diff)")
     print(f"{'baseline diff':<22}{baseline_s:8.2f} s   ({len(tracker.changes):,} records added)")

@@ -206,8 +206,8 @@ class _Columns:
         self.address_code, self.addresses = _keyed(
             column("address").where(self.person, None),
             lambda v: nz.name_words(v) if len(nz.text(v)) >= 6 else None)
-        self.city_code, self.cities = _keyed(column("city"), many=nz.name_words_many)
-        self.cities = [c.replace(" ", "") if c else c for c in self.cities]
+        self.city_code, self.cities = _keyed(  # company_key, many at once
+            column("city"), many=lambda v: [c.replace(" ", "") for c in nz.name_words_many(v)])
 
     def records(self, positions: np.ndarray) -> dict[int, Keys]:
         """The keys of the records at `positions`, by position."""

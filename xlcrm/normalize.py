@@ -146,11 +146,15 @@ _PLAIN_EMAIL = re.compile(
 _SPECIAL_TLDS = frozenset({"arpa", "invalid", "local", "localhost", "onion", "test"})
 
 
+def _plain_email(folded: str) -> bool:
+    return bool(_PLAIN_EMAIL.match(folded)) and folded.rsplit(".", 1)[1] not in _SPECIAL_TLDS
+
+
 @lru_cache(maxsize=200_000)
 def email_key(value: str) -> str | None:
     """The normalised form of a syntactically valid e-mail address (offline check), or None."""
     folded = value.strip().casefold()
-    if _PLAIN_EMAIL.match(folded) and folded.rsplit(".", 1)[1] not in _SPECIAL_TLDS:
+    if _plain_email(folded):
         return folded
     try:
         result = validate_email(value.strip(), check_deliverability=False)
@@ -198,13 +202,12 @@ def phone_keys(values: list[Any], region: str = "CN") -> list[str | None]:
 def email_keys(values: list[Any]) -> list[str | None]:
     """`email_key` of many values, uncached; the plain-address test inline."""
     out: list[str | None] = []
-    match, special = _PLAIN_EMAIL.match, _SPECIAL_TLDS
     for value in values:
         raw = value if isinstance(value, str) else text(value)
         folded = raw.strip().casefold()
         if not folded:
             out.append(None)
-        elif match(folded) and folded.rsplit(".", 1)[1] not in special:
+        elif _plain_email(folded):
             out.append(folded)
         else:
             out.append(email_key.__wrapped__(raw.strip()))
