@@ -232,6 +232,26 @@ def test_a_persons_chinese_name_matches_its_pinyin() -> None:
     assert clusters(firms) == []  # company names are not transliterated
 
 
+def test_the_numpy_tokeniser_agrees_with_the_reference() -> None:
+    """`_tokenise` (code points, hashes) gives each name the same distinct tokens, and the
+    same texts, as `tokens`, the readable one-name form."""
+    from xlcrm.dedupe import _tokenise, tokens
+    from xlcrm.normalize import name_words_many
+    from xlcrm.sample import sample_records
+
+    raw = [str(r["name"]) for lang in ("zh", "en")
+           for r in sample_records(400, lang, seed=5, mistakes=False, opportunities=0,
+                                   interactions=0).customers]
+    names = name_words_many(raw) + [
+        "", "a", "acme acme trading", "华", "华 讯", "ab华讯科技cd 9", "café société 2",
+        "x\U0001f600y 华讯", "12345 67890", "华讯华讯", "zhang wei"]
+    owner, token, texts = _tokenise(names)
+    assert len(set(texts)) == len(texts)  # one number a token
+    for i, name in enumerate(names):
+        mine = [texts[t] for t in token[owner == i]]
+        assert len(mine) == len(set(mine)) and set(mine) == set(tokens(name)), name
+
+
 def _many_customers() -> tuple[pd.DataFrame, set[tuple[str, str]]]:
     """Sample customers in both languages, each fifth entered again by another rep (another
     legal form, case, spacing; the phone typed another way or left out), and look-alikes

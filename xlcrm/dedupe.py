@@ -47,7 +47,6 @@ from dataclasses import dataclass, field
 from functools import partial
 from itertools import chain, combinations
 from multiprocessing import get_context
-from operator import add
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -66,7 +65,6 @@ FREE_MAIL = frozenset({
     "proton.me", "protonmail.com", "gmx.com", "mail.com", "yandex.com",
 })
 _CJK = re.compile(r"[\u3400-\u9fff]")
-_ALL_CJK = re.compile(r"[\u3400-\u9fff]+$")
 _WORD = re.compile(r"[a-z0-9]+|[\u3400-\u9fff]+")
 
 
@@ -145,31 +143,40 @@ class _Columns:
         self.index = frame.index
         with _Workers(size) as work:
             self._keys(column, work, region)
-            hashes, lengths, typo = work.map(_hash_tokens, self.names, merge=_join_hashes)
         # every distinct name's distinct tokens (by number), and their rarity over the
         # sheet: a token weighs log(1 + records / records with it)
-        ids, self.token_hash = pd.factorize(hashes, sort=True)
-        owner = np.repeat(np.arange(len(self.names)), lengths)
+        owner, ids, self.token_text = _tokenise(self.names)
         per_name = np.bincount(self.name_code[self.name_code >= 0], minlength=len(self.names))
-        counts = np.bincount(ids, weights=per_name[owner], minlength=len(self.token_hash))
+        counts = np.bincount(ids, weights=per_name[owner], minlength=len(self.token_text))
         self.token_idf = np.log1p(max(size, 1) / np.maximum(counts, 1))
-        self.token_typo = np.zeros(len(self.token_hash), dtype=bool)  # see _typo_word
-        self.typo_text: list[str] = [""] * len(self.token_hash)
-        if typo:
-            at = np.searchsorted(self.token_hash, np.fromiter(typo.keys(), dtype=np.int64,
-                                                              count=len(typo)))
-            self.token_typo[at] = True
-            for position, word in zip(at.tolist(), typo.values(), strict=True):
-                self.typo_text[position] = word
-        del typo
-        self.token_ids = ids.astype(np.int64)
-        self.token_start = np.concatenate(([0], np.cumsum(lengths))).astype(np.int64)
+        self.token_typo = np.array([_typo_word(t) for t in self.token_text], dtype=bool)
+        self.token_size = np.fromiter(map(len, self.token_text), dtype=np.int64,
+                                      count=len(self.token_text))
+        self.token_ids = ids
+        self.token_start = np.searchsorted(owner, np.arange(len(self.names) + 1))
         self.name_weight = np.bincount(owner, weights=self.token_idf[ids],
                                        minlength=len(self.names))
+        self.words_code = self._words_code()
         self.idf: dict[str, float] = {}  # by token text, for the pairs compared in Python
         self._tokens: dict[int, tuple[frozenset[str], float]] = {}
         self.key_count = np.bincount(self.key_code[self.key_code >= 0],
                                      minlength=len(self.keys))
+
+    def _words_code(self) -> np.ndarray:
+        """Codes of names of several words by their set of tokens, whatever the words'
+        order ("huaxun keji" and "keji huaxun" share one): each token a random 64-bit
+        number, a set their sum."""
+        several = np.flatnonzero(np.fromiter((" " in n for n in self.names), dtype=bool,
+                                             count=len(self.names)))
+        random = np.random.default_rng(0).integers(0, 2**63, size=len(self.token_text),
+                                                   dtype=np.uint64) * np.uint64(2) + 1
+        place, token = self._gather(several)
+        with np.errstate(over="ignore"):
+            sums = np.zeros(len(several), dtype=np.uint64)
+            np.add.at(sums, place, random[token])
+        codes = np.full(len(self.names) + 1, -1, dtype=np.int64)  # code -1 stays -1
+        codes[several] = pd.factorize(sums)[0]
+        return codes[self.name_code]
 
     def _keys(self, column: Any, work: _Workers, region: str) -> None:
         kind_code, kinds = pd.factorize(column("kind"))
@@ -188,8 +195,6 @@ class _Columns:
         self.name_code, self.names = _recode(both, names)
         self.key_code, self.keys = _recode(self.name_code, [n.replace(" ", "") for n in
                                                             self.names])
-        self.words_code, _ = _recode(self.name_code, [  # names swapped
-            "".join(sorted(n.split())) if " " in n else None for n in self.names])
         self.phone_code, self.phones = _keyed(
             column("phone"), many=lambda v: work.map(partial(nz.phone_keys, region=region), v))
         self.email_code, self.emails = _keyed(column("email"),
@@ -290,8 +295,9 @@ class _Columns:
         name_a, name_b = name_a[named], name_b[named]
         pair_a, token_a = self._gather(name_a)
         pair_b, token_b = self._gather(name_b)
-        count = len(self.token_hash)
-        both = np.sort(np.concatenate((pair_a * count + token_a, pair_b * count + token_b)))
+        count = len(self.token_text)
+        both = np.sort(np.concatenate((pair_a * count + token_a, pair_b * count + token_b)),
+                       kind="stable")  # two sorted runs: merged
         twice = both[1:][both[1:] == both[:-1]]  # a token in both names of a pair
         pair_s, token_s = twice // count, twice % count
         idf = self.token_idf
@@ -331,7 +337,7 @@ class _Columns:
                       ) -> tuple[np.ndarray, np.ndarray]:
         """For each pair, the weight of a's unshared words within a typo (rapidfuzz ratio
         80, in C) of one of b's unshared words, and of those words of b."""
-        count = len(self.token_hash)
+        count = len(self.token_text)
 
         def unshared(pair: np.ndarray, token: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             keys = pair * count + token  # shared: found in `twice` (sorted)
@@ -354,11 +360,7 @@ class _Columns:
         offset = np.arange(int(combos.sum())) - np.repeat(np.cumsum(combos) - combos, combos)
         index_a = start_a[pair] + offset // many_b[pair]
         index_b = start_b[pair] + offset % many_b[pair]
-        text = self.typo_text
-        ratio = process.cpdist([text[t] for t in ta[index_a].tolist()],
-                               [text[t] for t in tb[index_b].tolist()], scorer=fuzz.ratio,
-                               score_cutoff=80, workers=-1, dtype=np.uint8)
-        near = np.asarray(ratio) >= 80
+        near = self._near(ta[index_a], tb[index_b])
         idf = self.token_idf
         word_a = np.zeros(len(ta), dtype=bool)
         word_a[index_a[near]] = True
@@ -366,6 +368,23 @@ class _Columns:
         word_b[index_b[near]] = True
         return (np.bincount(pa[word_a], weights=idf[ta[word_a]], minlength=pairs),
                 np.bincount(pb[word_b], weights=idf[tb[word_b]], minlength=pairs))
+
+    def _near(self, token_a: np.ndarray, token_b: np.ndarray) -> np.ndarray:
+        """Which of these word pairs are within a typo (rapidfuzz ratio 80, in C), each
+        distinct pair compared once; words too different in length (ratio = 1 - edits /
+        total length, and the edits are at least the difference) are not compared."""
+        size = self.token_size
+        gap, total = np.abs(size[token_a] - size[token_b]), size[token_a] + size[token_b]
+        near = np.zeros(len(token_a), dtype=bool)
+        maybe = np.flatnonzero(gap * 5 <= total)
+        which, distinct = pd.factorize(token_a[maybe].astype(np.int64) * len(size)
+                                       + token_b[maybe])
+        text = self.token_text
+        ratio = process.cpdist([text[t] for t in (distinct // len(size)).tolist()],
+                               [text[t] for t in (distinct % len(size)).tolist()],
+                               scorer=fuzz.ratio, score_cutoff=80, workers=-1, dtype=np.uint8)
+        near[maybe] = (np.asarray(ratio) >= 80)[which]
+        return near
 
     def _gather(self, names: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """For each token of each name: the name's place in `names`, and the token."""
@@ -377,18 +396,22 @@ class _Columns:
         return place, self.token_ids[np.repeat(starts, lengths) + offsets]
 
     def learn(self, positions: list[int]) -> None:
-        """Tokenise the names of the records at `positions` (each name once) and look up
-        their tokens' rarity, all at once, for `tokens_of`."""
-        codes = {int(c) for c in self.name_code[positions].tolist()} - self._tokens.keys()
-        found = [(code, frozenset(_token_set(self.names[code])) if code >= 0 else frozenset())
-                 for code in codes]
-        new = list({w for _, words in found for w in words} - self.idf.keys())
-        if new:
-            at = np.searchsorted(self.token_hash, np.fromiter(map(hash, new), dtype=np.int64,
-                                                              count=len(new)))
-            self.idf.update(zip(new, self.token_idf[at].tolist(), strict=True))
-        for code, words in found:
-            self._tokens[code] = (words, float(self.name_weight[code]) if code >= 0 else 0.0)
+        """The tokens of the names of the records at `positions` as text, and their rarity,
+        for `tokens_of`."""
+        codes = np.array(sorted({int(c) for c in self.name_code[positions].tolist()}
+                                - self._tokens.keys()), dtype=np.int64)
+        if -1 in codes:
+            self._tokens[-1] = (frozenset(), 0.0)
+            codes = codes[codes >= 0]
+        place, token = self._gather(codes)
+        text, idf = self.token_text, self.token_idf
+        self.idf.update(zip([text[t] for t in token.tolist()], idf[token].tolist(),
+                            strict=True))
+        bounds = np.searchsorted(place, np.arange(len(codes) + 1)).tolist()
+        words = [text[t] for t in token.tolist()]
+        for i, code in enumerate(codes.tolist()):
+            self._tokens[code] = (frozenset(words[bounds[i]:bounds[i + 1]]),
+                                  float(self.name_weight[code]))
 
     def tokens_of(self, p: int) -> tuple[frozenset[str], float]:
         """The tokens of the name of the record at position p and their weight, their rarity
@@ -416,8 +439,8 @@ class _Columns:
                 fixed = sum(idf[t] for t in chain(only_a, only_b) if not _typo_word(t))
                 if fixed > (1 - needed) * union_weight:
                     return 0.0
-            spare = [v for v in only_b if _typo_word(v)]
-            for u in only_a:
+            spare = sorted(v for v in only_b if _typo_word(v))  # sorted: one result
+            for u in sorted(only_a):
                 if not _typo_word(u):
                     continue
                 for v in spare:
@@ -490,28 +513,79 @@ def _typo_word(token: str) -> bool:
     return len(token) >= 4 and not _CJK.match(token)
 
 
-def _hash_tokens(names: list[str]) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
-    """Each name's distinct tokens as hashes (one run of hashes a name), how many each name
-    has, and the text of the tokens that can be typos (`_typo_word`), by hash. Forked
-    workers share the hash seed of this process."""
-    hashes: list[int] = []
-    lengths: list[int] = []
-    typo: dict[int, str] = {}
-    for name in names:
-        words = _token_set(name)
-        lengths.append(len(words))
-        hashes.extend(map(hash, words))
-        typo.update((hash(w), w) for w in words if len(w) >= 4)  # Chinese ones are shorter
-    return np.array(hashes, dtype=np.int64), np.array(lengths, dtype=np.int64), typo
+def _tokenise(names: list[str]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """The distinct tokens of each name (`tokens`) for a million names, with numpy over the
+    names' code points (`_hash_tokens`, 100,000 names at a time). Returns the name of each
+    (name, token) pair and its token's number, sorted by name then token, and each number's
+    text."""
+    parts = [_hash_tokens(names[start:start + 100_000], start)
+             for start in range(0, len(names), 100_000)]
+    ids, distinct = pd.factorize(np.concatenate([p[1] for p in parts] + [_NO_HASH]))
+    texts = [""] * len(distinct)
+    for _, _, hashes, words in parts:
+        for i, word in zip(pd.Index(distinct).get_indexer(hashes).tolist(), words,
+                           strict=True):
+            texts[i] = word
+    count = max(len(distinct), 1)
+    key = np.concatenate([p[0] for p in parts] + [_NO_NAME]).astype(np.int64) * count
+    key += ids
+    del parts, ids
+    key.sort()
+    keep = np.ones(len(key), dtype=bool)
+    keep[1:] = key[1:] != key[:-1]  # a token twice in one name counts once
+    key = key[keep]
+    return key // count, (key % count).astype(np.int32), texts
 
 
-def _join_hashes(parts: list[tuple[np.ndarray, np.ndarray, dict[int, str]]]
-                 ) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
-    typo = parts[0][2]
-    for part in parts[1:]:
-        typo.update(part[2])
-    return (np.concatenate([part[0] for part in parts]),
-            np.concatenate([part[1] for part in parts]), typo)
+_WORD_HASH = np.uint64(0x100000001B3)  # FNV's prime, for a polynomial hash of a word
+_WORD_BIT = np.uint64(1 << 63)  # set in words' hashes; Chinese tokens (< 2**32) lack it
+_NO_HASH = np.zeros(0, dtype=np.uint64)
+_NO_NAME = np.zeros(0, dtype=np.int32)
+
+
+def _hash_tokens(names: list[str], first_name: int
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """The distinct tokens of each name: words (runs of a-z and 0-9) by a 64-bit hash of
+    their letters, Chinese character pairs (a lone character alone) by their code points.
+    Returns each token's name (counted from `first_name`) and hash, and each distinct hash
+    with its text."""
+    joined = "\n".join(names)
+    points = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32)
+    lengths = np.fromiter(map(len, names), dtype=np.int64, count=len(names))
+    name_of = np.repeat(np.arange(len(names)), lengths + 1)[:len(points)]
+    letter = ((points >= 97) & (points <= 122)) | ((points >= 48) & (points <= 57))
+    chinese = (points >= 0x3400) & (points <= 0x9FFF)
+    at = np.flatnonzero(letter)  # words
+    starts = np.ones(len(at), dtype=bool)
+    starts[1:] = at[1:] != at[:-1] + 1
+    first = np.flatnonzero(starts)
+    word_size = np.diff(np.append(first, len(at)))
+    offset = np.arange(len(at)) - np.repeat(first, word_size)
+    with np.errstate(over="ignore"):  # the hash is modulo 2**64
+        powers = np.ones(int(offset.max(initial=0)) + 1, dtype=np.uint64)
+        for i in range(1, len(powers)):
+            powers[i] = powers[i - 1] * _WORD_HASH
+        word_hash = (np.add.reduceat(points[at].astype(np.uint64) * powers[offset], first)
+                     if len(at) else _NO_HASH)
+        word_hash = (word_hash * _WORD_HASH + word_size.astype(np.uint64)) | _WORD_BIT
+    before = np.zeros(len(points), dtype=bool)
+    before[1:] = chinese[:-1]
+    after = np.zeros(len(points), dtype=bool)
+    after[:-1] = chinese[1:]
+    pair_at = np.flatnonzero(chinese & after)
+    lone_at = np.flatnonzero(chinese & ~before & ~after)
+    pair_hash = ((points[pair_at].astype(np.uint64) << np.uint64(16))
+                 | points[pair_at + 1].astype(np.uint64))
+    position = np.concatenate((at[first], pair_at, lone_at))
+    size = np.concatenate((word_size, np.full(len(pair_at), 2), np.ones(len(lone_at),
+                                                                         dtype=np.int64)))
+    hashes = np.concatenate((word_hash, pair_hash, points[lone_at].astype(np.uint64)))
+    ids, distinct = pd.factorize(hashes)
+    # a token's text where it first occurs (factorize numbers tokens in that order)
+    new = np.flatnonzero(ids > np.maximum.accumulate(np.concatenate(([-1], ids[:-1]))))
+    words = [joined[p:p + n] for p, n in zip(position[new].tolist(), size[new].tolist(),
+                                             strict=True)]
+    return (name_of[position] + first_name).astype(np.int32), hashes, distinct, words
 
 
 def _keyed(values: pd.Series, convert: Any = None, many: Any = None
@@ -581,24 +655,9 @@ def pinyin_words(name: str) -> str:
                     for word in name.split())
 
 
-def _token_set(name: str) -> set[str]:
-    """The distinct tokens of a folded name: `tokens`, with fast paths for a name without
-    Chinese (its words) and a name all Chinese (its character pairs)."""
-    if name.isascii():
-        return set(name.split())
-    out: set[str] = set()
-    for word in name.split():
-        if word.isascii():
-            out.add(word)
-        elif len(word) > 1 and _ALL_CJK.match(word):
-            out.update(map(add, word, word[1:]))
-        else:
-            out.update(tokens(word))
-    return out
-
-
 def tokens(key_text: str) -> list[str]:
-    """Words of a folded name; Chinese runs as character pairs (a lone character alone)."""
+    """Words of a folded name; Chinese runs as character pairs (a lone character alone).
+    The matcher computes the same with numpy (`_tokenise`); this is its reference."""
     out: list[str] = []
     for word in _WORD.findall(key_text):
         if _CJK.match(word):
