@@ -176,7 +176,8 @@ class _Columns:
             np.add.at(sums, place, random[token])
         codes = np.full(len(self.names) + 1, -1, dtype=np.int64)  # code -1 stays -1
         codes[several] = pd.factorize(sums)[0]
-        return codes[self.name_code]
+        out: np.ndarray = codes[self.name_code]
+        return out
 
     def _keys(self, column: Any, work: _Workers, region: str) -> None:
         kind_code, kinds = pd.factorize(column("kind"))
