@@ -267,8 +267,13 @@ def name_words(value: Any) -> str:
 def name_words_many(values: list[Any]) -> list[str]:
     """`name_words` of many values at once: one OpenCC call for all the Chinese ones (a call
     costs more than the conversion), the rest per value. For a million names."""
-    texts = [unicodedata.normalize("NFKC", text(v)) for v in values]
-    chinese = [i for i, t in enumerate(texts) if _is_chinese(t)]
+    texts = [v.strip() if type(v) is str else text(v) for v in values]
+    wide = [i for i, t in enumerate(texts) if not t.isascii()]  # ASCII is NFKC already
+    chinese = []
+    for i in wide:
+        texts[i] = t = unicodedata.normalize("NFKC", texts[i])
+        if _CJK.search(t):
+            chinese.append(i)
     if chinese:  # a newline is whitespace to the folding, so it can separate the names
         joined = "\n".join(texts[i].replace("\n", " ") for i in chinese)
         simplified = str(_converter().convert(joined)).split("\n")
@@ -276,7 +281,10 @@ def name_words_many(values: list[Any]) -> list[str]:
             simplified = [_t2s(texts[i]) for i in chinese]
         for i, t in zip(chinese, simplified, strict=True):
             texts[i] = t
-    return [_fold(t, _is_chinese(t)) for t in texts]
+    is_chinese = [False] * len(texts)
+    for i in chinese:  # still Chinese after conversion (OpenCC keeps the script)
+        is_chinese[i] = _is_chinese(texts[i])
+    return list(map(_fold, texts, is_chinese))
 
 
 @lru_cache(maxsize=200_000)
@@ -315,6 +323,9 @@ def _is_chinese(value: str) -> bool:
 
 
 def _last_word(name: str) -> str:
+    parts = name.rsplit(None, 1)
+    if parts and parts[-1].isalnum():  # the usual case: a name ending in a word
+        return parts[-1]
     end = len(name)
     while end and not name[end - 1].isalnum():
         end -= 1
@@ -332,7 +343,9 @@ def cleanco_basename(name: str) -> str:
     from cleanco.clean import normalized, strip_punct, strip_tail
 
     parts = strip_tail(name).split()
-    folded = list(map(strip_punct, normalized(" ".join(parts)).split()))
+    joined = " ".join(parts)  # cleanco's accent removal changes no ASCII but its case
+    folded = list(map(strip_punct, (joined.casefold() if joined.isascii()
+                                    else normalized(joined)).split()))
     if len(folded) != len(parts):  # cannot happen: leave it to cleanco
         return _cleanco(name)
     terms, by_last = _cleanco_terms()
