@@ -405,11 +405,10 @@ class _Columns:
             self._tokens[-1] = (frozenset(), 0.0)
             codes = codes[codes >= 0]
         place, token = self._gather(codes)
-        text, idf = self.token_text, self.token_idf
-        self.idf.update(zip([text[t] for t in token.tolist()], idf[token].tolist(),
-                            strict=True))
-        bounds = np.searchsorted(place, np.arange(len(codes) + 1)).tolist()
+        text = self.token_text
         words = [text[t] for t in token.tolist()]
+        self.idf.update(zip(words, self.token_idf[token].tolist(), strict=True))
+        bounds = np.searchsorted(place, np.arange(len(codes) + 1)).tolist()
         for i, code in enumerate(codes.tolist()):
             self._tokens[code] = (frozenset(words[bounds[i]:bounds[i + 1]]),
                                   float(self.name_weight[code]))
