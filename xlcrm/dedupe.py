@@ -10,7 +10,8 @@ can check. Each pair carries its score and its reasons.
   simplified with OpenCC, legal forms with cleanco's terms plus our Chinese list, region
   prefixes, punctuation, case), phones folded to +86 digits (E.164 through phonenumbers for
   other regions), e-mails, tax IDs, and the e-mail domain unless it is free mail. Each key is
-  computed once per distinct value and kept as a numpy array of integer codes (`_Columns`).
+  computed once per distinct value and kept as a numpy array of integer codes (`_Columns`);
+  the names' tokens are found for all names at once with numpy (`_tokenise`).
 - **Blocking**: only records that share a phone, e-mail, tax number, company domain, folded
   name or its words are compared (groups over `MAX_BLOCK` are skipped), plus each record with
   its `WINDOW - 1` neighbours in folded-name order (sorted neighbourhood, for typos); the pairs
