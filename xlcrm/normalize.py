@@ -299,11 +299,13 @@ def _fold(name: str, chinese: bool) -> str:
     name = name.casefold()
     if "(" in name or "（" in name or "[" in name or "【" in name:
         name = _PARENS.sub(" ", name)
-    for _ in range(3):  # "Acme Holdings Co., Ltd." carries more than one legal form
-        stripped = cleanco_basename(name)
-        if stripped == name:
-            break
-        name = stripped
+    last = name.rsplit(None, 1)  # a last word that is no legal form: nothing to strip
+    if not last or not last[-1].isalnum() or last[-1] in _legal_last_words():
+        for _ in range(3):  # "Acme Holdings Co., Ltd." carries more than one legal form
+            stripped = cleanco_basename(name)
+            if stripped == name:
+                break
+            name = stripped
     if chinese:  # the Chinese legal forms and regions
         if name.endswith(_LEGAL_ZH):
             for suffix in _LEGAL_ZH:
