@@ -43,7 +43,6 @@ import re
 import sys
 from collections import defaultdict
 from collections.abc import Iterable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from itertools import chain, combinations
@@ -142,8 +141,13 @@ class _Columns:
             return pd.Series([None] * size, dtype=object)
 
         self.index = frame.index
-        with _Workers(size) as work:
-            self._keys(column, work, region)
+        kind_code, kinds = pd.factorize(column("kind"))
+        is_person = np.array([nz.record_id(k) in PERSON_WORDS for k in kinds] + [False])
+        self.person = is_person[kind_code]
+        identifiers = _Background(size, _identifier_keys, column("phone"), column("email"),
+                                  column("tax_id"), column("address"), column("city"),
+                                  self.person, region)
+        self._names(column("name"))  # meanwhile, names and their tokens
         # every distinct name's distinct tokens (by number), and their rarity over the
         # sheet: a token weighs log(1 + records / records with it)
         owner, ids, self.token_text = _tokenise(self.names)
@@ -162,6 +166,10 @@ class _Columns:
         self._tokens: dict[int, tuple[frozenset[str], float]] = {}
         self.key_count = np.bincount(self.key_code[self.key_code >= 0],
                                      minlength=len(self.keys))
+        ((self.phone_code, self.phones), (self.email_code, self.emails),
+         (self.domain_code, self.domains), (self.tax_code, self.taxes),
+         (self.uid_code, self.uids), (self.address_code, self.addresses),
+         (self.city_code, self.cities)) = identifiers.result()
 
     def _words_code(self) -> np.ndarray:
         """Codes of names of several words by their set of tokens, whatever the words'
@@ -180,16 +188,14 @@ class _Columns:
         out: np.ndarray = codes[self.name_code]
         return out
 
-    def _keys(self, column: Any, work: _Workers, region: str) -> None:
-        kind_code, kinds = pd.factorize(column("kind"))
-        is_person = np.array([nz.record_id(k) in PERSON_WORDS for k in kinds] + [False])
-        self.person = is_person[kind_code]
+    def _names(self, raw: pd.Series) -> None:
+        """Codes of the folded names, and of the names without spaces."""
         # a person's name is told apart so that a Chinese one is compared through pinyin
-        raw_code, raw_names = pd.factorize(column("name"))
+        raw_code, raw_names = pd.factorize(raw)
         both, distinct = pd.factorize(raw_code * 2 + self.person)
         distinct = np.asarray(distinct)
         raw_list = list(raw_names) + [None]  # code -1 → None
-        folded = work.map(nz.name_words_many, [raw_list[c] for c in (distinct // 2).tolist()])
+        folded = nz.name_words_many([raw_list[c] for c in (distinct // 2).tolist()])
         for i in np.flatnonzero(distinct % 2).tolist():  # people
             if _CJK.search(folded[i]):
                 folded[i] = pinyin_words(folded[i])
@@ -197,24 +203,6 @@ class _Columns:
         self.name_code, self.names = _recode(both, names)
         self.key_code, self.keys = _recode(self.name_code, [n.replace(" ", "") for n in
                                                             self.names])
-        self.phone_code, self.phones = _keyed(
-            column("phone"), many=lambda v: work.map(partial(nz.phone_keys, region=region), v))
-        self.email_code, self.emails = _keyed(column("email"),
-                                              many=lambda v: work.map(nz.email_keys, v))
-        domains = [e[e.rindex("@") + 1:] for e in self.emails]
-        self.domain_code, self.domains = _recode(self.email_code, [
-            None if d in FREE_MAIL else d for d in domains])
-        tax_raw = column("tax_id")
-        self.tax_code, self.taxes = _keyed(tax_raw, many=nz.tax_id_keys)
-        # a tax number that is not a valid unified code (a foreign VAT or EIN, a typo) still
-        # identifies, less surely: compared as upper-case letters and digits
-        self.uid_code, self.uids = _keyed(tax_raw.where(self.tax_code < 0, None),
-                                          lambda v: u if len(u := _id_text(v)) >= 6 else None)
-        self.address_code, self.addresses = _keyed(
-            column("address").where(self.person, None),
-            lambda v: nz.name_words(v) if len(nz.text(v)) >= 6 else None)
-        self.city_code, self.cities = _keyed(  # company_key, many at once
-            column("city"), many=lambda v: [c.replace(" ", "") for c in nz.name_words_many(v)])
 
     def records(self, positions: np.ndarray) -> dict[int, Keys]:
         """The keys of the records at `positions`, by position."""
@@ -455,44 +443,75 @@ class _Columns:
 
 
 
-PARALLEL_FROM = 200_000  # distinct values from which key folding is shared with a worker
+def _identifier_keys(phone: pd.Series, email: pd.Series, tax_raw: pd.Series,
+                     address: pd.Series, city: pd.Series, person: np.ndarray, region: str
+                     ) -> list[tuple[np.ndarray, list[Any]]]:
+    """Codes and keys of phones, e-mails, company domains, tax IDs, other tax numbers,
+    people's addresses and cities (see `Keys`)."""
+    phone_code, phones = _keyed(phone, many=partial(nz.phone_keys, region=region))
+    email_code, emails = _keyed(email, many=nz.email_keys)
+    domains = [e[e.rindex("@") + 1:] for e in emails]
+    domain = _recode(email_code, [None if d in FREE_MAIL else d for d in domains])
+    tax_code, taxes = _keyed(tax_raw, many=nz.tax_id_keys)
+    # a tax number that is not a valid unified code (a foreign VAT or EIN, a typo) still
+    # identifies, less surely: compared as upper-case letters and digits
+    uid = _keyed(tax_raw.where(tax_code < 0, None),
+                 lambda v: u if len(u := _id_text(v)) >= 6 else None)
+    addresses = _keyed(address.where(person, None),
+                       lambda v: nz.name_words(v) if len(nz.text(v)) >= 6 else None)
+    cities = _keyed(city, many=lambda v: [c.replace(" ", "") for c in  # company_key
+                                          nz.name_words_many(v)])
+    return [(phone_code, phones), (email_code, emails), domain, (tax_code, taxes), uid,
+            addresses, cities]
 
 
-class _Workers:
-    """Per-value work on large columns, shared between this process and forked workers (one
-    less than the cores): on Linux only, from `PARALLEL_FROM` values. Elsewhere (Windows,
-    macOS, inside Excel) everything runs here."""
+PARALLEL_FROM = 200_000  # records from which identifiers are keyed in a forked process
 
-    def __init__(self, size: int) -> None:
-        self.pool: ProcessPoolExecutor | None = None
-        cores = os.cpu_count() or 1
-        if size >= PARALLEL_FROM and cores > 1 and sys.platform == "linux":
-            # frozen objects are never scanned by the collector, so a worker does not touch
-            # (and copy) every page of this process the first time it collects
+
+class _Background:
+    """func(*args) computed in a forked child process while this one goes on with other
+    work: the inputs are shared by the fork (never copied or pickled), the result comes back
+    pickled through a pipe. On Linux only, from `PARALLEL_FROM` records and with a second
+    core; elsewhere (Windows, macOS, inside Excel), or if the child fails, it is computed
+    here when the result is asked for."""
+
+    def __init__(self, size: int, func: Any, *args: Any) -> None:
+        self.func, self.args = func, args
+        self.process: Any = None
+        if size >= PARALLEL_FROM and (os.cpu_count() or 1) > 1 and sys.platform == "linux":
+            context = get_context("fork")
+            self.receive, send = context.Pipe(duplex=False)
+            # frozen objects are never scanned by the collector, so the child does not
+            # touch (and copy) every page of this process the first time it collects
             gc.freeze()
-            self.pool = ProcessPoolExecutor(cores - 1, mp_context=get_context("fork"))
-            self.chunks = cores
+            self.process = context.Process(target=_send_result, args=(send, func, args),
+                                           daemon=True)
+            self.process.start()
+            send.close()
 
-    def __enter__(self) -> _Workers:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        if self.pool is not None:
-            self.pool.shutdown()
+    def result(self) -> Any:
+        if self.process is None:
+            return self.func(*self.args)
+        try:
+            value = self.receive.recv()
+        except (EOFError, OSError):  # the child died (killed, out of memory)
+            value = None
+        finally:
+            self.receive.close()
+            self.process.join()
             gc.unfreeze()
+        if not isinstance(value, tuple) or value[0] != "ok":  # failed there: do it here
+            return self.func(*self.args)
+        return value[1]
 
-    def map(self, func: Any, items: list[Any], merge: Any = None) -> Any:
-        """func(items), computed in chunks; the chunks' results joined by `merge` (default:
-        list concatenation, in order)."""
-        if self.pool is None or len(items) < PARALLEL_FROM:
-            return func(items)
-        step = -(-len(items) // self.chunks)
-        futures = [self.pool.submit(func, items[i:i + step])
-                   for i in range(step, len(items), step)]
-        results = [func(items[:step])] + [f.result() for f in futures]
-        if merge is not None:
-            return merge(results)
-        return list(chain.from_iterable(results))
+
+def _send_result(send: Any, func: Any, args: tuple[Any, ...]) -> None:
+    try:
+        result = ("ok", func(*args))
+    except Exception:  # noqa: BLE001 - the parent computes it again and sees the error
+        result = ("failed", None)
+    send.send(result)
+    send.close()
 
 
 def _typo_bound(shared: np.ndarray, union: np.ndarray, gain: np.ndarray, loss: np.ndarray,
