@@ -299,7 +299,7 @@ def test_the_fast_gate_changes_no_result(threshold: float) -> None:
     assert len(planted) > 100 and planted <= found  # found: the comparison can fail
 
 
-def test_forked_workers_give_the_same_result(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_forked_child_gives_the_same_result(monkeypatch: pytest.MonkeyPatch) -> None:
     import sys
 
     from xlcrm import dedupe
@@ -307,8 +307,31 @@ def test_forked_workers_give_the_same_result(monkeypatch: pytest.MonkeyPatch) ->
     frame, _ = _many_customers()
     alone = _pairs(frame, 0.85)
     monkeypatch.setattr(dedupe, "PARALLEL_FROM", 100)
-    workers = dedupe._Workers(len(frame))
     if sys.platform == "linux" and (dedupe.os.cpu_count() or 1) > 1:
-        assert workers.pool is not None  # the shared path really runs here
-    workers.__exit__()
+        with dedupe._Background(len(frame), sorted, [3, 1, 2]) as child:
+            assert child.process is not None  # the forked path really runs here
+            assert child.result() == [1, 2, 3]
     assert _pairs(frame, 0.85) == alone
+
+
+def test_a_child_that_dies_is_done_again_here(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A child that dies (out of memory, killed) costs time, never a result."""
+    import os
+    import sys
+
+    from xlcrm import dedupe
+
+    if sys.platform != "linux" or (os.cpu_count() or 1) < 2:
+        pytest.skip("the child is forked on Linux with a second core only")
+    parent = os.getpid()
+
+    def where() -> str:
+        if os.getpid() != parent:
+            os._exit(1)  # the child dies before it answers
+        return "here"
+
+    monkeypatch.setattr(dedupe, "PARALLEL_FROM", 1)
+    with dedupe._Background(1, where) as child:
+        assert child.process is not None
+        assert child.result() == "here"
+        assert child.process is None  # ended and joined

@@ -144,12 +144,28 @@ class _Columns:
         kind_code, kinds = pd.factorize(column("kind"))
         is_person = np.array([nz.record_id(k) in PERSON_WORDS for k in kinds] + [False])
         self.person = is_person[kind_code]
-        identifiers = _Background(size, _identifier_keys, column("phone"), column("email"),
-                                  column("tax_id"), column("address"), column("city"),
-                                  self.person, region)
-        self._names(column("name"))  # meanwhile, names and their tokens
-        # every distinct name's distinct tokens (by number), and their rarity over the
-        # sheet: a token weighs log(1 + records / records with it)
+        # a person's name is told apart so that a Chinese one is compared through pinyin
+        raw_code, raw_names = pd.factorize(column("name"))
+        both, distinct = pd.factorize(raw_code * 2 + self.person)
+        raw_list = list(raw_names) + [None]  # code -1 → None
+        with _Background(size, _identifier_keys, column("phone"), column("email"),
+                         column("tax_id"), column("address"), column("city"), self.person,
+                         region) as child:
+            # meanwhile, the names and their tokens
+            folded = nz.name_words_many([raw_list[c] for c in
+                                         (np.asarray(distinct) // 2).tolist()])
+            self._names(both, np.asarray(distinct) % 2 == 1, folded)
+            self._tokens_and_weights(size)
+            ((self.phone_code, self.phones), (self.email_code, self.emails),
+             (self.domain_code, self.domains), (self.tax_code, self.taxes),
+             (self.uid_code, self.uids), (self.address_code, self.addresses),
+             (self.city_code, self.cities)) = child.result()
+        self.idf: dict[str, float] = {}  # by token text, for the pairs compared in Python
+        self._tokens: dict[int, tuple[frozenset[str], float]] = {}
+
+    def _tokens_and_weights(self, size: int) -> None:
+        """Every distinct name's distinct tokens (by number), and their rarity over the
+        sheet: a token weighs log(1 + records / records with it)."""
         owner, ids, self.token_text = _tokenise(self.names)
         per_name = np.bincount(self.name_code[self.name_code >= 0], minlength=len(self.names))
         counts = np.bincount(ids, weights=per_name[owner], minlength=len(self.token_text))
@@ -162,14 +178,8 @@ class _Columns:
         self.name_weight = np.bincount(owner, weights=self.token_idf[ids],
                                        minlength=len(self.names))
         self.words_code = self._words_code()
-        self.idf: dict[str, float] = {}  # by token text, for the pairs compared in Python
-        self._tokens: dict[int, tuple[frozenset[str], float]] = {}
         self.key_count = np.bincount(self.key_code[self.key_code >= 0],
                                      minlength=len(self.keys))
-        ((self.phone_code, self.phones), (self.email_code, self.emails),
-         (self.domain_code, self.domains), (self.tax_code, self.taxes),
-         (self.uid_code, self.uids), (self.address_code, self.addresses),
-         (self.city_code, self.cities)) = identifiers.result()
 
     def _words_code(self) -> np.ndarray:
         """Codes of names of several words by their set of tokens, whatever the words'
@@ -188,19 +198,14 @@ class _Columns:
         out: np.ndarray = codes[self.name_code]
         return out
 
-    def _names(self, raw: pd.Series) -> None:
-        """Codes of the folded names, and of the names without spaces."""
-        # a person's name is told apart so that a Chinese one is compared through pinyin
-        raw_code, raw_names = pd.factorize(raw)
-        both, distinct = pd.factorize(raw_code * 2 + self.person)
-        distinct = np.asarray(distinct)
-        raw_list = list(raw_names) + [None]  # code -1 → None
-        folded = nz.name_words_many([raw_list[c] for c in (distinct // 2).tolist()])
-        for i in np.flatnonzero(distinct % 2).tolist():  # people
+    def _names(self, codes: np.ndarray, person: np.ndarray, folded: list[str]) -> None:
+        """Codes of the folded names (a Chinese person's in pinyin), and of the names
+        without spaces; `codes` into `folded`."""
+        for i in np.flatnonzero(person).tolist():
             if _CJK.search(folded[i]):
                 folded[i] = pinyin_words(folded[i])
         names = [n or "" for n in folded]  # a blank name (code -1) folds to ""
-        self.name_code, self.names = _recode(both, names)
+        self.name_code, self.names = _recode(codes, names)
         self.key_code, self.keys = _recode(self.name_code, [n.replace(" ", "") for n in
                                                             self.names])
 
@@ -465,15 +470,15 @@ def _identifier_keys(phone: pd.Series, email: pd.Series, tax_raw: pd.Series,
             addresses, cities]
 
 
-PARALLEL_FROM = 200_000  # records from which identifiers are keyed in a forked process
+PARALLEL_FROM = 200_000  # records from which a forked child shares the work
 
 
 class _Background:
-    """func(*args) computed in a forked child process while this one goes on with other
+    """`func(*args)` computed in a forked child process while this one goes on with other
     work: the inputs are shared by the fork (never copied or pickled), the result comes back
     pickled through a pipe. On Linux only, from `PARALLEL_FROM` records and with a second
-    core; elsewhere (Windows, macOS, inside Excel), or if the child fails, it is computed
-    here when the result is asked for."""
+    core; elsewhere (Windows, macOS, inside Excel), or if the child fails, computed here
+    when the result is asked for. Use it in a `with` block, which ends the child."""
 
     def __init__(self, size: int, func: Any, *args: Any) -> None:
         self.func, self.args = func, args
@@ -490,19 +495,30 @@ class _Background:
             send.close()
 
     def result(self) -> Any:
-        if self.process is None:
-            return self.func(*self.args)
-        try:
-            value = self.receive.recv()
-        except (EOFError, OSError):  # the child died (killed, out of memory)
-            value = None
-        finally:
-            self.receive.close()
-            self.process.join()
-            gc.unfreeze()
-        if not isinstance(value, tuple) or value[0] != "ok":  # failed there: do it here
-            return self.func(*self.args)
-        return value[1]
+        if self.process is not None:
+            try:
+                status, value = self.receive.recv()
+            except (EOFError, OSError):  # the child died (killed, out of memory)
+                status, value = "failed", None
+            self._close()
+            if status == "ok":
+                return value
+        return self.func(*self.args)  # here, or again here after the child failed
+
+    def _close(self) -> None:
+        if self.process.is_alive():  # left early (an error here): not wanted any more
+            self.process.kill()
+        self.receive.close()
+        self.process.join()
+        self.process = None
+        gc.unfreeze()
+
+    def __enter__(self) -> _Background:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self.process is not None:
+            self._close()
 
 
 def _send_result(send: Any, func: Any, args: tuple[Any, ...]) -> None:
