@@ -30,9 +30,10 @@ can check. Each pair carries its score and its reasons.
   with a similar name counts unless phones or cities differ (a branch); a near-identical name
   alone counts only when nothing contradicts it: the same brand in two cities is two
   customers. A shared phone with a different name is one switchboard, not one customer.
-- **Workers**: from `PARALLEL_FROM` distinct values, on Linux, the key folding is shared with
-  forked worker processes (one per extra core). Elsewhere (Windows, macOS, inside Excel) it all
-  runs in this process.
+- **A forked child**: from `PARALLEL_FROM` records, on Linux with a second core, the
+  identifiers (phones, e-mails, tax numbers, addresses, cities) are keyed in a forked child
+  while this process folds and tokenises the names (`_Background`). Elsewhere (Windows,
+  macOS, inside Excel), or if the child dies, it all runs in this process.
 """
 
 from __future__ import annotations
@@ -470,7 +471,7 @@ def _identifier_keys(phone: pd.Series, email: pd.Series, tax_raw: pd.Series,
             addresses, cities]
 
 
-PARALLEL_FROM = 200_000  # records from which a forked child shares the work
+PARALLEL_FROM = 200_000  # records from which identifiers are keyed in a forked child
 
 
 class _Background:
