@@ -335,3 +335,29 @@ def test_a_child_that_dies_is_done_again_here(monkeypatch: pytest.MonkeyPatch) -
         assert child.process is not None
         assert child.result() == "here"
         assert child.process is None  # ended and joined
+
+
+def test_no_fork_means_all_of_it_here(monkeypatch: pytest.MonkeyPatch) -> None:
+    """When the system cannot fork (out of memory, a process limit) the work is done here."""
+    import gc
+    import multiprocessing
+
+    from xlcrm import dedupe
+
+    class NoFork:
+        Pipe = staticmethod(multiprocessing.get_context().Pipe)
+
+        class Process:
+            def __init__(self, **_: Any) -> None:
+                pass
+
+            def start(self) -> None:
+                raise OSError("Cannot allocate memory")
+
+    monkeypatch.setattr(dedupe, "PARALLEL_FROM", 1)
+    monkeypatch.setattr(dedupe.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(dedupe.sys, "platform", "linux")
+    monkeypatch.setattr(dedupe, "get_context", lambda _: NoFork)
+    with dedupe._Background(1, sorted, [2, 1]) as child:
+        assert child.process is None and not gc.get_freeze_count()
+        assert child.result() == [1, 2]

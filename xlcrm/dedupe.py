@@ -492,7 +492,12 @@ class _Background:
             gc.freeze()
             self.process = context.Process(target=_send_result, args=(send, func, args),
                                            daemon=True)
-            self.process.start()
+            try:
+                self.process.start()
+            except OSError:  # no fork (out of memory, a process limit): all of it here
+                self.process = None
+                self.receive.close()
+                gc.unfreeze()
             send.close()
 
     def result(self) -> Any:

@@ -299,8 +299,7 @@ def _fold(name: str, chinese: bool) -> str:
     name = name.casefold()
     if "(" in name or "（" in name or "[" in name or "【" in name:
         name = _PARENS.sub(" ", name)
-    last = name.rsplit(None, 1)  # a last word that is no legal form: nothing to strip
-    if not last or not last[-1].isalnum() or last[-1] in _legal_last_words():
+    if _last_word(name) in _legal_last_words():  # else nothing for cleanco to strip
         for _ in range(3):  # "Acme Holdings Co., Ltd." carries more than one legal form
             stripped = cleanco_basename(name)
             if stripped == name:
