@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import sys
 import time
-from itertools import combinations
 from pathlib import Path
 
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from xlcrm.dedupe import find_duplicate_customers  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_dedupe import prf, score  # noqa: E402 - its path setup imports xlcrm too
 
 ANCHORS = "anchors: splink 5 FEBRL4 F1 0.9985; recordlinkage ECM FEBRL4 F1 0.991"
 
@@ -43,23 +42,6 @@ def to_customers(frame: pd.DataFrame) -> pd.DataFrame:
     })
     out["_row"] = range(2, len(out) + 2)
     return out.reset_index(drop=True)
-
-
-def prf(found: set[tuple[str, str]], truth: set[tuple[str, str]]) -> tuple[float, float, float]:
-    hits = len(found & truth)
-    p = hits / len(found) if found else 1.0
-    r = hits / len(truth) if truth else 1.0
-    return p, r, (2 * p * r / (p + r) if p + r else 0.0)
-
-
-def ours(frame: pd.DataFrame) -> tuple[set[tuple[str, str]], float]:
-    customers = to_customers(frame)
-    started = time.perf_counter()
-    matches = find_duplicate_customers(customers, "CN", 0.85)
-    seconds = time.perf_counter() - started
-    ids = customers["customer_id"]
-    return ({tuple(sorted((ids[a], ids[b]))) for m in matches
-             for a, b in combinations(m.indices, 2)}, seconds)  # type: ignore[misc]
 
 
 def theirs(frame: pd.DataFrame) -> tuple[set[tuple[str, str]], float]:
@@ -99,12 +81,12 @@ def main() -> None:
           f"{'recordlinkage ECM P/R/F1':<26}{'s':>6}   ({ANCHORS})")
     for name, frame, links in sets:
         truth = truth_pairs(links)
-        mine, my_s = ours(frame)
+        mine = score(to_customers(frame), truth)
         rl, rl_s = theirs(frame)
-        mp, mr, mf = prf(mine, truth)
         tp, tr, tf = prf(rl, truth)
-        print(f"{name:<8}{len(frame):>8,}{len(truth):>7,}  {mp:.3f}/{mr:.3f}/{mf:.4f}     "
-              f"{my_s:>6.2f}  {tp:.3f}/{tr:.3f}/{tf:.4f}       {rl_s:>6.2f}")
+        print(f"{name:<8}{len(frame):>8,}{len(truth):>7,}  {mine['precision']:.3f}/"
+              f"{mine['recall']:.3f}/{mine['f1']:.4f}     {mine['seconds']:>6.2f}  "
+              f"{tp:.3f}/{tr:.3f}/{tf:.4f}       {rl_s:>6.2f}")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -232,10 +233,22 @@ def test_a_persons_chinese_name_matches_its_pinyin() -> None:
     assert clusters(firms) == []  # company names are not transliterated
 
 
+def tokens(folded: str) -> list[str]:
+    """The rule, readably: words of a folded name (runs of a-z and 0-9); Chinese runs as
+    character pairs, a lone character alone."""
+    out: list[str] = []
+    for word in re.findall(r"[a-z0-9]+|[\u3400-\u9fff]+", folded):
+        if "\u3400" <= word[0] <= "\u9fff":
+            out += [word[i:i + 2] for i in range(max(len(word) - 1, 1))]
+        else:
+            out.append(word)
+    return out
+
+
 def test_the_numpy_tokeniser_agrees_with_the_reference() -> None:
     """`_tokenise` (code points, hashes) gives each name the same distinct tokens, and the
     same texts, as `tokens`, the readable one-name form."""
-    from xlcrm.dedupe import _tokenise, tokens
+    from xlcrm.dedupe import _tokenise
     from xlcrm.normalize import name_words_many
     from xlcrm.sample import sample_records
 
@@ -311,7 +324,17 @@ def test_the_forked_child_gives_the_same_result(monkeypatch: pytest.MonkeyPatch)
         with dedupe._Background(len(frame), sorted, [3, 1, 2]) as child:
             assert child.process is not None  # the forked path really runs here
             assert child.result() == [1, 2, 3]
+    forked = []
+    result = dedupe._Background.result
+
+    def noted(self: Any) -> Any:
+        forked.append(self.process is not None)
+        return result(self)
+
+    monkeypatch.setattr(dedupe._Background, "result", noted)
     assert _pairs(frame, 0.85) == alone
+    if sys.platform == "linux" and (dedupe.os.cpu_count() or 1) > 1:
+        assert forked == [True]  # the matcher's identifiers really came from the child
 
 
 def test_a_child_that_dies_is_done_again_here(monkeypatch: pytest.MonkeyPatch) -> None:

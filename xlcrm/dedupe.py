@@ -66,7 +66,6 @@ FREE_MAIL = frozenset({
     "proton.me", "protonmail.com", "gmx.com", "mail.com", "yandex.com",
 })
 _CJK = re.compile(r"[\u3400-\u9fff]")
-_WORD = re.compile(r"[a-z0-9]+|[\u3400-\u9fff]+")
 
 
 @dataclass
@@ -116,8 +115,8 @@ class Keys(NamedTuple):
     """One customer's comparison keys (None where the cell is blank or invalid)."""
 
     index: Any  # frame index
-    name: str  # folded words ("huaxun keji"; a person's Chinese name in pinyin)
-    key: str  # the folded name without spaces
+    key: str | None  # the folded name without spaces ("huaxunkeji"; a Chinese person's in
+    # pinyin)
     phone: str | None
     email: str | None
     domain: str | None  # the e-mail's domain unless free-mail
@@ -216,8 +215,7 @@ class _Columns:
             return [distinct[c] if c >= 0 else None for c in codes[positions].tolist()]
 
         self.learn(positions.tolist())
-        names = [n or "" for n in values(self.name_code, self.names)]
-        columns = zip(self.index[positions], names, [n.replace(" ", "") for n in names],
+        columns = zip(self.index[positions], values(self.key_code, self.keys),
                       values(self.phone_code, self.phones), values(self.email_code, self.emails),
                       values(self.domain_code, self.domains), values(self.tax_code, self.taxes),
                       values(self.uid_code, self.uids),
@@ -447,8 +445,6 @@ class _Columns:
         return shared_weight / union_weight if union_weight > 0 else 0.0
 
 
-
-
 def _identifier_keys(phone: pd.Series, email: pd.Series, tax_raw: pd.Series,
                      address: pd.Series, city: pd.Series, person: np.ndarray, region: str
                      ) -> list[tuple[np.ndarray, list[Any]]]:
@@ -556,17 +552,17 @@ def _typo_word(token: str) -> bool:
 
 
 def _tokenise(names: list[str]) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """The distinct tokens of each name (`tokens`) for a million names, with numpy over the
-    names' code points (`_hash_tokens`, 100,000 names at a time). Returns the name of each
-    (name, token) pair and its token's number, sorted by name then token, and each number's
-    text."""
+    """The distinct tokens of each name for a million names (words; Chinese runs as
+    character pairs, a lone character alone), with numpy over the names' code points
+    (`_hash_tokens`, 100,000 names at a time). Returns the name of each (name, token) pair
+    and its token's number, sorted by name then token, and each number's text."""
     parts = [_hash_tokens(names[start:start + 100_000], start)
              for start in range(0, len(names), 100_000)]
     ids, distinct = pd.factorize(np.concatenate([p[1] for p in parts] + [_NO_HASH]))
     texts = [""] * len(distinct)
+    number = pd.Index(distinct)
     for _, _, hashes, words in parts:
-        for i, word in zip(pd.Index(distinct).get_indexer(hashes).tolist(), words,
-                           strict=True):
+        for i, word in zip(number.get_indexer(hashes).tolist(), words, strict=True):
             texts[i] = word
     count = max(len(distinct), 1)
     key = np.concatenate([p[0] for p in parts] + [_NO_NAME]).astype(np.int64) * count
@@ -587,10 +583,10 @@ _NO_NAME = np.zeros(0, dtype=np.int32)
 
 def _hash_tokens(names: list[str], first_name: int
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
-    """The distinct tokens of each name: words (runs of a-z and 0-9) by a 64-bit hash of
-    their letters, Chinese character pairs (a lone character alone) by their code points.
-    Returns each token's name (counted from `first_name`) and hash, and each distinct hash
-    with its text."""
+    """The tokens of each name (a repeated one repeated): words (runs of a-z and 0-9) by a
+    64-bit hash of their letters, Chinese character pairs (a lone character alone) by their
+    code points. Returns each token's name (counted from `first_name`) and hash, and each
+    distinct hash with its text."""
     joined = "\n".join(names)
     points = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32)
     lengths = np.fromiter(map(len, names), dtype=np.int64, count=len(names))
@@ -663,13 +659,9 @@ def _rank(values: list[Any]) -> np.ndarray:
     return rank
 
 
-def _order(codes: np.ndarray, values: list[Any], only: np.ndarray | None = None
-           ) -> np.ndarray:
-    """Positions with a value (and `only`), in the order of their values."""
-    mask = codes >= 0
-    if only is not None:
-        mask &= only
-    positions = np.flatnonzero(mask)
+def _order(codes: np.ndarray, values: list[Any]) -> np.ndarray:
+    """Positions with a value, in the order of their values."""
+    positions = np.flatnonzero(codes >= 0)
     return positions[np.lexsort((positions, _rank(values)[codes[positions]]))]
 
 
@@ -695,18 +687,6 @@ def pinyin_words(name: str) -> str:
 
     return " ".join(" ".join(lazy_pinyin(word)) if _CJK.search(word) else word
                     for word in name.split())
-
-
-def tokens(key_text: str) -> list[str]:
-    """Words of a folded name; Chinese runs as character pairs (a lone character alone).
-    The matcher computes the same with numpy (`_tokenise`); this is its reference."""
-    out: list[str] = []
-    for word in _WORD.findall(key_text):
-        if _CJK.match(word):
-            out += [word[i:i + 2] for i in range(max(len(word) - 1, 1))]
-        else:
-            out.append(word)
-    return out
 
 
 def _id_text(value: Any) -> str:

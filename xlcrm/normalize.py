@@ -153,6 +153,10 @@ def _plain_email(folded: str) -> bool:
 @lru_cache(maxsize=200_000)
 def email_key(value: str) -> str | None:
     """The normalised form of a syntactically valid e-mail address (offline check), or None."""
+    return _email_key(value)
+
+
+def _email_key(value: str) -> str | None:
     folded = value.strip().casefold()
     if _plain_email(folded):
         return folded
@@ -200,18 +204,9 @@ def phone_keys(values: list[Any], region: str = "CN") -> list[str | None]:
 
 
 def email_keys(values: list[Any]) -> list[str | None]:
-    """`email_key` of many values, uncached; the plain-address test inline."""
-    out: list[str | None] = []
-    for value in values:
-        raw = value if isinstance(value, str) else text(value)
-        folded = raw.strip().casefold()
-        if not folded:
-            out.append(None)
-        elif _plain_email(folded):
-            out.append(folded)
-        else:
-            out.append(email_key.__wrapped__(raw.strip()))
-    return out
+    """`email_key` of many values, uncached (a million distinct addresses would only churn
+    a cache)."""
+    return [_email_key(value if isinstance(value, str) else text(value)) for value in values]
 
 
 def tax_id_keys(values: list[Any]) -> list[str | None]:
@@ -299,12 +294,11 @@ def _fold(name: str, chinese: bool) -> str:
     name = name.casefold()
     if "(" in name or "（" in name or "[" in name or "【" in name:
         name = _PARENS.sub(" ", name)
-    if _last_word(name) in _legal_last_words():  # else nothing for cleanco to strip
-        for _ in range(3):  # "Acme Holdings Co., Ltd." carries more than one legal form
-            stripped = cleanco_basename(name)
-            if stripped == name:
-                break
-            name = stripped
+    for _ in range(3):  # "Acme Holdings Co., Ltd." carries more than one legal form
+        stripped = cleanco_basename(name)
+        if stripped == name:
+            break
+        name = stripped
     if chinese:  # the Chinese legal forms and regions
         if name.endswith(_LEGAL_ZH):
             for suffix in _LEGAL_ZH:
