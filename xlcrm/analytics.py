@@ -66,7 +66,10 @@ class Analytics:
     activity_by_customer: pd.DataFrame  # customer_id, name, interactions_30d, interactions_90d
     team: pd.DataFrame  # owner, open_deals, pipeline, weighted, won_deals, won_amount,
     #                     interactions_30d
-    notes: list[str] = field(default_factory=list)
+    notes: list[tuple[str, str]] = field(default_factory=list)  # (English, Chinese)
+
+    def note_lines(self, lang: str) -> list[str]:
+        return [pair[0 if lang == "en" else 1] for pair in self.notes]
 
     def tables(self) -> dict[str, pd.DataFrame]:
         return {name: value for name, value in vars(self).items()
@@ -93,9 +96,10 @@ def analyse(data: WorkbookData, today: dt.date | None = None, report: Report | N
     today = today or dt.date.today()
     now = pd.Timestamp(today)
     settings = data.settings
+    day_first = settings.day_first
     opps = _opportunities(data.sheets["opportunities"].frame, settings)
-    customers = _customers(data.sheets["customers"].frame)
-    inter = _interactions(data.sheets["interactions"].frame)
+    customers = _customers(data.sheets["customers"].frame, day_first)
+    inter = _interactions(data.sheets["interactions"].frame, day_first)
     stages = sorted(settings.stages, key=lambda s: s.order)
     open_stages = [s for s in stages if s.kind == "open"]
     is_open, is_won, is_lost = (opps["kind"] == "open", opps["kind"] == "won",
@@ -156,34 +160,12 @@ def analyse(data: WorkbookData, today: dt.date | None = None, report: Report | N
                      time_in_stage=in_stage, attention=attention, largest_open=largest,
                      tiers=tiers, lifecycle=lifecycle, rfm=rfm, segments=segments,
                      top_customers=top, dormant=dormant, activity_by_owner=by_owner,
-                     activity_by_customer=by_customer, team=team)
+                     activity_by_customer=by_customer, team=team,
+                     notes=currency_notes(opps, settings))
 
 
 # ---------------------------------------------------------------------------------------------
 # Column conversion
-
-def dates(series: pd.Series) -> pd.Series:
-    """Dates as datetime64 (NaT when blank or unreadable)."""
-    if series.empty:
-        return pd.Series(pd.NaT, index=series.index, dtype="datetime64[ns]")
-    if pd.api.types.infer_dtype(series, skipna=True) in ("datetime", "date", "empty"):
-        return pd.to_datetime(series, errors="coerce").dt.normalize()
-    is_text = series.map(lambda v: isinstance(v, str))
-    out = pd.to_datetime(series.where(~is_text), errors="coerce")
-    if is_text.any():
-        parsed = series[is_text].map(nz.parse_date)
-        out[is_text] = pd.to_datetime(parsed, errors="coerce")
-    return out.dt.normalize()
-
-
-def numbers(series: pd.Series) -> pd.Series:
-    """Numbers as float (NaN when blank or unreadable); "¥1,200" and "60%" are read."""
-    out = pd.to_numeric(series, errors="coerce")
-    retry = out.isna() & series.notna()
-    if retry.any():
-        out[retry] = pd.to_numeric(series[retry].map(nz.parse_number), errors="coerce")
-    return out.astype(float)
-
 
 def _lookup(series: pd.Series, convert: Callable[[Any], Any]) -> pd.Series:
     """Map a column through `convert`, once per distinct value."""
@@ -205,7 +187,12 @@ def _opportunities(frame: pd.DataFrame, settings: Settings) -> pd.DataFrame:
         table = np.array([getattr(s, name, None) for s in found] + [None], dtype=object)
         return pd.Series(table[codes], index=frame.index)  # code -1 (blank) takes the None
 
-    created, changed = dates(frame["created_at"]), dates(frame["stage_changed_at"])
+    day_first = settings.day_first
+    created = nz.date_column(frame["created_at"], day_first)
+    changed = nz.date_column(frame["stage_changed_at"], day_first)
+    currency = _text(frame["currency"]).str.upper().replace(
+        "", settings.options.default_currency.strip().upper())
+    rate = currency.map(settings.rates()).astype("float64")
     out = pd.DataFrame({
         "opportunity_id": _text(frame["opportunity_id"]),
         "title": _text(frame["title"]),
@@ -216,38 +203,62 @@ def _opportunities(frame: pd.DataFrame, settings: Settings) -> pd.DataFrame:
         "kind": attr("kind"),
         "order": attr("order"),
         "stage_probability": attr("probability").astype(float),
-        "amount_n": numbers(frame["amount"]),
-        "expected": dates(frame["expected_close"]),
+        "currency": currency,
+        "amount_raw": nz.number_column(frame["amount"]),
+        "expected": nz.date_column(frame["expected_close"], day_first),
         "created": created,
-        "closed": dates(frame["closed_at"]).fillna(changed),
+        "closed": nz.date_column(frame["closed_at"], day_first).fillna(changed),
         "changed": changed.fillna(created),
     }, index=frame.index)
-    probability = numbers(frame["probability"])
-    probability = probability.where(probability <= 1, probability / 100)  # 60 means 60 %
+    out["amount_n"] = out["amount_raw"] * rate  # in the default currency; NaN without a rate
+    probability = nz.fraction_column(frame["probability"])  # 60, 0.6 and "60%" alike
     out["probability"] = probability.where(probability.between(0, 1)).fillna(
         out["stage_probability"])
     out["weighted"] = out["amount_n"] * out["probability"]
     return out
 
 
-def _customers(frame: pd.DataFrame) -> pd.DataFrame:
+def currency_notes(opps: pd.DataFrame, settings: Settings) -> list[tuple[str, str]]:
+    """What the money figures are in: the default currency, which currencies were converted
+    at which rate, and which were left out for want of a rate (never added as one)."""
+    default = settings.options.default_currency.strip().upper()
+    rates = settings.rates()
+    priced = opps[opps["amount_raw"].notna()]
+    used = sorted(set(priced["currency"]) - {default})
+    converted = [c for c in used if c in rates]
+    missing = priced[~priced["currency"].isin(rates)]
+    notes = [(f"Amounts in {default}", f"金额单位：{default}")]
+    if converted:
+        listed = ", ".join(f"{c} at {rates[c]:g}" for c in converted)
+        listed_zh = "，".join(f"{c} 按 {rates[c]:g}" for c in converted)
+        notes.append((f"converted: {listed}", f"已换算：{listed_zh}"))
+    if len(missing):
+        codes = ", ".join(sorted(set(missing["currency"])))
+        notes.append((f"{len(missing)} deals in {codes} left out of money totals (no exchange "
+                      "rate under Settings → Options → exchange_rates)",
+                      f"{len(missing)} 个以 {codes} 计价的商机未计入金额合计（设置 → 选项 → "
+                      "exchange_rates 中没有汇率）"))
+    return notes
+
+
+def _customers(frame: pd.DataFrame, day_first: bool) -> pd.DataFrame:
     return pd.DataFrame({
         "customer_id": _text(frame["customer_id"]),
         "name": _text(frame["name"]),
         "owner": _text(frame["owner"]),
         "tier": _text(frame["tier"]),
         "lifecycle": _text(frame["lifecycle"]),
-        "ltv": numbers(frame["lifetime_value"]).fillna(0.0),
-        "won_n": numbers(frame["won_deals"]).fillna(0).astype(int),
-        "created": dates(frame["created_at"]),
+        "ltv": nz.number_column(frame["lifetime_value"]).fillna(0.0),
+        "won_n": nz.number_column(frame["won_deals"]).fillna(0).astype(int),
+        "created": nz.date_column(frame["created_at"], day_first),
     }, index=frame.index)
 
 
-def _interactions(frame: pd.DataFrame) -> pd.DataFrame:
+def _interactions(frame: pd.DataFrame, day_first: bool) -> pd.DataFrame:
     return pd.DataFrame({  # categories: factorised once, then every groupby is cheap
         "customer_id": _text(frame["customer_id"]).astype("category"),
         "owner": _text(frame["owner"]).astype("category"),
-        "date": dates(frame["date"]),
+        "date": nz.date_column(frame["date"], day_first),
     }, index=frame.index)
 
 
@@ -397,13 +408,15 @@ def _activity(customers: pd.DataFrame, opps: pd.DataFrame, inter: pd.DataFrame,
     year_ago = now - pd.Timedelta(days=365)
     ids = customers["customer_id"]
     last = pd.Series(pd.NaT, index=customers.index, dtype="datetime64[ns]")
-    count = pd.Series(0, index=customers.index)
+    count = pd.Series(0, index=customers.index, dtype="int64")
     for events, date in ((inter, "date"), (won, "closed")):
-        dated = events[events["customer_id"] != ""].dropna(subset=[date])
-        grouped = dated.groupby("customer_id", observed=True)[date]
-        last = pd.concat([last, pd.to_datetime(ids.map(grouped.max()))], axis=1).max(axis=1)
-        recent = dated[dated[date] > year_ago].groupby("customer_id", observed=True).size()
-        count = count + ids.map(recent).fillna(0).astype(int)
+        dated = events[(events["customer_id"] != "") & events[date].notna()]
+        keys = dated["customer_id"].astype(object)  # plain values, whatever the dtype
+        newest = dated[date].groupby(keys).max().to_dict()
+        seen = nz.as_datetimes(ids.map(newest))
+        last = last.where(seen.isna() | (last >= seen), seen)
+        recent = keys[dated[date] > year_ago].value_counts().to_dict()
+        count = count + ids.map(recent).fillna(0).astype("int64")
     return pd.DataFrame({"customer_id": ids, "last_activity": last, "frequency": count},
                         index=customers.index)
 

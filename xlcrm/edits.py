@@ -102,6 +102,26 @@ def append_rows(sheet: str, table: str | None, columns: Mapping[str, int],
     return edit
 
 
+def grow_tables(sheets: Iterable[tuple[str, str | None, int]]) -> Edit:
+    """Grow each (sheet, Table, last data row) Table over the rows typed below it (Excel with
+    AutoExpand off, LibreOffice, WPS, a paste after a gap), so that they sort and filter with
+    the rest."""
+
+    def edit(book: Workbook) -> None:
+        for sheet, table, last_row in sheets:
+            tbl = book[sheet].tables.get(table) if table else None
+            if tbl is None:
+                continue
+            min_col, min_row, max_col, max_row = range_boundaries(tbl.ref)
+            if last_row > max_row:
+                tbl.ref = (f"{get_column_letter(min_col)}{min_row}:"
+                           f"{get_column_letter(max_col)}{last_row}")
+                if tbl.autoFilter is not None:
+                    tbl.autoFilter.ref = tbl.ref
+
+    return edit
+
+
 def _row_blank(ws: Worksheet, row: int, min_col: int, max_col: int) -> bool:
     return all(ws.cell(row=row, column=c).value in (None, "") for c in range(min_col, max_col + 1))
 

@@ -40,6 +40,7 @@ from .dedupe import (
 )
 from .edits import (
     append_rows,
+    grow_tables,
     mark_cells,
     set_cells,
     write_changelog_sheet,
@@ -278,7 +279,7 @@ def restore_record(path: Path, record_id: str, at: dt.datetime | None = None,
             tracker.apply(key, rows=[record], job="restore", user=os_user())
             edits.append(append_rows(sheet.name, sheet.table, sheet.columns, [record]))
         edits.append(changelog_edit(history, tracker))
-        backup = write_workbook(path, data.sha256, edits)
+        backup = save(data, edits)
         tracker.commit(file_sha256(path))
     return Restored(sheet.name, record_id, not len(present), fields, backup)
 
@@ -358,7 +359,7 @@ def merge_duplicates(path: Path, cluster: int | None = None, threshold: float | 
     undo: dict[str, Any] = {}
     with History(path) as history:
         start_tracking(history, data, source, job="dedupe").commit()  # the user's edits first
-        backup = write_workbook(path, data.sha256, [merge_edit(data, plans, undo)])
+        backup = save(data, [merge_edit(data, plans, undo)])
         after = read_workbook(path)
         tracker = start_tracking(history, after, source, job="merge", user=os_user())
         tracker.commit(after.sha256)
@@ -388,7 +389,7 @@ def undo_merge(path: Path, merge_id: str, source: str = "cli") -> list[str]:
             raise UnsafeToWrite(f"{path.name} changed since merge {merge_id}; undoing it would "
                                 "overwrite those changes (restore single records with "
                                 "xlcrm restore instead)")
-        write_workbook(path, data.sha256, [undo_edit(found["record"])])
+        save(data, [undo_edit(found["record"])])
         after = read_workbook(path)
         tracker = start_tracking(history, after, source, job="undo-merge", user=os_user())
         tracker.commit(after.sha256)
@@ -429,10 +430,19 @@ def promotion_edits(data: WorkbookData, promotion: Promotion) -> list[Edit]:
     return edits
 
 
+def save(data: WorkbookData, edits: list[Edit]) -> Path:
+    """Write `edits` through the safe writer, first growing each Table over the rows that were
+    typed below it (they were read, so they are records now). Returns the backup."""
+    grow = grow_tables((s.name, s.table, s.last_row) for s in data.sheets.values()
+                       if s.table and s.table_last_row is not None
+                       and s.last_row > s.table_last_row)
+    return write_workbook(data.path, data.sha256, [grow, *edits])
+
+
 def _write(result: SyncResult, data: WorkbookData, edits: list[Edit]) -> None:
     """Write through the safe writer; a refusal is recorded, not raised."""
     try:
-        result.backup = write_workbook(data.path, data.sha256, edits)
+        result.backup = save(data, edits)
         result.written = True
     except (BusyError, UnsafeToWrite) as error:
         result.write_error = error

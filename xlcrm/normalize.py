@@ -10,17 +10,26 @@ import datetime as dt
 import re
 import unicodedata
 from functools import lru_cache
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
 EXCEL_EPOCH = dt.date(1899, 12, 30)
-_DATE_FORMATS = ("%Y-%m-%d", "%Y/%m/%d", "%Y.%m.%d", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M",
-                 "%Y/%m/%d %H:%M", "%Y%m%d", "%d.%m.%Y")
-_CN_DATE = re.compile(r"^\s*(\d{4})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*[日号]?\s*$")
-_NUMBER_JUNK = re.compile(r"[,，\s¥￥$€£]|^(CNY|RMB|USD|EUR|HKD)|元$", re.IGNORECASE)
+_YMD = re.compile(r"^(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*[日号]?"
+                  r"(?:[ T]+\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?$")
+_COMPACT = re.compile(r"^(\d{4})(\d{2})(\d{2})$")
+_XXY = re.compile(r"^(\d{1,2})\s*[-/.]\s*(\d{1,2})\s*[-/.]\s*(\d{4})"
+                  r"(?:[ T]+\d{1,2}:\d{2}(?::\d{2})?)?$")
+DATE_FORMS = ("2026-11-03, 2026/11/3, 2026.11.3, 2026年11月3日, 20261103, "
+              "03/11/2026 (day first) or 11/03/2026 (month first, per Settings date_order)")
+DATE_FORMS_ZH = ("2026-11-03、2026/11/3、2026.11.3、2026年11月3日、20261103、"
+                 "03/11/2026（日在前）或 11/03/2026（月在前，按设置中的 date_order）")
+NUMBER_FORMS = "1200, 1,200.50, ¥12,000, 1.2万, 3.5亿, (1,200), 60%"
+NUMBER_FORMS_ZH = "1200、1,200.50、¥12,000、1.2万、3.5亿、(1,200)、60%"
 
 
 def is_blank(value: Any) -> bool:
@@ -46,8 +55,28 @@ def record_id(value: Any) -> str:
     return unicodedata.normalize("NFKC", text(value)).strip().casefold()
 
 
-def parse_date(value: Any) -> dt.date | None:
-    """A date from a date cell, an Excel serial number or common typed forms."""
+def dayfirst(date_order: str, lang: str) -> bool:
+    """Whether 03/11/2026 is the 3rd of November: Settings `date_order` (DMY or MDY), else
+    the workbook's language (Chinese: day first, as in Hong Kong and most of the world;
+    English: month first, as US Excel types it)."""
+    order = date_order.strip().upper()
+    if order in ("DMY", "MDY"):
+        return order == "DMY"
+    return lang == "zh"
+
+
+def _make_date(year: int, month: int, day: int) -> dt.date | None:
+    try:
+        return dt.date(year, month, day)
+    except ValueError:
+        return None
+
+
+def parse_date(value: Any, dayfirst: bool = False) -> dt.date | None:
+    """A date from a date cell, an Excel serial number or a typed form (see DATE_FORMS).
+
+    Day-first or month-first only matters for dd/mm/yyyy forms; where one reading is
+    impossible (26/11/2026) the other is taken."""
     if isinstance(value, dt.datetime):
         return value.date()
     if isinstance(value, dt.date):
@@ -58,47 +87,135 @@ def parse_date(value: Any) -> dt.date | None:
         if 1 <= value < 2958466:  # Excel's valid serial range
             return EXCEL_EPOCH + dt.timedelta(days=int(value))
         return None
-    if isinstance(value, str):
-        raw = unicodedata.normalize("NFKC", value).strip()
-        match = _CN_DATE.match(raw)
-        if match:
-            raw = "-".join(match.groups())
-        for fmt in _DATE_FORMATS:
-            try:
-                return dt.datetime.strptime(raw, fmt).date()
-            except ValueError:
-                continue
-        try:
-            return dt.date.fromisoformat(raw)
-        except ValueError:
-            return None
-    return None
+    if not isinstance(value, str):
+        return None
+    raw = unicodedata.normalize("NFKC", value).strip()
+    match = _YMD.match(raw) or _COMPACT.match(raw)
+    if match:
+        return _make_date(int(match[1]), int(match[2]), int(match[3]))
+    match = _XXY.match(raw)
+    if match:
+        first, second, year = int(match[1]), int(match[2]), int(match[3])
+        day, month = (first, second) if dayfirst else (second, first)
+        return _make_date(year, month, day) or _make_date(year, day, month)
+    if re.fullmatch(r"\d{5}(\.\d+)?", raw):  # a serial typed as text
+        return parse_date(float(raw))
+    try:
+        return dt.datetime.fromisoformat(raw).date()
+    except ValueError:
+        return None
+
+
+def parse_date_dayfirst(value: Any) -> dt.date | None:
+    """`parse_date` reading dd/mm/yyyy."""
+    return parse_date(value, dayfirst=True)
+
+
+def date_parser(day_first: bool) -> Callable[[Any], dt.date | None]:
+    return parse_date_dayfirst if day_first else parse_date
+
+
+_CURRENCY = re.compile(r"^(?:CNY|RMB|USD|EUR|HKD|GBP|JPY|US\$|HK\$|[¥$€£])\s*|"
+                       r"\s*(?:CNY|RMB|USD|EUR|HKD|GBP|JPY|元|人民币|美元|[¥$€£])$", re.IGNORECASE)
+_GROUPED = re.compile(r"^\d{1,3}(?:([, ])\d{3})+(?:\.\d+)?$")
+_PLAIN = re.compile(r"^(?:\d+(?:\.\d*)?|\.\d+)(?:e[+-]?\d+)?$", re.IGNORECASE)
+_SCALE = {"万": 1e4, "亿": 1e8, "千": 1e3, "百万": 1e6, "千万": 1e7, "万亿": 1e12}
+_SCALED = re.compile(r"^(.*?)\s*(万亿|千万|百万|万|亿|千)$")
 
 
 def parse_number(value: Any) -> float | None:
-    """A number from a numeric cell or typed text such as "1,200", "¥1200" or "1200元"."""
+    """A number from a numeric cell or typed text (see NUMBER_FORMS): "1,200.50", "¥12,000",
+    "1.2万", "3.5亿", "(1,200)" (negative), full-width digits. Ambiguous text ("12 000,50",
+    "1.200,5", "1,5": is the comma a decimal point?) is no number."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
         return float(value) if value == value else None
-    if isinstance(value, str):
-        raw = _NUMBER_JUNK.sub("", unicodedata.normalize("NFKC", value).strip())
-        try:
-            return float(raw)
-        except ValueError:
-            return None
-    return None
+    if not isinstance(value, str):
+        return None
+    raw = unicodedata.normalize("NFKC", value).strip()
+    if not raw:
+        return None
+    sign = 1.0
+    if raw.startswith("(") and raw.endswith(")"):
+        raw, sign = raw[1:-1].strip(), -1.0
+    if raw.startswith("-"):
+        raw, sign = raw[1:].strip(), -sign
+    elif raw.startswith("+"):
+        raw = raw[1:].strip()
+    raw = _CURRENCY.sub("", _CURRENCY.sub("", raw))
+    if raw.startswith("-") and sign == 1.0:  # ¥-1,200
+        raw, sign = raw[1:].strip(), -1.0
+    scale = 1.0
+    match = _SCALED.match(raw)
+    if match:
+        raw, scale = match[1].strip(), _SCALE[match[2]]
+    grouped = _GROUPED.match(raw)
+    if grouped:
+        raw = raw.replace(grouped[1], "")
+    elif not _PLAIN.match(raw):
+        return None
+    try:
+        number = float(raw)
+    except ValueError:
+        return None
+    return sign * number * scale if number == number and abs(number) != float("inf") else None
 
 
 def parse_fraction(value: Any) -> float | None:
     """A probability as a fraction: 0.2, "20%" and 20 all give 0.2 (above 1 means percent)."""
-    if isinstance(value, str) and value.strip().endswith(("%", "％")):
-        number = parse_number(value.strip()[:-1])
-        return None if number is None else number / 100
+    if isinstance(value, str):
+        raw = unicodedata.normalize("NFKC", value).strip()
+        if raw.endswith("%"):
+            number = parse_number(raw[:-1])
+            return None if number is None else number / 100
     number = parse_number(value)
     if number is None:
         return None
     return number / 100 if number > 1 else number
+
+
+# ---------------------------------------------------------------------------------------------
+# Whole columns: each distinct value parsed once, by the parsers above
+
+def map_unique(column: pd.Series, func: Callable[[Any], Any], default: Any = None) -> pd.Series:
+    """Apply `func` once per distinct value of `column` (None/NaN map to `default`)."""
+    codes, uniques = pd.factorize(column.to_numpy(dtype=object), use_na_sentinel=True)
+    results = np.empty(len(uniques) + 1, dtype=object)
+    results[:-1] = [func(value) for value in uniques]
+    results[-1] = default  # code -1 (missing) indexes the last slot
+    return pd.Series(results[codes], index=column.index, dtype=object)
+
+
+def date_column(series: pd.Series, day_first: bool = False) -> pd.Series:
+    """A column as datetime64[ns] dates (NaT where blank or not a date), whatever it holds."""
+    return as_datetimes(map_unique(series, date_parser(day_first)))
+
+
+def as_datetimes(values: pd.Series) -> pd.Series:
+    """Dates, timestamps, None or NaN (any dtype, even empty) as datetime64[ns], normalised to
+    midnight; anything else is NaT."""
+    if pd.api.types.is_datetime64_any_dtype(values.dtype):
+        return values.astype("datetime64[ns]").dt.normalize()
+    raw = values.to_numpy(dtype=object)
+    keep = np.array([isinstance(v, dt.date | pd.Timestamp) for v in raw], dtype=bool)
+    out = np.full(len(raw), np.datetime64("NaT"), dtype="datetime64[ns]")
+    if keep.any():
+        out[keep] = pd.to_datetime(pd.Series(raw[keep], dtype=object)).to_numpy(
+            dtype="datetime64[ns]")
+    return pd.Series(out, index=values.index, dtype="datetime64[ns]").dt.normalize()
+
+
+def number_column(series: pd.Series) -> pd.Series:
+    """A column as float64 (NaN where blank or not a number), whatever it holds."""
+    parsed = map_unique(series, parse_number)
+    return pd.Series(parsed.to_numpy(dtype=object), index=series.index).astype("float64")
+
+
+def fraction_column(series: pd.Series) -> pd.Series:
+    """A probability column as float64 fractions (60, 0.6 and "60%" are all 0.6)."""
+    parsed = map_unique(series, parse_fraction)
+    return pd.Series(parsed.to_numpy(dtype=object), index=series.index).astype("float64")
 
 
 @lru_cache(maxsize=200_000)

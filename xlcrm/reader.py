@@ -6,18 +6,21 @@ under their keys (``customer_id``), and every column we do not know under its ow
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import python_calamine as calamine
+from lxml import etree
 
 from . import schema
 from .errors import CorruptWorkbook, EncryptedWorkbook, SheetMissing
 from .guard import check_workbook_file, file_sha256
 from .schema import Lang, SheetDef, normalize_header
 from .settings import Settings, settings_from_tables
+from .sparse import TableInfo, read_sparse, sheet_extent, sheet_parts, sheet_tables
 
 ROW = "_row"
 HEADER_SCAN_ROWS = 30
@@ -34,6 +37,8 @@ class SheetData:
     headers: dict[str, str]  # field key -> header text as the workbook spells it
     header_row: int  # Excel row number of the header
     table: str | None = None  # Excel Table holding the data, if any
+    table_last_row: int | None = None  # the Table's last row (rows below it were typed
+    #                                    outside it; the next write grows the Table)
 
     @property
     def last_row(self) -> int:
@@ -74,8 +79,10 @@ def read_workbook(path: str | Path) -> WorkbookData:
     except Exception as error:  # calamine raises several unrelated types for broken files
         raise CorruptWorkbook(f"{path.name}: damaged workbook ({_short(error)})") from None
     try:
-        return _read(book, path, digest)
-    except (calamine.CalamineError, calamine.XmlError, calamine.ZipError) as error:
+        with zipfile.ZipFile(path) as archive:
+            return _read(book, archive, path, digest)
+    except (calamine.CalamineError, calamine.XmlError, calamine.ZipError, zipfile.BadZipFile,
+            etree.XMLSyntaxError, KeyError, ValueError) as error:
         raise CorruptWorkbook(f"{path.name}: damaged workbook ({_short(error)})") from None
     finally:
         book.close()
@@ -92,7 +99,72 @@ def sheet_keys(names: list[str]) -> dict[str, str]:
     return by_key
 
 
-def _read(book: Any, path: Path, digest: str) -> WorkbookData:
+class _Source:
+    """The cells of one sheet: calamine's dense grid, or (for a sheet whose farthest cell
+    would make that grid huge, see `xlcrm.sparse`) the cells that hold values."""
+
+    def __init__(self, book: Any, archive: zipfile.ZipFile, name: str, member: str | None,
+                 calamine_tables: list[Any]) -> None:
+        self.name = name
+        extent = sheet_extent(archive, member) if member else None
+        self.sparse = extent is not None and extent.sparse
+        if self.sparse:
+            assert member is not None
+            self.cells = read_sparse(archive, member)
+            self.tables = sheet_tables(archive, member, name)
+        else:
+            self._book = book
+            self._grid: list[list[Any]] | None = None
+            self.tables = [_table_info(t) for t in calamine_tables  # damaged when not equal
+                           if t.width == len(t.columns)]
+
+    def grid(self) -> list[list[Any]]:
+        if self._grid is None:
+            self._grid = self._book.get_sheet_by_name(self.name).to_python(
+                skip_empty_area=False)
+        return self._grid
+
+    def head(self, rows: int) -> list[list[Any]]:
+        """The first `rows` rows (ragged when sparse)."""
+        if not self.sparse:
+            return self.grid()[:rows]
+        out = []
+        for number in range(1, rows + 1):
+            cells = self.cells.get(number, {})
+            width = max(cells, default=0)
+            out.append([cells.get(c, "") for c in range(1, width + 1)])
+        return out
+
+    def rows(self, first_row: int, first_col: int, width: int, last_row: int | None = None
+             ) -> tuple[list[int], list[list[Any]]]:
+        """Excel row numbers and values of rows `first_row`.. (to the sheet's end, or
+        `last_row`), columns `first_col`..+`width`. Sparse: only rows holding a value there."""
+        lo, hi = first_col - 1, first_col - 1 + width
+        if not self.sparse:
+            grid = self.grid()
+            end = len(grid) if last_row is None else min(last_row, len(grid))
+            rows = [(r + [""] * (hi - len(r)))[lo:hi] for r in grid[first_row - 1:end]]
+            return list(range(first_row, first_row + len(rows))), rows
+        numbers, out = [], []
+        for number in sorted(self.cells):
+            if number < first_row or (last_row is not None and number > last_row):
+                continue
+            cells = self.cells[number]
+            values = [cells.get(c, "") for c in range(first_col, first_col + width)]
+            if any(v != "" for v in values):
+                numbers.append(number)
+                out.append(values)
+        return numbers, out
+
+
+def _table_info(table: Any) -> TableInfo:
+    header_row = table.start[0]  # calamine's start is the first data row, 0-based
+    return TableInfo(name=table.name, sheet=table.sheet, header_row=header_row,
+                     first_col=table.start[1] + 1, last_row=table.end[0] + 1,
+                     columns=tuple(str(h) for h in table.columns))
+
+
+def _read(book: Any, archive: zipfile.ZipFile, path: Path, digest: str) -> WorkbookData:
     names: list[str] = list(book.sheet_names)
     by_key = sheet_keys(names)
     missing = [s for s in schema.DATA_SHEETS if s.key not in by_key]
@@ -101,13 +173,23 @@ def _read(book: Any, path: Path, digest: str) -> WorkbookData:
         raise SheetMissing(f"{path.name}: no sheet named {wanted}")
     lang = _detect_lang(by_key)
     tables = _tables_by_sheet(book)
-    sheets = {s.key: _read_sheet(book, s, by_key[s.key], tables.get(by_key[s.key], []), path)
-              for s in schema.DATA_SHEETS}
-    settings = settings_from_tables(_settings_tables(book, tables), lang)
+    members = sheet_parts(archive)
+
+    def source(name: str) -> _Source:
+        return _Source(book, archive, name, members.get(name), tables.get(name, []))
+
+    sheets = {s.key: _read_sheet(source(by_key[s.key]), s, path) for s in schema.DATA_SHEETS}
+    settings_names = {t.sheet for ts in tables.values() for t in ts
+                      if t.name.casefold() in _SETTINGS_NAMES}
+    settings = settings_from_tables(
+        _settings_tables([source(n) for n in names if n in settings_names]), lang)
     if settings.options.language:
         lang = settings.options.language
     return WorkbookData(path=path, sha256=digest, lang=lang, settings=settings, sheets=sheets,
                         sheet_names=names)
+
+
+_SETTINGS_NAMES = {t.casefold() for t in schema.SETTINGS_TABLES}
 
 
 def _detect_lang(by_key: dict[str, str]) -> Lang:
@@ -116,6 +198,7 @@ def _detect_lang(by_key: dict[str, str]) -> Lang:
 
 
 def _tables_by_sheet(book: Any) -> dict[str, list[Any]]:
+    """calamine's Table objects by sheet (their cells are only loaded when asked for)."""
     out: dict[str, list[Any]] = {}
     for table_name in book.table_names:
         table = book.get_table_by_name(table_name)
@@ -123,59 +206,65 @@ def _tables_by_sheet(book: Any) -> dict[str, list[Any]]:
     return out
 
 
-def _read_sheet(book: Any, sdef: SheetDef, name: str, tables: list[Any], path: Path) -> SheetData:
+def _read_sheet(source: _Source, sdef: SheetDef, path: Path) -> SheetData:
+    """A data sheet: its Table (and the rows typed below it), else the header row found in the
+    first rows and everything under it."""
     aliases = schema.header_aliases(sdef)
-    table = _pick_table(sdef, tables, aliases)
-    if table is not None and table.width != len(table.columns):
+    table = _pick_table(sdef, source.tables, aliases)
+    if table is not None and not all(str(h).strip() for h in table.columns):
         table = None  # a damaged Table definition: read the sheet's own header instead
     if table is not None:
-        headers = [str(h) for h in table.columns]
-        rows: list[list[Any]] = table.to_python()
-        header_row = table.start[0]  # calamine's start is the first data row, 0-based
-        first_col = table.start[1] + 1
-        table_name: str | None = table.name
+        headers = list(table.columns)
+        header_row, first_col, table_name = table.header_row, table.first_col, table.name
     else:
-        grid = book.get_sheet_by_name(name).to_python(skip_empty_area=False)
-        index = _find_header(grid, aliases)
+        head = source.head(HEADER_SCAN_ROWS)
+        index = _find_header(head, aliases)
         if index is None:
-            raise SheetMissing(f"{path.name}: sheet {name} has no header row with "
+            raise SheetMissing(f"{path.name}: sheet {source.name} has no header row with "
                                f"{sdef.fields[1].en} / {sdef.fields[1].zh}")
-        raw = grid[index]
+        raw = head[index]
         first = next(i for i, h in enumerate(raw) if str(h).strip())
         last = max(i for i, h in enumerate(raw) if str(h).strip())
         headers = [str(h) for h in raw[first:last + 1]]
-        rows = [r[first:last + 1] for r in grid[index + 1:]]
         header_row, first_col, table_name = index + 1, first + 1, None
-    return sheet_from_rows(sdef, name, headers, rows, header_row, first_col, table_name, path)
+    numbers, rows = source.rows(header_row + 1, first_col, len(headers))
+    return sheet_from_rows(sdef, source.name, headers, rows, header_row, first_col, table_name,
+                           path, row_numbers=numbers,
+                           table_last_row=table.last_row if table is not None else None)
 
 
 def sheet_from_rows(sdef: SheetDef, name: str, headers: list[str], rows: list[list[Any]],
                     header_row: int, first_col: int, table_name: str | None,
-                    path: Path) -> SheetData:
+                    path: Path, row_numbers: list[int] | None = None,
+                    table_last_row: int | None = None) -> SheetData:
     """A data sheet from its header texts and rows, wherever they were read (calamine here,
-    xlwings in the ribbon). Raises SheetMissing when a key column is absent."""
+    xlwings in the ribbon). `row_numbers` are the rows' Excel numbers (default: consecutive
+    from the row under the header). Raises SheetMissing when a key column is absent."""
     aliases = schema.header_aliases(sdef)
     keys: list[str] = []
     columns: dict[str, int] = {}
     header_text: dict[str, str] = {}
     for offset, header in enumerate(headers):
-        key = aliases.get(normalize_header(header), header)
-        if key in columns:  # a second column with the same meaning stays as user data
+        key = aliases.get(normalize_header(header), str(header))
+        if key in columns or key == ROW:  # a second column with the same meaning: user data
             key = f"{header} ({offset + first_col})"
         keys.append(key)
         columns[key] = first_col + offset
-        header_text[key] = header
+        header_text[key] = str(header)
     _require_columns(sdef, columns, name, path)
     frame = pd.DataFrame(rows, columns=keys, dtype=object) if rows else pd.DataFrame(
         columns=keys, dtype=object)
     frame = frame.replace("", None)
-    frame[ROW] = range(header_row + 1, header_row + 1 + len(frame))
+    if row_numbers is None:
+        row_numbers = list(range(header_row + 1, header_row + 1 + len(frame)))
+    frame[ROW] = row_numbers
     frame = frame.dropna(how="all", subset=keys).reset_index(drop=True)
     for f in sdef.fields:  # absent optional columns read as blank
         if f.key not in frame.columns:
             frame[f.key] = None
     return SheetData(key=sdef.key, name=name, frame=frame, columns=columns,
-                     headers=header_text, header_row=header_row, table=table_name)
+                     headers=header_text, header_row=header_row, table=table_name,
+                     table_last_row=table_last_row)
 
 
 def _pick_table(sdef: SheetDef, tables: list[Any], aliases: dict[str, str]) -> Any:
@@ -206,14 +295,17 @@ def _require_columns(sdef: SheetDef, columns: dict[str, int], name: str, path: P
         raise SheetMissing(f"{path.name}: sheet {name} has no column {wanted}")
 
 
-def _settings_tables(book: Any, tables: dict[str, list[Any]]) -> dict[str, list[dict[str, Any]]]:
+def _settings_tables(sources: list[_Source]) -> dict[str, list[dict[str, Any]]]:
     found: dict[str, list[dict[str, Any]]] = {}
-    by_name = {t.name.casefold(): t for ts in tables.values() for t in ts}
-    for table_name in schema.SETTINGS_TABLES:
-        table = by_name.get(table_name.casefold())
-        if table is None:
-            continue
-        found[table_name] = settings_rows(table_name, list(table.columns), table.to_python())
+    for source in sources:
+        for table in source.tables:
+            key = next((n for n in schema.SETTINGS_TABLES
+                        if n.casefold() == table.name.casefold()), None)
+            if key is None or key in found:
+                continue
+            _, rows = source.rows(table.header_row + 1, table.first_col, table.width,
+                                  last_row=table.last_row)
+            found[key] = settings_rows(key, list(table.columns), rows)
     return found
 
 

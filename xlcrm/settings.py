@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from . import schema
 from .errors import SettingsInvalid
-from .normalize import parse_fraction, parse_number
+from .normalize import dayfirst, parse_fraction, parse_number
 from .schema import Lang, normalize_value
 
 StageKind = Literal["open", "won", "lost"]
@@ -163,6 +163,8 @@ class Options(BaseModel):
     no_follow_up_days: int = Field(default=14, ge=1)
     dormant_days: int = Field(default=180, ge=1)
     tier_thresholds: str = "A:500000; B:100000; C:0"
+    date_order: str = "auto"
+    exchange_rates: str = ""
     changelog_rows: int = Field(default=5000, ge=0, le=1_000_000)
     webhook_url: str = ""
     webhook_format: Literal["auto", "slack", "teams", "wecom", "dingtalk", "json"] = "auto"
@@ -190,6 +192,13 @@ OPTION_DESCRIPTIONS: dict[str, tuple[str, str]] = {
                      "客户沉睡天数"),
     "tier_thresholds": ("Tier by lifetime value: tier:minimum, highest first",
                         "按累计成交金额分级：等级:最低金额，从高到低"),
+    "date_order": ("How 03/11/2026 is read: DMY (day first), MDY (month first) or auto "
+                   "(Chinese workbook: DMY; English: MDY)",
+                   "03/11/2026 这类日期的读法：DMY（日在前）、MDY（月在前）或 auto"
+                   "（中文工作簿按 DMY，英文按 MDY）"),
+    "exchange_rates": ("Rates to the default currency for totals, e.g. USD:7.1; EUR:7.7 "
+                       "(amounts in a currency without a rate are left out of totals)",
+                       "换算成默认币种的汇率，例如 USD:7.1; EUR:7.7（没有汇率的币种不计入合计）"),
     "changelog_rows": ("Newest changes shown on the ChangeLog sheet (all are kept in the "
                        "history file)", "变更日志表显示的最新记录条数（全部记录保存在历史文件中）"),
     "webhook_url": ("Incoming webhook for notifications (Slack, Teams, WeCom, DingTalk); "
@@ -232,15 +241,40 @@ class Settings(BaseModel):
         return self.lists.get(key, [])
 
     def tiers(self) -> list[tuple[str, float]]:
-        """(tier, minimum lifetime value), highest minimum first."""
+        """(tier, minimum lifetime value), highest minimum first; a part whose minimum is not
+        a number is left out."""
         out = []
-        for part in split_choices(self.options.tier_thresholds):
-            name, _, minimum = part.replace("：", ":").partition(":")
-            out.append((name.strip(), float(minimum or 0)))
+        for name, minimum in _pairs(self.options.tier_thresholds):
+            value = parse_number(minimum or 0)
+            if name and value is not None:
+                out.append((name, value))
         return sorted(out, key=lambda t: -t[1])
+
+    def rates(self) -> dict[str, float]:
+        """Currency code (upper case) -> rate to the default currency, which is 1."""
+        out = {self.options.default_currency.strip().upper(): 1.0}
+        for code, rate in _pairs(self.options.exchange_rates):
+            value = parse_number(rate)
+            if code and value is not None and value > 0:
+                out.setdefault(code.upper(), value)
+        return out
+
+    @property
+    def day_first(self) -> bool:
+        """Whether dd/mm/yyyy is read day first (Settings date_order, else the language)."""
+        return dayfirst(self.options.date_order, self.options.language or "en")
 
     def active_people(self) -> set[str]:
         return {normalize_value(p.name) for p in self.people if p.active}
+
+
+def _pairs(text: str) -> list[tuple[str, str]]:
+    """"A:1; B:2" (either colon, any list separator) as [("A", "1"), ("B", "2")]."""
+    out = []
+    for part in split_choices(text):
+        name, _, value = part.replace("：", ":").partition(":")
+        out.append((name.strip(), value.strip()))
+    return out
 
 
 def parse_bool(value: Any, default: bool) -> bool:

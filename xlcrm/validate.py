@@ -31,6 +31,7 @@ class _Sheet:
     data: SheetData
     sdef: schema.SheetDef
     lang: Lang
+    day_first: bool = False
     parsed: dict[str, pd.Series] = field(default_factory=dict)
 
     @property
@@ -45,7 +46,7 @@ class _Sheet:
 
     def blank(self, key: str) -> pd.Series:
         if f"blank:{key}" not in self.parsed:
-            self.parsed[f"blank:{key}"] = map_unique(self.frame[key], nz.is_blank,
+            self.parsed[f"blank:{key}"] = nz.map_unique(self.frame[key], nz.is_blank,
                                                      default=True).astype(bool)
         return self.parsed[f"blank:{key}"]
 
@@ -53,7 +54,7 @@ class _Sheet:
         """The column parsed with `parse` (None where blank or unparsable)."""
         cache_key = f"{parse.__name__}:{key}"
         if cache_key not in self.parsed:
-            self.parsed[cache_key] = map_unique(self.frame[key], parse)
+            self.parsed[cache_key] = nz.map_unique(self.frame[key], parse)
         return self.parsed[cache_key]
 
     def issues(self, code: Code, mask: pd.Series, key: str, **params: Any) -> list[Issue]:
@@ -82,15 +83,6 @@ class _Sheet:
         return out
 
 
-def map_unique(column: pd.Series, func: Callable[[Any], Any], default: Any = None) -> pd.Series:
-    """Apply `func` once per distinct value of `column` (None/NaN map to `default`)."""
-    codes, uniques = pd.factorize(column.to_numpy(dtype=object), use_na_sentinel=True)
-    results = np.empty(len(uniques) + 1, dtype=object)
-    results[:-1] = [func(value) for value in uniques]
-    results[-1] = default  # code -1 (missing) indexes the last slot
-    return pd.Series(results[codes], index=column.index, dtype=object)
-
-
 def validate(data: WorkbookData, today: dt.date | None = None,
              extra: Iterable[Issue] = ()) -> Report:
     """Check every sheet of a read workbook.
@@ -102,7 +94,7 @@ def validate(data: WorkbookData, today: dt.date | None = None,
     """
     today = today or dt.date.today()
     settings = data.settings
-    sheets = {key: _Sheet(sd, schema.SHEETS_BY_KEY[key], data.lang)
+    sheets = {key: _Sheet(sd, schema.SHEETS_BY_KEY[key], data.lang, settings.day_first)
               for key, sd in data.sheets.items()}
     report = Report(workbook=data.path.name, lang=data.lang, counts=data.counts(),
                     sheet_order=[s.name for s in data.sheets.values()])
@@ -138,31 +130,34 @@ def _check_type(sheet: _Sheet, key: str, kind: FieldType | str, present: pd.Seri
     if kind == "id":
         return _check_ids(sheet, key, present)
     if kind in ("date",):
-        bad = present & sheet.values(key, nz.parse_date).isna()
-        return sheet.issues(Code.INVALID_DATE, bad, key)
+        bad = present & sheet.values(key, nz.date_parser(settings.day_first)).isna()
+        forms = nz.DATE_FORMS if sheet.lang == "en" else nz.DATE_FORMS_ZH
+        return sheet.issues(Code.INVALID_DATE, bad, key, forms=forms)
     if kind in ("money", "number", "rating"):
         numbers = sheet.values(key, nz.parse_number)
         bad = present & numbers.isna()
-        issues = sheet.issues(Code.INVALID_NUMBER, bad, key)
+        forms = nz.NUMBER_FORMS if sheet.lang == "en" else nz.NUMBER_FORMS_ZH
+        issues = sheet.issues(Code.INVALID_NUMBER, bad, key, forms=forms)
         ok = present & ~bad
         if kind == "money":
             issues += sheet.issues(Code.NEGATIVE_AMOUNT, ok & (numbers.where(ok, 0) < 0), key)
         if kind == "rating":
             wrong = ok & ~numbers.where(ok, 1).isin([1.0, 2.0, 3.0, 4.0, 5.0])
-            issues += sheet.issues(Code.INVALID_NUMBER, wrong, key)
+            issues += sheet.issues(Code.INVALID_NUMBER, wrong, key, forms="1, 2, 3, 4, 5")
         return issues
     if kind == "percent":
         numbers = sheet.values(key, nz.parse_fraction)
         bad = present & numbers.isna()
         ok = present & ~bad
         values = numbers.where(ok, 0).astype(float)
-        return (sheet.issues(Code.INVALID_NUMBER, bad, key)
+        forms = nz.NUMBER_FORMS if sheet.lang == "en" else nz.NUMBER_FORMS_ZH
+        return (sheet.issues(Code.INVALID_NUMBER, bad, key, forms=forms)
                 + sheet.issues(Code.PROBABILITY_RANGE, ok & ((values < 0) | (values > 1)), key))
     if kind == "email":
         bad = present & sheet.values(key, lambda v: nz.email_key(nz.text(v))).isna()
         return sheet.issues(Code.INVALID_EMAIL, bad, key)
     if kind == "phone":
-        bad = present & map_unique(sheet.frame[key],
+        bad = present & nz.map_unique(sheet.frame[key],
                                    lambda v: nz.phone_e164(nz.text(v), region)).isna()
         return sheet.issues(Code.INVALID_PHONE, bad, key)
     if kind == "tax_id":
@@ -172,7 +167,7 @@ def _check_type(sheet: _Sheet, key: str, kind: FieldType | str, present: pd.Seri
         active = settings.active_people()
         if not settings.people:
             return []  # an empty People table means owners are not checked
-        bad = present & ~map_unique(sheet.frame[key],
+        bad = present & ~nz.map_unique(sheet.frame[key],
                                     lambda v: normalize_value(v) in active, False).astype(bool)
         return sheet.issues(Code.UNKNOWN_OWNER, bad, key)
     if kind == "choice":
@@ -181,7 +176,7 @@ def _check_type(sheet: _Sheet, key: str, kind: FieldType | str, present: pd.Seri
         if not allowed:
             return []
         folded = {normalize_value(a) for a in allowed}
-        bad = present & ~map_unique(sheet.frame[key],
+        bad = present & ~nz.map_unique(sheet.frame[key],
                                     lambda v: normalize_value(nz.text(v)) in folded,
                                     False).astype(bool)
         return sheet.issues(Code.INVALID_CHOICE, bad, key, allowed=" / ".join(allowed[:12]))
@@ -285,15 +280,20 @@ def check_opportunity_rules(sheets: dict[str, _Sheet], settings: Settings,
     horizon = pd.Timestamp(today - dt.timedelta(days=settings.options.no_follow_up_days))
     last = _last_touch(opps, inter)
     created = _dates(opps, "created_at")
-    touched = pd.concat([last, created], axis=1).max(axis=1)
+    touched = _latest(last, created)
     quiet = is_open & opps.blank("next_follow_up") & (touched.isna() | (touched < horizon))
     issues += opps.issues(Code.NO_FOLLOW_UP, quiet, "next_follow_up",
                           days=settings.options.no_follow_up_days)
     return issues
 
 
+def _latest(a: pd.Series, b: pd.Series) -> pd.Series:
+    """Row by row, the later of two datetime64 columns (NaT only where both are)."""
+    return a.where(b.isna() | (a >= b), b)
+
+
 def _dates(sheet: _Sheet, key: str) -> pd.Series:
-    return pd.to_datetime(sheet.values(key, nz.parse_date), errors="coerce")
+    return nz.as_datetimes(sheet.values(key, nz.date_parser(sheet.day_first)))
 
 
 def _last_touch(opps: _Sheet, inter: _Sheet) -> pd.Series:
@@ -303,11 +303,9 @@ def _last_touch(opps: _Sheet, inter: _Sheet) -> pd.Series:
     dates = _dates(inter, "date")
     by_opp = dates.groupby(inter.values("opportunity_id", nz.record_id)).max().to_dict()
     by_customer = dates.groupby(inter.values("customer_id", nz.record_id)).max().to_dict()
-    on_deal = pd.to_datetime(opps.values("opportunity_id", nz.record_id).map(by_opp),
-                             errors="coerce")
-    on_customer = pd.to_datetime(opps.values("customer_id", nz.record_id).map(by_customer),
-                                 errors="coerce")
-    return pd.concat([on_deal, on_customer], axis=1).max(axis=1)
+    on_deal = nz.as_datetimes(opps.values("opportunity_id", nz.record_id).map(by_opp))
+    on_customer = nz.as_datetimes(opps.values("customer_id", nz.record_id).map(by_customer))
+    return _latest(on_deal, on_customer)
 
 
 # ---------------------------------------------------------------------------------------------
