@@ -16,7 +16,12 @@ every workbook and can be checked by hand):
   half the second, 2 above zero, else 1.
 
 Segments from R and F: Champions (R≥4, F≥4), Loyal (R≥3, F≥3), Promising (R≥4), At risk
-(R≤2, F≥3), Hibernating (R≤2), Needs attention (the rest).
+(R≤2, F≥3), Hibernating (R≤2), Needs attention (the rest). Champions, Loyal and At risk need
+a purchase (a won deal or a lifetime value): a prospect with many calls is Promising at best.
+
+Dormant customers follow the lifecycle rule promotion applies: no purchase, interaction or
+creation within `dormant_days`, or marked Dormant by hand; a customer marked Churned is not
+dormant. The KPI `dormant_customers` counts them all; the table lists the most valuable.
 """
 
 from __future__ import annotations
@@ -36,6 +41,9 @@ from .schema import normalize_value
 from .settings import Settings, Stage
 
 FORECAST_MONTHS = 6
+DORMANT_SHOWN = 20  # rows of the dormant table on the Dashboard (the KPI counts them all)
+DORMANT_WORDS = frozenset(normalize_value(w) for w in ("Dormant", "沉睡"))
+CHURNED_WORDS = frozenset(normalize_value(w) for w in ("Churned", "流失"))
 TOP_N = 10
 SEGMENTS = ("Champions", "Loyal", "Promising", "Needs attention", "At risk", "Hibernating")
 SEGMENT_LABELS = {"Champions": "重要价值客户", "Loyal": "忠诚客户", "Promising": "新兴潜力客户",
@@ -131,7 +139,8 @@ def analyse(data: WorkbookData, today: dt.date | None = None, report: Report | N
            [["customer_id", "name", "owner", "ltv", "won_n"]]
            .rename(columns={"ltv": "lifetime_value", "won_n": "won_deals"}))
     top = top[top["lifetime_value"] > 0]
-    dormant = _dormant(customers, activity, settings, now)
+    dormant_all = _dormant(customers, activity, settings, now)
+    dormant = dormant_all.head(DORMANT_SHOWN)
     by_owner, by_customer = _frequency(customers, inter, now)
     team = _team(opps, inter, now)
 
@@ -153,6 +162,7 @@ def analyse(data: WorkbookData, today: dt.date | None = None, report: Report | N
         "active_customers": int((activity["last_activity"] >= now - pd.Timedelta(days=90))
                                 .sum()) if len(activity) else 0,
         "stall_stage": stalled_stage,
+        "dormant_customers": int(len(dormant_all)),
         "currency": settings.options.default_currency,
     }
     return Analytics(kpis=kpis, pipeline=pipeline, forecast=forecast, funnel=funnel,
@@ -371,8 +381,9 @@ def _time_in_stage(opps: pd.DataFrame, stages: list[Stage], stays: pd.DataFrame 
 
 
 def _stall_leader(table: pd.DataFrame) -> str | None:
-    """The stage where deals stall most: most stalled deals, then the longest median stay."""
-    if table.empty or (table["stalled"].sum() == 0 and table["median_days"].isna().all()):
+    """The stage where deals stall most: most stalled deals, then the longest median stay;
+    None when no deal is stalled."""
+    if table.empty or table["stalled"].sum() == 0:
         return None
     ranked = table.sort_values(["stalled", "median_days"], ascending=False, na_position="last")
     return str(ranked["stage"].iloc[0])
@@ -439,8 +450,10 @@ def _rfm(customers: pd.DataFrame, activity: pd.DataFrame, settings: Settings,
     high = tiers[0] if tiers else 500_000.0
     second = tiers[1] if len(tiers) > 1 else high / 5
     m = _bands(customers["ltv"], [high, second, second / 2, 0.01], descending=False)
+    bought = (customers["ltv"] > 0) | (customers["won_n"] > 0)  # never bought: never loyal
     segment = np.select(
-        [(r >= 4) & (f >= 4), (r >= 3) & (f >= 3), r >= 4, (r <= 2) & (f >= 3), r <= 2],
+        [bought & (r >= 4) & (f >= 4), bought & (r >= 3) & (f >= 3), r >= 4,
+         bought & (r <= 2) & (f >= 3), r <= 2],
         ["Champions", "Loyal", "Promising", "At risk", "Hibernating"], "Needs attention")
     return pd.DataFrame({
         "customer_id": customers["customer_id"], "name": customers["name"],
@@ -466,15 +479,18 @@ def _dormant(customers: pd.DataFrame, activity: pd.DataFrame, settings: Settings
     """Customers to re-engage: no activity for `dormant_days` (or marked dormant), who have
     bought before; the most valuable first."""
     horizon = now - pd.Timedelta(days=settings.options.dormant_days)
-    dormant_word = {normalize_value(w) for w in ("Dormant", "沉睡")}
-    quiet = activity["last_activity"].isna() | (activity["last_activity"] < horizon)
-    marked = customers["lifecycle"].map(lambda v: normalize_value(v) in dormant_word)
-    pick = (quiet | marked) & (customers["ltv"] > 0)
+    marked = customers["lifecycle"].map(lambda v: normalize_value(v) in DORMANT_WORDS)
+    churned = customers["lifecycle"].map(lambda v: normalize_value(v) in CHURNED_WORDS)
+    last = activity["last_activity"].where(
+        activity["last_activity"].notna() & (activity["last_activity"] >= customers["created"])
+        | customers["created"].isna(), customers["created"])
+    quiet = last.notna() & (last < horizon)
+    pick = ((quiet & ~churned) | marked).astype(bool)
     table = pd.DataFrame({"customer_id": customers["customer_id"], "name": customers["name"],
                           "owner": customers["owner"],
                           "last_activity": activity["last_activity"],
                           "lifetime_value": customers["ltv"]})[pick]
-    return table.sort_values("lifetime_value", ascending=False).head(20).reset_index(drop=True)
+    return table.sort_values("lifetime_value", ascending=False).reset_index(drop=True)
 
 
 def _frequency(customers: pd.DataFrame, inter: pd.DataFrame,

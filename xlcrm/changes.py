@@ -353,8 +353,9 @@ def _as_read(value: Any) -> Any:
 
 def stage_cells(tracker: Tracker, today: dt.date) -> list[tuple[int, int, Any]]:
     """Cells that record a stage change: `stage_changed_at` (and `closed_at` for a won or lost
-    stage) become today for every opportunity whose stage the user changed. A new opportunity
-    without a stage date gets its created date (or today)."""
+    stage) become today for every opportunity whose stage the user changed; a deal moved back
+    to an open stage loses its close date; a close date the user typed in the same edit is
+    kept. A new opportunity without a stage date gets its created date (or today)."""
     data = tracker.data
     sheet = data.sheets["opportunities"]
     frame, columns = sheet.frame, sheet.columns
@@ -362,6 +363,8 @@ def stage_cells(tracker: Tracker, today: dt.date) -> list[tuple[int, int, Any]]:
         return []
     moved = {c.record_id for c in tracker.user_changes
              if c.sheet == "opportunities" and c.action == "changed" and c.field == "stage"}
+    dated = {c.record_id for c in tracker.user_changes  # the user typed the close date
+             if c.sheet == "opportunities" and c.action == "changed" and c.field == "closed_at"}
     new = set() if tracker.baseline else {
         c.record_id for c in tracker.user_changes
         if c.sheet == "opportunities" and c.action == "added"}
@@ -376,9 +379,12 @@ def stage_cells(tracker: Tracker, today: dt.date) -> list[tuple[int, int, Any]]:
         if rid in moved:
             cells.append((row, columns["stage_changed_at"], today_dt))
             stage = data.settings.stage(frame.at[index, "stage"])
-            if (stage is not None and stage.kind in closed_kinds and "closed_at" in columns
-                    and nz.is_blank(frame.at[index, "closed_at"])):
-                cells.append((row, columns["closed_at"], today_dt))
+            if stage is None or "closed_at" not in columns or rid in dated:
+                continue
+            if stage.kind in closed_kinds:  # closed today, even if it had closed before
+                cells.append((row, columns["closed_at"], today_dt))  # (Lost, then reopened)
+            elif not nz.is_blank(frame.at[index, "closed_at"]):
+                cells.append((row, columns["closed_at"], None))  # reopened: not closed now
         elif nz.is_blank(frame.at[index, "stage_changed_at"]):
             created = nz.parse_date(frame.at[index, "created_at"]) or today
             cells.append((row, columns["stage_changed_at"], dt.datetime.combine(created,

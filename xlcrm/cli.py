@@ -1,6 +1,8 @@
 """The `xlcrm` command line: each command is one library call plus output and an exit code.
 
-Exit codes: 0 fine, 1 the workbook has errors, 2 bad input or usage, 3 the workbook is busy.
+Exit codes: 0 fine, 1 the workbook has errors, 2 bad input or usage, 3 the workbook is busy,
+70 an internal error (a bug; a crash log is written), 77 the system will not let xlcrm replace
+the workbook. Output is in the workbook's language (see `xlcrm.messages`).
 """
 
 from __future__ import annotations
@@ -9,8 +11,10 @@ import datetime as dt
 import json
 import os
 import sys
+from collections import Counter
 from collections.abc import Callable
 from enum import StrEnum
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Annotated, Any, Literal, NoReturn, TypeVar
 
@@ -18,26 +22,50 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from . import jobs, schema
+from . import jobs, progress, schema
 from .changes import show
-from .errors import InputError, XlcrmError
+from .crash import write_crash_log
+from .errors import EXIT_BUG, InputError, XlcrmError
 from .history import parse_stamp, parse_user_time
 from .issues import Report
+from .messages import env_lang, reasons_text, t, workbook_lang
 from .schema import Lang
 
 app = typer.Typer(
     name="xlcrm",
-    help="A spreadsheet-native CRM: validate, link, dedupe and analyse an Excel CRM workbook.",
+    help="A spreadsheet-native CRM: validate, link, dedupe and analyse an Excel CRM workbook. "
+         "电子表格原生的 CRM：校验、关联、查重和分析 Excel 客户管理工作簿。",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
+SHOWN_ISSUES = 20  # issues printed before the summary points at the rest
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 EXIT_ERRORS = 1
 T = TypeVar("T")
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        try:
+            number = version("xlcrm")
+        except PackageNotFoundError:
+            number = "unknown"
+        typer.echo(f"xlcrm {number}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    show_version: Annotated[bool, typer.Option("--version", "-V", callback=_version_callback,
+                                               is_eager=True,
+                                               help="Show the version and exit.")] = False,
+) -> None:
+    """A spreadsheet-native CRM: validate, link, dedupe and analyse an Excel CRM workbook."""
 
 
 class Format(StrEnum):
@@ -51,6 +79,8 @@ class Language(StrEnum):
 
 
 PathArg = Annotated[Path, typer.Argument(help="The workbook (.xlsx or .xlsm).")]
+AllOpt = Annotated[bool, typer.Option("--all", help="Print every issue (default: the first "
+                                                    f"{20}, then a count by code).")]
 FormatOpt = Annotated[Format, typer.Option("--format", help="Output format.")]
 
 
@@ -68,9 +98,9 @@ def init(
     """Create a new CRM workbook from the template."""
     code: Lang = "zh" if lang is Language.zh else "en"
     created = _run(lambda: jobs.init_workbook(path, code, sample=sample, force=force,
-                                              mistakes=mistakes))
-    out.print(f"Created {escape(str(created))}" + (f" with {sample} sample customers"
-                                                   if sample else ""))
+                                              mistakes=mistakes), path, code)
+    out.print(escape(t("created_sample", code, path=created, n=sample) if sample
+                     else t("created", code, path=created)))
 
 
 @app.command("validate")
@@ -79,21 +109,21 @@ def validate_cmd(
     format: FormatOpt = Format.text,
     write: Annotated[bool, typer.Option("--write", help="Fill the Issues sheet and mark the bad "
                                                         "cells in the workbook.")] = False,
+    show_all: AllOpt = False,
 ) -> None:
     """Check everything: required fields, types, choices, keys, owners, stage rules."""
-    result = _run(lambda: jobs.validate_workbook(path, write=write))
+    result = _run(lambda: jobs.validate_workbook(path, write=write), path)
     report = result.report
-    _print_report(report, format)
+    _print_report(report, format, show_all)
     if result.written and format is Format.text:
-        out.print("Wrote the Issues sheet and cell marks." if report.lang == "en"
-                  else "已写入校验问题表并标记单元格。")
+        out.print(t("issues_written", report.lang))
     _exit(result)
 
 
 @app.command()
-def sync(path: PathArg, format: FormatOpt = Format.text) -> None:
+def sync(path: PathArg, format: FormatOpt = Format.text, show_all: AllOpt = False) -> None:
     """The whole job: fill blank IDs, validate, write back the results safely."""
-    result = _run(lambda: jobs.sync_workbook(path))
+    result = _run(lambda: jobs.sync_workbook(path), path)
     report = result.report
     delivery = result.delivery
     if format is Format.json:
@@ -105,25 +135,20 @@ def sync(path: PathArg, format: FormatOpt = Format.text) -> None:
                    "validation": report.to_json()}
         typer.echo(json.dumps(payload, ensure_ascii=False, indent=2))
     else:
-        _print_report(report, format)
+        _print_report(report, format, show_all)
         if result.written:
-            zh = report.lang == "zh"
             promoted = len(result.promotion.promoted) if result.promotion else 0
-            out.print(f"已填补 {len(result.filled_ids)} 个编号，{promoted} 个赢单转入客户，记录 "
-                      f"{len(result.changes)} 条变更；结果已写回工作簿。" if zh else
-                      f"Filled {len(result.filled_ids)} IDs, promoted {promoted} won deals, "
-                      f"logged {len(result.changes)} changes; results written to the workbook.")
+            out.print(t("sync_done", report.lang, ids=len(result.filled_ids), promoted=promoted,
+                        changes=len(result.changes)))
         if delivery and (delivery.sent or delivery.failed):
-            out.print(f"通知：已发送 {delivery.sent}，失败 {delivery.failed}（下次同步时重试）" if
-                      report.lang == "zh" else f"Notifications: {delivery.sent} sent, "
-                      f"{delivery.failed} failed (retried on the next sync)")
+            out.print(t("notified", report.lang, sent=delivery.sent, failed=delivery.failed))
     _exit(result)
 
 
 def _exit(result: jobs.SyncResult) -> NoReturn:
     """Exit 3 (busy) or 2 (unsafe) when the write was refused, else 1 if errors, else 0."""
     if result.write_error is not None:
-        _fail(str(result.write_error), result.write_error.exit_code)
+        _fail(result.write_error.text(result.report.lang), result.write_error.exit_code)
     raise typer.Exit(EXIT_ERRORS if result.report.errors else 0)
 
 
@@ -131,22 +156,30 @@ def _exit(result: jobs.SyncResult) -> NoReturn:
 def promote(path: PathArg, format: FormatOpt = Format.text) -> None:
     """Move won deals into Customers (link or create), then recompute roll-ups, lifecycle,
     service owner and tier. Running it twice changes nothing the second time."""
-    result = _run(lambda: jobs.promote_workbook(path))
+    result = _run(lambda: jobs.promote_workbook(path), path)
     promotion = result.promotion
     assert promotion is not None
+    lang = result.report.lang
     if format is Format.json:
         typer.echo(json.dumps(promotion.to_json(), ensure_ascii=False, indent=2))
     else:
         for item in promotion.promoted:
-            how = "new customer" if item["created"] else f"linked by {item['matched_by']}"
-            out.print(f"  {item['opportunity_id']} → {item['customer_id']} ({how})")
+            if item["created"]:
+                line = t("promoted_new", lang, opp=item["opportunity_id"],
+                         customer=item["customer_id"])
+            else:
+                line = t("promoted_linked", lang, opp=item["opportunity_id"],
+                         customer=item["customer_id"],
+                         how=t(f"how_{item['matched_by']}", lang))
+            out.print(escape(line))
         for item in promotion.skipped:
             extra = f": {', '.join(item['candidates'])}" if item["candidates"] else ""
-            out.print(f"  {item['opportunity_id']} skipped, {item['reason']}{extra}")
-        out.print(f"[bold]{len(promotion.promoted)} promoted, {len(promotion.skipped)} skipped; "
-                  f"{'workbook updated' if result.written else 'nothing to write'}[/bold]")
+            out.print(escape(t("promote_skipped", lang, opp=item["opportunity_id"],
+                               reason=t(f"reason_{item['reason']}", lang), extra=extra)))
+        what = t("workbook_updated" if result.written else "nothing_to_write", lang)
+        out.print(f"[bold]{escape(t('promote_summary', lang, promoted=len(promotion.promoted), skipped=len(promotion.skipped), what=what))}[/bold]")  # noqa: E501
     if result.write_error is not None:
-        _fail(str(result.write_error), result.write_error.exit_code)
+        _fail(result.write_error.text(lang), result.write_error.exit_code)
 
 
 @app.command()
@@ -175,34 +208,39 @@ def dedupe(
         _fail(f"--sheet {sheet}: customers, opportunities or interactions", 2)
     if merge and sheet_key != "customers":
         _fail("--merge merges customers only", 2)
+    lang = workbook_lang(path)
     if undo:
-        restored = _run(lambda: jobs.undo_merge(path, undo))
-        out.print(f"Undid merge {escape(undo)}: {', '.join(restored)} are back.")
+        restored = _run(lambda: jobs.undo_merge(path, undo), path)
+        out.print(escape(t("unmerged", lang, id=undo, records=", ".join(restored))))
         return
     if merge:
         if (cluster is None) == (not merge_all):
             _fail("--merge needs --cluster N or --all", 2)
-        done = _run(lambda: jobs.merge_duplicates(path, cluster=cluster, threshold=threshold))
-        out.print(f"Merged {', '.join(done.merged)} into {', '.join(done.survivors)}; "
-                  f"undo with: xlcrm dedupe {escape(str(path))} --undo {done.merge_id}")
+        done = _run(lambda: jobs.merge_duplicates(path, cluster=cluster, threshold=threshold),
+                    path)
+        out.print(escape(t("merged", lang, merged=", ".join(done.merged),
+                           survivors=", ".join(done.survivors), path=path, id=done.merge_id)))
         return
     result = _run(lambda: jobs.dedupe_workbook(path, threshold=threshold, write=write,
-                                               sheet_key=str(sheet_key)))
+                                               sheet_key=str(sheet_key)), path)
+    lang = result.lang
     if format is Format.json:
         typer.echo(json.dumps({"version": 1, "clusters": result.clusters}, ensure_ascii=False,
                               indent=2))
     else:
         for number, group in enumerate(result.clusters, start=1):
-            out.print(f"[bold]{number}.[/bold] {', '.join(group['record_ids'])} "
-                      f"(rows {', '.join(map(str, group['rows']))}) score "
-                      f"{group['score']:.2f}")
+            records = ", ".join(group["labels"])
+            out.print(escape(t("cluster", lang, n=number, records=records,
+                               score=f"{group['score']:.2f}")))
+            labels = dict(zip(group["record_ids"], group["labels"], strict=True))
             for pair in group["pairs"]:
-                out.print(f"     {pair['a']} ~ {pair['b']} {pair['score']:.2f}: "
-                          f"{escape('; '.join(pair['reasons']))}")
-        out.print(f"[bold]{len(result.clusters)} clusters[/bold]"
-                  + ("; written to the Duplicates sheet" if result.written else ""))
+                out.print(f"     {escape(labels.get(pair['a'], pair['a']))} ~ "
+                          f"{escape(labels.get(pair['b'], pair['b']))} {pair['score']:.2f}: "
+                          f"{escape(reasons_text(pair['reasons'], lang))}")
+        key = "clusters_written" if result.written else "clusters"
+        out.print(f"[bold]{escape(t(key, lang, n=len(result.clusters)))}[/bold]")
     if result.write_error is not None:
-        _fail(str(result.write_error), result.write_error.exit_code)
+        _fail(result.write_error.text(lang), result.write_error.exit_code)
 
 
 @app.command("log")
@@ -221,21 +259,22 @@ def log_cmd(
     format: FormatOpt = Format.text,
 ) -> None:
     """The change history: who changed what, when, old and new values."""
+    lang = workbook_lang(path)
     if verify:
-        problems = _run(lambda: jobs.verify_log(path))
+        problems = _run(lambda: jobs.verify_log(path), path)
         if format is Format.json:
             typer.echo(json.dumps({"version": 1, "intact": not problems, "problems": problems},
                                   ensure_ascii=False, indent=2))
         elif problems:
             for problem in problems:
                 err.print(f"xlcrm: {escape(problem)}")
-            err.print("xlcrm: the change log was tampered with")
+            err.print(f"xlcrm: {t('log_tampered', lang)}")
         else:
-            out.print("The change log is intact.")
+            out.print(t("log_intact", lang))
         raise typer.Exit(EXIT_ERRORS if problems else 0)
-    moment = _run(lambda: parse_user_time(since)) if since else None
+    moment = _run(lambda: parse_user_time(since), path) if since else None
     entries = _run(lambda: jobs.change_log(path, record=record, field_name=field, user=user,
-                                           since=moment))
+                                           since=moment), path)
     if limit:
         entries = entries[-limit:]
     if format is Format.json:
@@ -249,9 +288,11 @@ def log_cmd(
             detail = f"{what}: {show(entry['old'])} → {show(entry['new'])}"
         else:
             detail = show(entry["new"] if item["action"] == "added" else entry["old"])[:120]
+        action = t(f"action_{item['action']}", lang) if item["action"] in (
+            "added", "changed", "deleted") else item["action"]
         out.print(f"{item['at'][:19].replace('T', ' ')}  {escape(str(item['user']))}  "
-                  f"{item['record_id']}  {item['action']}  {escape(detail)}")
-    out.print(f"[bold]{len(entries)} changes[/bold]")
+                  f"{item['record_id']}  {action}  {escape(detail)}")
+    out.print(f"[bold]{escape(t('log_count', lang, n=len(entries)))}[/bold]")
 
 
 @app.command()
@@ -263,13 +304,15 @@ def restore(
                                                         "record was deleted.")] = None,
 ) -> None:
     """Bring back a deleted record, or a record's values as they were at a time."""
-    moment = _run(lambda: parse_user_time(at, end_of_day=True)) if at else None
-    done = _run(lambda: jobs.restore_record(path, record_id, at=moment))
+    lang = workbook_lang(path)
+    moment = _run(lambda: parse_user_time(at, end_of_day=True), path) if at else None
+    done = _run(lambda: jobs.restore_record(path, record_id, at=moment), path)
     if done.row_added:
-        out.print(f"Restored {done.record_id} as a new row of {escape(done.sheet)}.")
+        out.print(escape(t("restored_row", lang, id=done.record_id, sheet=done.sheet)))
     else:
-        fields = ", ".join(done.fields) or "nothing (it already had those values)"
-        out.print(f"Set {done.record_id} back in {escape(done.sheet)}: {escape(fields)}.")
+        fields = ", ".join(done.fields) or t("restored_nothing", lang)
+        out.print(escape(t("restored_fields", lang, id=done.record_id, sheet=done.sheet,
+                           fields=fields)))
 
 
 def log_json(entry: dict[str, Any]) -> dict[str, Any]:
@@ -308,7 +351,7 @@ def report(
     figures; rebuilds the Dashboard sheet unless --no-write."""
     from .report import render_html, render_text
 
-    result = _run(lambda: jobs.report_workbook(path, write=write))
+    result = _run(lambda: jobs.report_workbook(path, write=write), path)
     figures = result.analytics
     assert figures is not None
     lang = result.report.lang
@@ -320,12 +363,12 @@ def report(
     else:
         text = render_text(figures, lang, path.name)
     if out_file is not None:
-        _run(lambda: _write_text(out_file, text))
-        out.print(f"Wrote {escape(str(out_file))}")
+        _run(lambda: _write_text(out_file, text), path)
+        out.print(escape(t("wrote_file", lang, path=out_file)))
     else:
         typer.echo(text)
     if result.write_error is not None:
-        _fail(f"{result.write_error} (the Dashboard sheet was not rebuilt)",
+        _fail(t("dashboard_not_rebuilt", lang, error=result.write_error.text(lang)),
               result.write_error.exit_code)
 
 
@@ -367,14 +410,14 @@ def watch(
     from .watch import Watcher, setup_logging
 
     if not folder.is_dir():
-        _fail(f"{folder}: no such folder", 2)
+        _fail(t("no_folder", env_lang(), path=folder), 2)
     setup_logging(folder)
     chosen: Literal["report", "sync"] = "sync" if mode is WatchMode.sync else "report"
     watcher = Watcher(folder, mode=chosen, poll=poll, recursive=recursive, settle=settle)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    _run(lambda: watcher.run(stop, once=once))
+    _run(lambda: watcher.run(stop, once=once), folder)
 
 
 addin_app = typer.Typer(help="The Excel add-in (xlcrm.xlam) with the CRM ribbon.",
@@ -389,8 +432,8 @@ def addin_build(
     """Build xlcrm.xlam from the xlwings ribbon template (same inputs, same bytes)."""
     from .addin import build
 
-    path = _run(lambda: build(out_dir))
-    out.print(f"Built {escape(str(path))}")
+    path = _run(lambda: build(out_dir), out_dir)
+    out.print(escape(t("built", env_lang(), path=path)))
 
 
 @addin_app.command("install")
@@ -410,8 +453,7 @@ def addin_install(
             return install(build(Path(folder)))
 
     target = _run(go)
-    out.print(f"Installed {escape(str(target))}; restart Excel and look for the "
-              "“CRM 客户管理” tab.")
+    out.print(escape(t("installed", env_lang(), path=target)))
 
 
 @app.command()
@@ -422,7 +464,7 @@ def demo(
                                         help="Sample customers per workbook.")] = 40,
 ) -> None:
     """Build a Chinese and an English sample workbook, sync both, and say where to look."""
-    result = _run(lambda: jobs.run_demo(folder, sample=sample))
+    result = _run(lambda: jobs.run_demo(folder, sample=sample), folder)
     for lang, res in result.workbooks.items():
         path = folder / f"crm_{lang}.xlsx"
         r, c = res.report, res.report.counts
@@ -442,18 +484,31 @@ def demo(
               f"xlcrm log {book} --limit 5")
 
 
-def _run(call: Callable[[], T]) -> T:
+def _run(call: Callable[[], T], target: Path | None = None, lang: Lang | None = None) -> T:
+    """Run one library call: an XlcrmError is its one-line message and exit code; anything
+    else is a bug (exit 70, the traceback in a crash log); never a traceback on the terminal.
+    A terminal gets a spinner with the job's steps; a pipe gets nothing extra."""
+    lang = lang or workbook_lang(target)
     try:
-        return call()
+        if not err.is_terminal:
+            return call()
+        with err.status("xlcrm …") as status:
+            def show(name: str, params: dict[str, Any]) -> None:
+                status.update(escape(t(f"step_{name}", lang, **params)) + " …")
+
+            with progress.listening(show):
+                return call()
     except XlcrmError as error:
-        _fail(str(error), error.exit_code)
+        _fail(error.text(lang), error.exit_code)
     except KeyboardInterrupt:
-        _fail("interrupted", 130)
-    except Exception as error:  # never a traceback for users; XLCRM_DEBUG=1 shows it
+        _fail(t("interrupted", lang), 130)
+    except Exception as error:  # a bug: one line for the user, the details in a crash log
         if os.environ.get("XLCRM_DEBUG"):
             raise
-        _fail(f"unexpected error: {type(error).__name__}: {error} (set XLCRM_DEBUG=1 for "
-              "details)", 2)
+        log = write_crash_log(error, target)
+        what = f"{type(error).__name__}: {error}"
+        _fail(t("bug", lang, error=what, log=log) if log else t("bug_nolog", lang, error=what),
+              EXIT_BUG)
 
 
 def _fail(message: str, code: int) -> NoReturn:
@@ -461,29 +516,36 @@ def _fail(message: str, code: int) -> NoReturn:
     raise typer.Exit(code)
 
 
-def _print_report(report: Report, format: Format) -> None:
+def _print_report(report: Report, format: Format, show_all: bool = False) -> None:
+    """The issues (the first SHOWN_ISSUES unless `show_all`, then a count by code and where
+    the rest are) and a one-line summary."""
     if format is Format.json:
         typer.echo(report.dumps())
         return
-    zh = report.lang == "zh"
+    lang = report.lang
+    issues = report.sorted_issues()
+    shown = issues if show_all else issues[:SHOWN_ISSUES]
     current = None
-    for issue in report.sorted_issues():
+    for issue in shown:
         if issue.sheet != current:
             current = issue.sheet
             out.print(f"\n[bold]{escape(issue.sheet)}[/bold]")
         color = "red" if issue.severity == "error" else "yellow"
         out.print(f"  {issue.cell or '':>7}  [{color}]{issue.code}[/{color}]  "
                   f"{escape(issue.message)}")
+    if len(shown) < len(issues):
+        out.print(f"\n{escape(t('more_issues', lang, n=len(issues) - len(shown)))}")
+        out.print(t("by_code", lang))
+        for (code, severity), count in sorted(
+                Counter((str(i.code), i.severity) for i in issues).items(),
+                key=lambda item: (item[0][1] != "error", -item[1], item[0][0])):
+            color = "red" if severity == "error" else "yellow"
+            out.print(f"  [{color}]{code}[/{color}]  {count}")
     counts = report.counts
-    if zh:
-        line = (f"{report.workbook}：{report.errors} 个错误，{report.warnings} 个警告"
-                f"（客户 {counts.get('customers', 0)}，商机 {counts.get('opportunities', 0)}，"
-                f"跟进记录 {counts.get('interactions', 0)}）")
-    else:
-        line = (f"{report.workbook}: {report.errors} errors, {report.warnings} warnings "
-                f"in {counts.get('customers', 0)} customers, "
-                f"{counts.get('opportunities', 0)} opportunities, "
-                f"{counts.get('interactions', 0)} interactions")
+    line = t("summary", lang, workbook=report.workbook, errors=report.errors,
+             warnings=report.warnings, customers=counts.get("customers", 0),
+             opportunities=counts.get("opportunities", 0),
+             interactions=counts.get("interactions", 0))
     out.print(("\n" if report.issues else "") + f"[bold]{escape(line)}[/bold]")
 
 

@@ -45,6 +45,8 @@ TITLES: dict[str, tuple[str, str]] = {
     "largest_open": ("Largest open deals", "金额最大的进行中商机"),
     "top_customers": ("Top customers", "重点客户"),
     "dormant": ("Dormant customers to re-engage", "待唤醒的沉睡客户"),
+    "dormant_count": (": {n} (the {shown} most valuable shown)",
+                      "：共 {n} 个（列出价值最高的 {shown} 个）"),
     "activity_by_owner": ("Interactions by owner", "各负责人跟进次数"),
     "activity_by_customer": ("Most contacted customers (90 days)", "近 90 天跟进最多的客户"),
 }
@@ -130,15 +132,22 @@ def write_dashboard(analytics: Analytics, lang: Lang, today: dt.date) -> Edit:
         ws = _fresh_sheet(book, lang)
         ws["A1"] = _t("dashboard", lang)
         ws["A1"].font = TITLE_FONT
-        ws["A2"] = _t("as_of", lang).format(date=today.isoformat())
+        notes = "; ".join(analytics.note_lines(lang)) if lang == "en" else "；".join(
+            analytics.note_lines(lang))
+        ws["A2"] = _t("as_of", lang).format(date=today.isoformat()) + (
+            (" · " if lang == "en" else " · ") + notes if notes else "")
         ws["A2"].font = TILE_LABEL
         _tiles(ws, analytics.kpis, lang)
         row = 7
         for key, columns, chart, values in LAYOUT:
             table = getattr(analytics, key)
+            title = _t(key, lang)
             if key == "attention":
                 table = table.head(ATTENTION_ROWS)
-            row = _block(ws, key, table, columns, chart, values, row, lang)
+            if key == "dormant":
+                title += _t("dormant_count", lang).format(
+                    n=analytics.kpis.get("dormant_customers", len(table)), shown=len(table))
+            row = _block(ws, key, table, columns, chart, values, row, lang, title)
         for index, width in enumerate((16, 24, 14, 14, 14, 14, 40), start=1):
             ws.column_dimensions[get_column_letter(index)].width = width
         ws.page_setup.orientation = "landscape"  # printed (and PDF) one page wide
@@ -191,9 +200,10 @@ def _tiles(ws: Worksheet, kpis: dict[str, Any], lang: Lang) -> None:
 
 
 def _block(ws: Worksheet, key: str, table: pd.DataFrame, columns: tuple[str, ...],
-           chart: str | None, values: tuple[str, ...], row: int, lang: Lang) -> int:
+           chart: str | None, values: tuple[str, ...], row: int, lang: Lang,
+           title: str | None = None) -> int:
     """Write one titled table (and its chart); return the next free row."""
-    ws.cell(row=row, column=1, value=_t(key, lang)).font = BLOCK_FONT
+    ws.cell(row=row, column=1, value=title or _t(key, lang)).font = BLOCK_FONT
     header = row + 1
     for offset, column in enumerate(columns, start=1):
         ws.cell(row=header, column=offset, value=schema.label(COLUMN_LABELS[column], lang))

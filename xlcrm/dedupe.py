@@ -86,28 +86,50 @@ class Match:
     pairs: list[Pair] = field(default_factory=list)
 
 
+def record_label(frame: pd.DataFrame, index: Any, id_field: str, lang: str = "en") -> str:
+    """How a record is named to people: its ID, or (while its ID is blank) its name or title
+    and the row ("Acme Ltd (row 5)")."""
+    from .messages import t
+
+    rid = nz.text(frame.at[index, id_field])
+    if rid:
+        return rid
+    named = NAME_FIELDS.get(id_field)
+    name = nz.text(frame.at[index, named]) if named and named in frame.columns else ""
+    row = int(frame.at[index, "_row"])
+    return t("named_row", lang, name=name[:40], row=row) if name else t("row", lang, row=row)
+
+
+NAME_FIELDS = {"customer_id": "name", "opportunity_id": "title", "interaction_id": "summary"}
+
+
 def clusters_json(frame: pd.DataFrame, sheet: str, matches: list[Match],
-                  id_field: str = "customer_id") -> list[dict[str, Any]]:
-    """Clusters in the `xlcrm dedupe --format json` shape."""
-    ids = frame[id_field].map(nz.text)
+                  id_field: str = "customer_id", lang: str = "en") -> list[dict[str, Any]]:
+    """Clusters in the `xlcrm dedupe --format json` shape. A record whose ID is blank is
+    named by `record_label` in `record_ids` and `labels` alike."""
+    labels = {i: record_label(frame, i, id_field, lang) for m in matches for i in m.indices}
     rows = frame["_row"]
-    return [{"sheet": sheet, "record_ids": [ids[i] for i in m.indices],
+    return [{"sheet": sheet, "record_ids": [labels[i] for i in m.indices],
+             "labels": [labels[i] for i in m.indices],
              "rows": [int(rows[i]) for i in m.indices], "score": m.score,
-             "pairs": [{"a": ids[p.a], "b": ids[p.b], "score": p.score, "reasons": p.reasons}
-                       for p in m.pairs]} for m in matches]
+             "pairs": [{"a": labels[p.a], "b": labels[p.b], "score": p.score,
+                        "reasons": p.reasons} for p in m.pairs]} for m in matches]
 
 
 def duplicate_rows(frame: pd.DataFrame, sheet: str, matches: list[Match],
-                   id_field: str = "customer_id", first: int = 1) -> list[list[Any]]:
+                   id_field: str = "customer_id", first: int = 1, lang: str = "en"
+                   ) -> list[list[Any]]:
     """The Duplicates sheet's rows: cluster number (from `first`), sheet, record, row, score,
-    reasons."""
+    reasons (in `lang`)."""
+    from .messages import reasons_text
+
     out = []
-    for number, cluster in enumerate(clusters_json(frame, sheet, matches, id_field),
+    for number, cluster in enumerate(clusters_json(frame, sheet, matches, id_field, lang),
                                      start=first):
         for rid, row in zip(cluster["record_ids"], cluster["rows"], strict=True):
             reasons = sorted({r for p in cluster["pairs"] if rid in (p["a"], p["b"])
                               for r in p["reasons"]})
-            out.append([number, sheet, rid, row, cluster["score"], "; ".join(reasons)])
+            out.append([number, sheet, rid, row, cluster["score"], reasons_text(reasons, lang)])
     return out
 
 
@@ -817,14 +839,14 @@ def all_duplicates(sheets: dict[str, Any], region: str, threshold: float
             for key in ID_FIELDS}
 
 
-def duplicate_sheet_rows(sheets: dict[str, Any], found: dict[str, list[Match]]
-                         ) -> list[list[Any]]:
+def duplicate_sheet_rows(sheets: dict[str, Any], found: dict[str, list[Match]],
+                         lang: str = "en") -> list[list[Any]]:
     """The Duplicates sheet: the clusters of every sheet, numbered on from one another."""
     rows: list[list[Any]] = []
     for key, matches in found.items():
         first = (rows[-1][0] + 1) if rows else 1
         rows += duplicate_rows(sheets[key].frame, sheets[key].name, matches, ID_FIELDS[key],
-                               first)
+                               first, lang)
     return rows
 
 

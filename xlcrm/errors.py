@@ -1,7 +1,9 @@
 """The errors that stop a run. Problems *in* a workbook are data (see ``xlcrm.issues``).
 
 Every exception here means "cannot go on"; each carries the exit code the CLI uses and a
-one-line message (the docstring is the default message)::
+one-line message in English and, where the raiser gave one, Chinese (the docstring is the
+default message). Anything else that escapes a job is a bug: exit 70 (sysexits' EX_SOFTWARE)
+with a crash log, see `xlcrm.crash`::
 
     XlcrmError
      ├── InputError                  exit 2: bad input or usage, nothing was written
@@ -16,12 +18,17 @@ one-line message (the docstring is the default message)::
      │    ├── AlreadyExists          `init` would overwrite a file
      │    ├── HistoryUnreadable      the change-log database cannot be read (xlcrm.history)
      │    └── RecordNotFound         `restore` finds no such record in the change log
-     └── BusyError                   exit 3: the workbook is busy, nothing was written
-          ├── WorkbookOpen           an Excel ~$ / LibreOffice .~lock owner file exists
-          └── WorkbookChanged        the file changed since we read it
+     ├── BusyError                   exit 3: the workbook is busy, nothing was written
+     │    ├── WorkbookOpen           an Excel ~$ / LibreOffice .~lock owner file exists
+     │    └── WorkbookChanged        the file changed since we read it
+     └── WriteDenied                 exit 77 (EX_NOPERM): the system will not let us replace
+                                     the workbook (read-only file or folder, no rights)
 """
 
 from __future__ import annotations
+
+EXIT_BUG = 70  # sysexits EX_SOFTWARE: an internal error
+EXIT_DENIED = 77  # sysexits EX_NOPERM
 
 
 class XlcrmError(Exception):
@@ -29,8 +36,13 @@ class XlcrmError(Exception):
 
     exit_code = 2
 
-    def __init__(self, message: str | None = None) -> None:
+    def __init__(self, message: str | None = None, zh: str | None = None) -> None:
         super().__init__(message or (self.__doc__ or "").strip())
+        self.zh = zh
+
+    def text(self, lang: str) -> str:
+        """The message in `lang` (English where no Chinese was given)."""
+        return self.zh if lang == "zh" and self.zh else str(self)
 
 
 class InputError(XlcrmError):
@@ -91,3 +103,9 @@ class WorkbookChanged(BusyError):
 
 class RecordNotFound(InputError):
     """The change log has no such record"""
+
+
+class WriteDenied(XlcrmError):
+    """The system does not allow xlcrm to replace the workbook; nothing was written."""
+
+    exit_code = EXIT_DENIED

@@ -150,7 +150,7 @@ def sync_workbook(path: Path, today: dt.date | None = None, source: str = "cli")
         tracker.apply("opportunities", stage, job="stage")
         promotion = promote_won_deals(data, today=today)
         apply_promotion(tracker, promotion)
-        report = validate(data, today=today, extra=promotion.issues)
+        report = validate(data, today=today)  # reports ambiguous won deals itself
         figures = analyse(data, today=today, report=report,
                           stays=stage_history(history, today, pending=tracker))
         result = SyncResult(report=report, filled_ids=filled, promotion=promotion,
@@ -171,15 +171,16 @@ def promote_workbook(path: Path, today: dt.date | None = None, source: str = "cl
     """Move won deals into Customers and recompute roll-ups; writes only when something changes.
     """
     data = read_workbook(path)
+    filled = fill_blank_ids(data)  # a won deal links to a customer whose ID was still blank
     with History(path) as history:
         tracker = start_tracking(history, data, source, job="promote")
         promotion = promote_won_deals(data, today=today)
         apply_promotion(tracker, promotion)
         result = SyncResult(report=Report(workbook=path.name, counts=data.counts(),
                                           lang=data.lang, issues=list(promotion.issues)),
-                            promotion=promotion)
+                            promotion=promotion, filled_ids=filled)
         if promotion.changes:
-            _write(result, data, [*promotion_edits(data, promotion),
+            _write(result, data, [*id_edits(filled), *promotion_edits(data, promotion),
                                   changelog_edit(history, tracker)])
             if result.written:
                 result.changes = tracker.changes
@@ -318,11 +319,11 @@ def dedupe_workbook(path: Path, threshold: float | None = None, write: bool = Fa
     found = all_duplicates(data.sheets, options.phone_region, limit)
     sheet = data.sheets[sheet_key]
     result = DedupeResult(clusters_json(sheet.frame, sheet.name, found[sheet_key],
-                                        ID_FIELDS[sheet_key]), lang=data.lang)
+                                        ID_FIELDS[sheet_key], data.lang), lang=data.lang)
     if write:
         holder = SyncResult(report=Report(workbook=path.name, counts={}))
         _write(holder, data, [write_duplicates_sheet(
-            duplicate_sheet_rows(data.sheets, found), data.lang)])
+            duplicate_sheet_rows(data.sheets, found, data.lang), data.lang)])
         result.written, result.write_error = holder.written, holder.write_error
     return result
 
@@ -401,7 +402,7 @@ def duplicates_edit(data: WorkbookData) -> Edit:
     """The Duplicates sheet as sync writes it (every data sheet)."""
     options = data.settings.options
     found = all_duplicates(data.sheets, options.phone_region, options.duplicate_threshold)
-    return write_duplicates_sheet(duplicate_sheet_rows(data.sheets, found), data.lang)
+    return write_duplicates_sheet(duplicate_sheet_rows(data.sheets, found, data.lang), data.lang)
 
 
 def change_log(path: Path, record: str | None = None, field_name: str | None = None,

@@ -26,6 +26,7 @@ from openpyxl.utils import get_column_letter, range_boundaries
 
 from . import normalize as nz
 from .changes import cell_json, cell_value
+from .edits import put
 from .reader import ROW, WorkbookData
 from .writer import Edit
 
@@ -108,7 +109,7 @@ def merge_edit(data: WorkbookData, plans: Sequence[MergePlan], undo: dict[str, A
             for sheet, items in plan.cells.items():
                 ws = book[sheet]
                 for row, column, value in items:
-                    ws.cell(row=row, column=column).value = value
+                    put(ws.cell(row=row, column=column), value)
         removed = set(r for p in plans for r in p.remove_rows)
         if not removed:
             return
@@ -121,7 +122,7 @@ def merge_edit(data: WorkbookData, plans: Sequence[MergePlan], undo: dict[str, A
         for r in range(height):
             values = kept[r] if r < len(kept) else [None] * width
             for c, value in enumerate(values):
-                ws.cell(row=start + r, column=first_col + c).value = value
+                put(ws.cell(row=start + r, column=first_col + c), value)
         _resize(ws, undo, -len(removed))
 
     return edit
@@ -136,11 +137,11 @@ def undo_edit(record: dict[str, Any]) -> Edit:
         if start is not None:
             for offset, values in enumerate(record["block"]):
                 for c, stored in enumerate(values):
-                    ws.cell(row=start + offset, column=first_col + c).value = cell_value(stored)
+                    put(ws.cell(row=start + offset, column=first_col + c), cell_value(stored))
         for sheet, row, column, stored in record["cells"]:
             if sheet == record["sheet"] and start is not None and row >= start:
                 continue  # inside the restored block already
-            book[sheet].cell(row=row, column=column).value = cell_value(stored)
+            put(book[sheet].cell(row=row, column=column), cell_value(stored))
         if record["ref"] and record["table"] in ws.tables:
             table = ws.tables[record["table"]]
             table.ref = record["ref"]

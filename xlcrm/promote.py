@@ -62,14 +62,9 @@ def promote_won_deals(data: WorkbookData, today: dt.date | None = None) -> Promo
     settings, lang = data.settings, data.lang
     customers = data.sheets["customers"].frame
     opps = data.sheets["opportunities"].frame
-    inter = data.sheets["interactions"].frame
-    won_names = {normalize_value(s.name) for s in settings.stages if s.kind == "won"}
-    is_won = opps["stage"].map(lambda v: normalize_value(v) in won_names).astype(bool)
-
-    won_outcomes = {normalize_value(w) for w in WON_OUTCOME}
-    done = set(inter.loc[inter["outcome"].map(lambda v: normalize_value(v) in won_outcomes)
-                         .astype(bool), "opportunity_id"].map(nz.record_id))
+    is_won, done = _won_and_done(data)
     index = _CustomerIndex(customers, settings.options.phone_region)
+    parse_date = nz.date_parser(settings.day_first)
     new_customer_id = id_minter(data, "customers")
     new_interaction_id = id_minter(data, "interactions")
     opp_cells: list[tuple[int, int, Any]] = []
@@ -110,7 +105,7 @@ def promote_won_deals(data: WorkbookData, today: dt.date | None = None) -> Promo
                 record["kind"] = kinds[0] if kinds else None
                 result.new_customers.append(record)
                 index.add(record)
-        closed = nz.parse_date(opp["closed_at"]) or nz.parse_date(opp["stage_changed_at"]) or today
+        closed = parse_date(opp["closed_at"]) or parse_date(opp["stage_changed_at"]) or today
         row = int(opp[ROW])
         if nz.is_blank(opp["customer_id"]):
             opp_cells.append((row, opp_columns["customer_id"], customer_id))
@@ -132,6 +127,39 @@ def promote_won_deals(data: WorkbookData, today: dt.date | None = None) -> Promo
         result.cells[data.sheets["opportunities"].name] = opp_cells
     _roll_up(data, result, opps, links, today)
     return result
+
+
+def _won_and_done(data: WorkbookData) -> tuple[pd.Series, set[str]]:
+    """Which opportunities are at a won stage, and the IDs of those promoted already (their
+    "Deal won" interaction exists)."""
+    opps = data.sheets["opportunities"].frame
+    inter = data.sheets["interactions"].frame
+    won_names = {normalize_value(s.name) for s in data.settings.stages if s.kind == "won"}
+    is_won = opps["stage"].map(lambda v: normalize_value(v) in won_names).astype(bool)
+    won_outcomes = {normalize_value(w) for w in WON_OUTCOME}
+    done = set(inter.loc[inter["outcome"].map(lambda v: normalize_value(v) in won_outcomes)
+                         .astype(bool), "opportunity_id"].map(nz.record_id))
+    return is_won, done
+
+
+def ambiguous_customers(data: WorkbookData) -> list[Issue]:
+    """`ambiguous-customer` warnings: won deals, not promoted yet, with no CustomerID, whose
+    company, e-mail or phone matches more than one customer. What `promote` would skip, found
+    without promoting (so that validate, the ribbon and the watcher report it too)."""
+    opps = data.sheets["opportunities"].frame
+    is_won, done = _won_and_done(data)
+    pending = opps[is_won & opps["customer_id"].map(nz.is_blank).astype(bool)
+                   & ~opps["company"].map(nz.is_blank).astype(bool)
+                   & ~opps["opportunity_id"].map(nz.record_id).isin(done)]
+    if pending.empty:
+        return []
+    index = _CustomerIndex(data.sheets["customers"].frame, data.settings.options.phone_region)
+    issues = []
+    for _, opp in pending.iterrows():
+        candidates, _ = index.match(opp)
+        if len(candidates) > 1:
+            issues.append(_ambiguous(data, opp, candidates))
+    return issues
 
 
 class _CustomerIndex:
@@ -209,21 +237,25 @@ def _ambiguous(data: WorkbookData, opp: pd.Series, candidates: list[str]) -> Iss
 def _roll_up(data: WorkbookData, result: Promotion, opps: pd.DataFrame,
              links: dict[int, str], today: dt.date) -> None:
     settings, lang = data.settings, data.lang
-    currency = normalize_value(settings.options.default_currency)
+    rates = settings.rates()  # the default currency is 1
+    parse_date = nz.date_parser(settings.day_first)
     wins: dict[str, list[tuple[dt.date, float | None]]] = {}
     for i, customer_id in links.items():
         opp = opps.loc[i]
-        closed = nz.parse_date(opp["closed_at"]) or nz.parse_date(opp["stage_changed_at"])
+        closed = parse_date(opp["closed_at"]) or parse_date(opp["stage_changed_at"])
         amount = nz.parse_number(opp["amount"])
-        same = nz.is_blank(opp["currency"]) or normalize_value(opp["currency"]) == currency
-        if not same:
+        code = (settings.options.default_currency if nz.is_blank(opp["currency"])
+                else nz.text(opp["currency"])).strip().upper()
+        if code not in rates:
             amount = None  # never summed blindly; listed below
             result.skipped.append({"opportunity_id": nz.text(opp["opportunity_id"]),
                                    "reason": "other-currency", "candidates": []})
+        elif amount is not None:
+            amount *= rates[code]  # into the default currency, at the Settings' rate
         wins.setdefault(nz.record_id(customer_id), []).append((closed or today, amount))
 
     inter = data.sheets["interactions"].frame
-    last_touch = pd.to_datetime(inter["date"].map(nz.parse_date), errors="coerce").groupby(
+    last_touch = nz.date_column(inter["date"], settings.day_first).groupby(
         inter["customer_id"].map(nz.record_id)).max().to_dict()
     lifecycle = _lifecycle_labels(settings.choices("lifecycle"), lang)
     churned = {normalize_value(w) for w in (lifecycle[CHURNED], *(

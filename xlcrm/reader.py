@@ -21,6 +21,7 @@ from .guard import check_workbook_file, file_sha256
 from .schema import Lang, SheetDef, normalize_header
 from .settings import Settings, settings_from_tables
 from .sparse import TableInfo, read_sparse, sheet_extent, sheet_parts, sheet_tables
+from .writer import clean_stale_temps
 
 ROW = "_row"
 HEADER_SCAN_ROWS = 30
@@ -71,6 +72,7 @@ def read_workbook(path: str | Path) -> WorkbookData:
     """
     path = Path(path)
     check_workbook_file(path)
+    clean_stale_temps(path.parent, path.name)  # left by a write that was killed
     digest = file_sha256(path)
     try:
         book = calamine.CalamineWorkbook.from_path(str(path), load_tables=True)

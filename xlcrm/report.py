@@ -51,7 +51,8 @@ def kpi_lines(a: Analytics, lang: Lang) -> list[tuple[str, str]]:
 
 def render_text(a: Analytics, lang: Lang, workbook: str) -> str:
     """A terminal summary: KPIs, pipeline, forecast, stalls, team."""
-    lines = [f"{schema.label(TITLES['dashboard'], lang)} — {workbook}", ""]
+    lines = [f"{schema.label(TITLES['dashboard'], lang)} — {workbook}",
+             *(f"  {note}" for note in a.note_lines(lang)), ""]
     width = max(len(label) for label, _ in kpi_lines(a, lang)) + 2
     lines += [f"  {label:<{width}}{value}" for label, value in kpi_lines(a, lang)]
     for key in ("pipeline", "forecast", "time_in_stage", "team"):

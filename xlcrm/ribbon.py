@@ -257,7 +257,7 @@ def xl_sync(xl: XlBook) -> str:
         xl.set_cells(data.sheets["opportunities"].name, stage)
         promotion = promote_won_deals(data, today=today)
         _apply_promotion(xl, data, tracker, promotion)
-        report = validate(data, today=today, extra=promotion.issues)
+        report = validate(data, today=today)
         _show_issues(xl, data, report)
         figures = analyse(data, today=today, report=report,
                           stays=stage_history(history, today, pending=tracker))
@@ -296,7 +296,7 @@ def xl_dedupe(xl: XlBook) -> str:
     data = read_live(xl)
     options = data.settings.options
     found = all_duplicates(data.sheets, options.phone_region, options.duplicate_threshold)
-    rows = duplicate_sheet_rows(data.sheets, found)
+    rows = duplicate_sheet_rows(data.sheets, found, data.lang)
     name = _engine_sheet(xl, "duplicates", data.lang)
     with xl.unprotected(name):
         xl.replace_below_header(name, len(schema.ENGINE_COLUMNS["duplicates"]), rows)

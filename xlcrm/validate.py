@@ -11,14 +11,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from openpyxl.utils import get_column_letter
 
 from . import normalize as nz
 from . import schema
-from .dedupe import ID_FIELDS, find_duplicates
+from .dedupe import ID_FIELDS, find_duplicates, record_label
 from .issues import WARNINGS, Code, Issue, Report, Severity, make_message
+from .messages import reasons_text, t
+from .promote import ambiguous_customers
 from .reader import ROW, SheetData, WorkbookData
 from .schema import Field, FieldType, Lang, normalize_header, normalize_value
 from .settings import Settings
@@ -104,6 +105,7 @@ def validate(data: WorkbookData, today: dt.date | None = None,
     report.extend(check_keys(sheets))
     report.extend(check_opportunity_rules(sheets, settings, today))
     report.extend(check_duplicates(sheets, settings))
+    report.extend(ambiguous_customers(data))
     report.extend(extra)
     return report
 
@@ -311,6 +313,9 @@ def _last_touch(opps: _Sheet, inter: _Sheet) -> pd.Series:
 # ---------------------------------------------------------------------------------------------
 # Possible duplicates (warnings)
 
+MAX_NAMED = 3  # records a possible-duplicate warning names; the Duplicates sheet has all
+
+
 def check_duplicates(sheets: dict[str, _Sheet], settings: Settings) -> list[Issue]:
     """A `possible-duplicate` warning on each member of each cluster, in every data sheet."""
     issues: list[Issue] = []
@@ -330,14 +335,13 @@ def check_duplicates(sheets: dict[str, _Sheet], settings: Settings) -> list[Issu
         for match in matches:
             for index in match.indices:
                 mask.at[index] = True
-                other.at[index] = ", ".join(_record_label(frame, i, id_field)
-                                            for i in match.indices if i != index)
-                reasons.at[index] = "; ".join(match.reasons)
+                others = [record_label(frame, i, id_field, sheet.lang)
+                          for i in match.indices if i != index]
+                if len(others) > MAX_NAMED:
+                    others = [*others[:MAX_NAMED], t("and_more", sheet.lang,
+                                                     n=len(others) - MAX_NAMED)]
+                other.at[index] = ", ".join(others)
+                reasons.at[index] = reasons_text(match.reasons, sheet.lang)
         issues += sheet.issues(Code.POSSIBLE_DUPLICATE, mask, marked, other=other,
                                reasons=reasons)
     return issues
-
-
-def _record_label(frame: pd.DataFrame, index: int, id_field: str = "customer_id") -> str:
-    rid = frame.at[index, id_field]
-    return nz.text(rid) if not nz.is_blank(rid) else f"row {frame.at[index, ROW]}"

@@ -49,9 +49,18 @@ from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
 from . import jobs
-from .errors import BusyError, InputError, UnsafeToWrite, WorkbookChanged, WorkbookOpen
+from .errors import (
+    BusyError,
+    CorruptWorkbook,
+    InputError,
+    UnsafeToWrite,
+    WorkbookChanged,
+    WorkbookOpen,
+    WriteDenied,
+)
 from .guard import WORKBOOK_SUFFIXES, file_sha256, owner_files, owner_name
 from .issues import Report
+from .messages import t, workbook_lang
 from .writer import STATE_DIR, TEMP_PREFIX, clean_stale_temps, state_dir
 
 Mode = Literal["report", "sync"]
@@ -59,6 +68,7 @@ RESCAN_SECONDS = 120.0
 GIVE_UP_PROBES = 8  # stable but unreadable this many times: report it as broken
 DEFERRED_RETRY = 30.0  # seconds between write-back attempts while the file is open
 MAX_BACKOFF = 300.0
+QUIET_SECONDS = 60.0  # a damaged workbook is reported only after staying the same this long
 log = logging.getLogger("xlcrm.watch")
 
 
@@ -102,6 +112,8 @@ class Tracked:
     probe: tuple[int, str] | None = None  # (size, sha) at the last look
     done_sha: str | None = None  # content last processed, or written by us
     incomplete: int = 0  # stable-but-unreadable probes in a row
+    first_seen: float = 0.0  # when this content was first seen (a damaged file is reported
+    #                           only once it has stayed the same for the watcher's `quiet`)
     deferred: bool = False  # a write-back is waiting
     backoff: float = 0.0
     runs: int = 0
@@ -113,9 +125,11 @@ class Watcher:
 
     def __init__(self, folder: Path, mode: Mode = "report", poll: float | None = None,
                  recursive: bool = False, settle: float = 1.0,
-                 rescan: float = RESCAN_SECONDS,
+                 rescan: float = RESCAN_SECONDS, quiet: float = QUIET_SECONDS,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.folder = folder.resolve()
+        self.quiet = quiet
+        self.folder_present = True
         self.mode, self.poll, self.recursive = mode, poll, recursive
         self.settle, self.rescan_every, self.clock = settle, rescan, clock
         self.state = self.folder / STATE_DIR
@@ -198,6 +212,8 @@ class Watcher:
             item.probe = (size, sha)
             return 0
         if item.probe != (size, sha):  # first sight of this content: wait until it is stable
+            if item.probe is None or item.probe[1] != sha:
+                item.first_seen = now
             item.probe, item.incomplete = (size, sha), 0
             item.due = now + self.settle
             return 0
@@ -229,20 +245,36 @@ class Watcher:
                 result = jobs.sync_workbook(path, source="watcher")
             else:
                 result = jobs.validate_workbook(path)
-        except InputError as error:  # corrupt, hostile, not a workbook, missing sheet
-            self._publish_error(path, str(error))
+        except CorruptWorkbook as error:  # maybe still being written in place: wait
+            lang = workbook_lang(None)
+            if now - item.first_seen < self.quiet:
+                item.backoff = min(max(item.backoff * 2, self.settle), MAX_BACKOFF)
+                item.due = now + item.backoff
+                self._log(logging.INFO, "waiting", path, t("watch_waiting", lang,
+                                                           error=error.text(lang)))
+                return
+            self._publish_error(path, error.text(lang))
             self._done(path, item, sha)
-            self._log(logging.WARNING, "rejected", path, str(error))
+            self._log(logging.WARNING, "rejected", path, error.text(lang))
             return
-        except PermissionError as error:  # Windows: the file is open; back off, then retry
+        except InputError as error:  # hostile, not a workbook, missing sheet
+            lang = workbook_lang(path)
+            self._publish_error(path, error.text(lang))
+            self._done(path, item, sha)
+            self._log(logging.WARNING, "rejected", path, error.text(lang))
+            return
+        except (WriteDenied, PermissionError) as error:  # Windows: open; back off, retry
             item.backoff = min(max(item.backoff * 2, 5.0), MAX_BACKOFF)
             item.deferred, item.due = True, now + item.backoff
             self._done(path, item, sha)
             self._publish(path, jobs.validate_workbook(path).report)
-            self._log(logging.WARNING, "write-blocked", path,
-                      f"{error}; retrying in {item.backoff:.0f} s")
+            lang = workbook_lang(path)
+            shown = error.text(lang) if isinstance(error, WriteDenied) else str(error)
+            self._log(logging.WARNING, "write-blocked", path, t(
+                "watch_blocked", lang, error=shown, seconds=f"{item.backoff:.0f}"))
             return
         report = result.report
+        lang = report.lang
         self._publish(path, report)
         seconds = time.perf_counter() - started
         item.last = {"at": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
@@ -252,28 +284,28 @@ class Watcher:
         if result.written:
             self._done(path, item, file_sha256(path))  # our own write: not a new save
             item.backoff = 0.0
-            self._log(logging.INFO, "synced", path, f"{report.errors} errors, {report.warnings} "
-                      f"warnings; {len(result.changes)} changes logged; written back",
-                      seconds=round(seconds, 2))
+            self._log(logging.INFO, "synced", path, t(
+                "watch_synced", lang, errors=report.errors, warnings=report.warnings,
+                changes=len(result.changes)), seconds=round(seconds, 2))
         elif isinstance(refused, WorkbookOpen):
             owners = owner_files(path)
             who = owner_name(owners[0]) if owners else None
             item.deferred, item.due = True, now + DEFERRED_RETRY
             self._done(path, item, sha)
             item.last["open_by"] = who
-            self._log(logging.INFO, "deferred", path, f"open by {who or 'someone'}; report "
-                      "published, write-back deferred until it is closed", open_by=who)
+            self._log(logging.INFO, "deferred", path, t(
+                "watch_deferred", lang, who=who or t("someone", lang)), open_by=who)
         elif isinstance(refused, WorkbookChanged):
             item.probe, item.due = None, now + self.settle  # a newer save: start over
-            self._log(logging.INFO, "changed", path, "changed while we worked; nothing "
-                      "written, looking again")
+            self._log(logging.INFO, "changed", path, t("watch_changed", lang))
         elif isinstance(refused, UnsafeToWrite):
             self._done(path, item, sha)
-            self._log(logging.WARNING, "not-rewritten", path, str(refused))
+            self._log(logging.WARNING, "not-rewritten", path, refused.text(lang))
         else:
             self._done(path, item, sha)
-            self._log(logging.INFO, "checked", path, f"{report.errors} errors, "
-                      f"{report.warnings} warnings", seconds=round(seconds, 2))
+            self._log(logging.INFO, "checked", path, t(
+                "watch_checked", lang, errors=report.errors, warnings=report.warnings),
+                seconds=round(seconds, 2))
 
     def _done(self, path: Path, item: Tracked, sha: str) -> None:
         item.done_sha, item.probe, item.incomplete = sha, None, 0
@@ -345,6 +377,11 @@ class Watcher:
             self.scan()
             try:
                 while not stop.is_set():
+                    if not once and self._folder_came_back():
+                        if observer is not None:
+                            observer.stop()
+                        observer = self._start_observer()  # re-armed at once
+                        self.scan()
                     self.step()
                     if once and not self._busy():
                         break
@@ -360,6 +397,20 @@ class Watcher:
                     observer.join(timeout=5)
                 self.write_status()
                 self._log(logging.INFO, "stopped", None, f"{self.runs} runs")
+
+    def _folder_came_back(self) -> bool:
+        """Notice the folder vanishing (a NAS or VPN blip) and coming back: True once, when it
+        is back, so that the observer is re-armed and the folder scanned at once."""
+        present = self.folder.is_dir()
+        if present == self.folder_present:
+            return False
+        self.folder_present = present
+        if not present:
+            self._log(logging.WARNING, "folder-gone", None, f"{self.folder} is gone; waiting "
+                      "for it to come back")
+            return False
+        self._log(logging.INFO, "folder-back", None, f"{self.folder} is back; watching again")
+        return True
 
     def _busy(self) -> bool:
         """Something is still waiting to be looked at soon (for --once)."""
@@ -392,7 +443,7 @@ class Watcher:
     def _log(self, level: int, event: str, path: Path | None, message: str,
              **extra: Any) -> None:
         workbook = str(path.relative_to(self.folder)) if path is not None and (
-            path.is_relative_to(self.folder)) else (path.name if path else None)
+            path.is_relative_to(self.folder)) else (path.name if path else f"{self.folder}/*")
         log.log(level, message, extra={"event": event, "workbook": workbook, "fields": extra})
 
 
@@ -434,7 +485,8 @@ def setup_logging(folder: Path, console: bool = True) -> logging.Handler:
     log.setLevel(logging.INFO)
     if console:
         stream = logging.StreamHandler()
-        stream.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        stream.setFormatter(logging.Formatter("%(asctime)s %(levelname)s [%(workbook)s] "
+                                              "%(message)s"))
         log.addHandler(stream)
     return handler
 

@@ -23,9 +23,10 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import openpyxl
+from filelock import FileLock, Timeout
 from openpyxl import Workbook
 
-from .errors import CorruptWorkbook, UnsafeToWrite, WorkbookChanged, WorkbookOpen
+from .errors import CorruptWorkbook, UnsafeToWrite, WorkbookChanged, WorkbookOpen, WriteDenied
 from .guard import file_sha256, lossy_parts, owner_files, owner_name
 
 Edit = Callable[[Workbook], None]
@@ -78,18 +79,32 @@ def write_workbook(path: Path, read_sha256: str, edits: Iterable[Edit]) -> Path:
     for edit in edits:
         edit(book)
     temp = path.with_name(f"{TEMP_PREFIX}{secrets.token_hex(4)}-{path.name}")
-    try:
-        book.save(temp)
-        _fsync_file(temp)
-        check_not_open(path)
-        check_unchanged(path, read_sha256)
-        backup = make_backup(path)
-        os.replace(temp, path)
-        _fsync_dir(path.parent)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            temp.unlink()
+    with write_lock(path):
+        try:
+            book.save(temp)
+            _fsync_file(temp)
+            check_not_open(path)
+            check_unchanged(path, read_sha256)
+            backup = make_backup(path)
+            os.replace(temp, path)
+            _fsync_dir(path.parent)
+        except PermissionError as error:
+            raise WriteDenied(f"xlcrm cannot replace {path.name}: permission denied "
+                              f"({error.filename or path})",
+                              zh=f"xlcrm 无法替换 {path.name}：没有权限（{error.filename or path}）"
+                              ) from None
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                temp.unlink()
     return backup
+
+
+def write_lock(path: Path) -> FileLock:
+    """The lock a write holds while its temp file exists: a temp file whose workbook's lock is
+    free was left by a run that died, and may go."""
+    folder = state_dir(path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return FileLock(folder / "write.lock")
 
 
 def make_backup(path: Path, keep: int = BACKUPS_KEPT) -> Path:
@@ -104,13 +119,27 @@ def make_backup(path: Path, keep: int = BACKUPS_KEPT) -> Path:
     return backup
 
 
-def clean_stale_temps(folder: Path) -> list[Path]:
-    """Remove temp files a crashed write left behind in `folder`."""
+def clean_stale_temps(folder: Path, workbook: str | None = None) -> list[Path]:
+    """Remove the temp files that killed writes left in `folder` (only `workbook`'s, if given):
+    those whose workbook nobody is writing now (its write lock is free)."""
     removed = []
-    for temp in folder.glob(f"{TEMP_PREFIX}*"):
-        with contextlib.suppress(OSError):
-            temp.unlink()
-            removed.append(temp)
+    pattern = f"{TEMP_PREFIX}*-{workbook}" if workbook else f"{TEMP_PREFIX}*"
+    for temp in [*folder.glob(pattern), *folder.glob(f".xlcrm-init-{workbook or '*'}")]:
+        name = temp.name.split("-", 3)[-1] if temp.name.startswith(TEMP_PREFIX) else \
+            temp.name.removeprefix(".xlcrm-init-")
+        lock = write_lock(folder / name) if (folder / STATE_DIR / Path(name).stem).is_dir() \
+            else None
+        try:
+            if lock is not None:
+                lock.acquire(timeout=0)
+            with contextlib.suppress(OSError):
+                temp.unlink()
+                removed.append(temp)
+        except Timeout:
+            continue  # a write is under way
+        finally:
+            if lock is not None and lock.is_locked:
+                lock.release()
     return removed
 
 

@@ -1,0 +1,190 @@
+"""What xlcrm says to people, in English and Chinese: the command line's lines, duplicate
+reasons, and the language a message should be in.
+
+The language of a run is the workbook's (its sheet names say it); where there is no readable
+workbook (a missing file, a folder, `demo`), it is `XLCRM_LANG`, else the locale (`LC_ALL`,
+`LC_MESSAGES`, `LANG` starting with zh), else English.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from lxml import etree
+
+from .schema import Lang
+
+TEXTS: dict[str, tuple[str, str]] = {
+    "created": ("Created {path}", "已创建 {path}"),
+    "created_sample": ("Created {path} with {n} sample customers",
+                       "已创建 {path}，含 {n} 个示例客户"),
+    "issues_written": ("Wrote the Issues sheet and cell marks.", "已写入校验问题表并标记单元格。"),
+    "sync_done": ("Filled {ids} IDs, promoted {promoted} won deals, logged {changes} changes; "
+                  "results written to the workbook.",
+                  "已填补 {ids} 个编号，{promoted} 个赢单转入客户，记录 {changes} 条变更；"
+                  "结果已写回工作簿。"),
+    "notified": ("Notifications: {sent} sent, {failed} failed (retried on the next sync)",
+                 "通知：已发送 {sent}，失败 {failed}（下次同步时重试）"),
+    "summary": ("{workbook}: {errors} errors, {warnings} warnings in {customers} customers, "
+                "{opportunities} opportunities, {interactions} interactions",
+                "{workbook}：{errors} 个错误，{warnings} 个警告（客户 {customers}，商机 "
+                "{opportunities}，跟进记录 {interactions}）"),
+    "by_code": ("By code:", "按问题类型："),
+    "first_issues": ("The first {n} issues:", "前 {n} 个问题："),
+    "more_issues": ("… and {n} more: see the Issues sheet (validate --write, or sync), "
+                    "--format json, or --all",
+                    "……另有 {n} 个：见校验问题表（validate --write 或 sync）、"
+                    "--format json 或 --all"),
+    "promoted_new": ("  {opp} → {customer} (new customer)", "  {opp} → {customer}（新客户）"),
+    "promoted_linked": ("  {opp} → {customer} (linked by {how})",
+                        "  {opp} → {customer}（按{how}关联）"),
+    "promote_skipped": ("  {opp} skipped: {reason}{extra}", "  {opp} 未转入：{reason}{extra}"),
+    "promote_summary": ("{promoted} promoted, {skipped} skipped; {what}",
+                        "{promoted} 个赢单转入客户，{skipped} 个未转入；{what}"),
+    "workbook_updated": ("workbook updated", "已写回工作簿"),
+    "nothing_to_write": ("nothing to write", "无需写入"),
+    "cluster": ("{n}. {records} score {score}", "{n}. {records} 得分 {score}"),
+    "clusters": ("{n} clusters", "共 {n} 组疑似重复"),
+    "clusters_written": ("{n} clusters; written to the Duplicates sheet",
+                         "共 {n} 组疑似重复；已写入疑似重复表"),
+    "merged": ("Merged {merged} into {survivors}; undo with: xlcrm dedupe {path} --undo {id}",
+               "已将 {merged} 合并到 {survivors}；撤销：xlcrm dedupe {path} --undo {id}"),
+    "unmerged": ("Undid merge {id}: {records} are back.", "已撤销合并 {id}：{records} 已恢复。"),
+    "log_intact": ("The change log is intact.", "变更日志完整，未被篡改。"),
+    "log_tampered": ("the change log was tampered with", "变更日志已被篡改"),
+    "log_count": ("{n} changes", "共 {n} 条变更"),
+    "restored_row": ("Restored {id} as a new row of {sheet}.",
+                     "已将 {id} 恢复为 {sheet} 的新行。"),
+    "restored_fields": ("Set {id} back in {sheet}: {fields}.",
+                        "已将 {sheet} 中的 {id} 恢复：{fields}。"),
+    "restored_nothing": ("nothing (it already had those values)", "无变化（已是当时的值）"),
+    "wrote_file": ("Wrote {path}", "已写入 {path}"),
+    "dashboard_not_rebuilt": ("{error} (the Dashboard sheet was not rebuilt)",
+                              "{error}（看板未重建）"),
+    "built": ("Built {path}", "已生成 {path}"),
+    "installed": ("Installed {path}; restart Excel and look for the “CRM 客户管理” tab.",
+                  "已安装 {path}；重启 Excel 后可见“CRM 客户管理”选项卡。"),
+    "no_folder": ("{path}: no such folder", "{path}：文件夹不存在"),
+    "interrupted": ("interrupted", "已中断"),
+    "bug": ("internal error (a bug in xlcrm, not in your workbook): {error}. Nothing was "
+            "written. Details: {log}",
+            "内部错误（xlcrm 的程序缺陷，不是工作簿的问题）：{error}。未写入任何内容。"
+            "详情见 {log}"),
+    "bug_nolog": ("internal error (a bug in xlcrm, not in your workbook): {error}. Nothing was "
+                  "written.", "内部错误（xlcrm 的程序缺陷，不是工作簿的问题）：{error}。"
+                  "未写入任何内容。"),
+    "row": ("row {row}", "第 {row} 行"),
+    "and_more": ("and {n} more (see the Duplicates sheet)", "等另外 {n} 条（见疑似重复表）"),
+    "named_row": ("{name} (row {row})", "{name}（第 {row} 行）"),
+    "action_added": ("added", "新增"),
+    "action_changed": ("changed", "修改"),
+    "action_deleted": ("deleted", "删除"),
+    "how_customer_id": ("CustomerID", "客户编号"),
+    "how_name": ("company name", "公司名称"),
+    "how_email": ("e-mail", "邮箱"),
+    "how_phone": ("phone", "电话"),
+    "how_tax_id": ("tax ID", "统一社会信用代码"),
+    "reason_unknown-customer": ("its CustomerID is not in Customers", "客户编号在客户表中不存在"),
+    "reason_no-company": ("no CustomerID and no Company", "既无客户编号也无意向公司"),
+    "reason_ambiguous-customer": ("it matches several customers", "匹配到多个客户"),
+    "reason_other-currency": ("its currency differs from the customer's lifetime value",
+                              "币种与客户累计成交金额的币种不同"),
+    "watch_waiting": ("unreadable for now ({error}); it may still be being written: looking "
+                      "again before reporting it",
+                      "暂时无法读取（{error}）；可能仍在写入，稍后再看"),
+    "watch_blocked": ("{error}; retrying in {seconds} s", "{error}；{seconds} 秒后重试"),
+    "watch_synced": ("{errors} errors, {warnings} warnings; {changes} changes logged; written "
+                     "back", "{errors} 个错误，{warnings} 个警告；记录 {changes} 条变更；已写回"),
+    "watch_deferred": ("open by {who}; report published, write-back deferred until it is "
+                       "closed", "{who} 正在打开此文件；已发布报告，关闭后再写回"),
+    "someone": ("someone", "他人"),
+    "watch_changed": ("changed while we worked; nothing written, looking again",
+                      "处理期间文件被修改；未写入，重新检查"),
+    "watch_checked": ("{errors} errors, {warnings} warnings", "{errors} 个错误，{warnings} 个警告"),
+    "step_read": ("reading {name}", "正在读取 {name}"),
+    "step_changes": ("comparing with the last run", "正在与上次运行比较"),
+    "step_promote": ("promoting won deals", "正在将赢单转为客户"),
+    "step_validate": ("validating", "正在校验"),
+    "step_dedupe": ("looking for duplicates", "正在查找重复"),
+    "step_analyse": ("computing the dashboard", "正在计算看板"),
+    "step_write": ("writing {name}", "正在写入 {name}"),
+}
+
+
+def t(key: str, lang: str, **params: Any) -> str:
+    """The text `key` in `lang`, filled with `params`."""
+    pair = TEXTS[key]
+    return (pair[1] if lang == "zh" else pair[0]).format(**params)
+
+
+def env_lang() -> Lang:
+    """The user's language where no workbook says it: XLCRM_LANG, else the locale."""
+    for name in ("XLCRM_LANG", "LC_ALL", "LC_MESSAGES", "LANG"):
+        value = os.environ.get(name, "").strip().lower()
+        if value:
+            return "zh" if value.startswith("zh") else "en"
+    return "en"
+
+
+def workbook_lang(path: Path | None) -> Lang:
+    """The language of the workbook at `path` (its sheet names), else `env_lang()`. Cheap:
+    reads only the workbook part's sheet list, and never raises."""
+    if path is None or not path.is_file():
+        return env_lang()
+    try:
+        with zipfile.ZipFile(path) as archive:
+            info = archive.getinfo("xl/workbook.xml")
+            if info.file_size > 4 << 20:
+                return env_lang()
+            root = etree.fromstring(archive.read(info), etree.XMLParser(
+                resolve_entities=False, no_network=True))
+    except Exception:  # noqa: BLE001 - a broken file has no language; the reader will say why
+        return env_lang()
+    names = {str(e.get("name", "")).strip() for e in root.iter() if str(e.tag).endswith("sheet")}
+    if "客户" in names or "商机" in names:
+        return "zh"
+    if {"Customers", "Opportunities"} & names:
+        return "en"
+    return env_lang()
+
+
+# Duplicate reasons are built in English by the matcher; these patterns say them in Chinese.
+_REASONS_ZH: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"^same tax ID (.+)$"), r"统一社会信用代码相同 \1"),
+    (re.compile(r"^same phone (.+)$"), r"电话相同 \1"),
+    (re.compile(r"^same e-mail (.+)$"), r"邮箱相同 \1"),
+    (re.compile(r"^same company domain (.+)$"), r"企业邮箱域名相同 \1"),
+    (re.compile(r"^same tax number (.+)$"), r"税号相同 \1"),
+    (re.compile(r"^tax number (.+) ~ (.+)$"), r"税号相近 \1 ~ \2"),
+    (re.compile(r"^address (\d+)%$"), r"地址相似度 \1%"),
+    (re.compile(r"^name (\d+)%$"), r"名称相似度 \1%"),
+    (re.compile(r"^title (\d+)%$"), r"商机名称相似度 \1%"),
+    (re.compile(r"^summary (\d+)%$"), r"内容摘要相似度 \1%"),
+    (re.compile(r"^same customer, day and type$"), "客户、日期和类型相同"),
+    (re.compile(r"^same customer (.+)$"), r"同一客户 \1"),
+    (re.compile(r"^same amount (.+)$"), r"金额相同 \1"),
+    (re.compile(r"^same owner (.+)$"), r"负责人相同 \1"),
+    (re.compile(r"^same number (.+)$"), r"编号相同 \1"),
+    (re.compile(r"^different phones$"), "电话不同"),
+    (re.compile(r"^different tax IDs$"), "统一社会信用代码不同"),
+    (re.compile(r"^different cities$"), "城市不同"),
+    (re.compile(r"^different addresses$"), "地址不同"),
+]
+
+
+def reason_text(reason: str, lang: str) -> str:
+    """One duplicate reason ("name 96%") in `lang`."""
+    if lang != "zh":
+        return reason
+    for pattern, replacement in _REASONS_ZH:
+        if pattern.match(reason):
+            return pattern.sub(replacement, reason)
+    return reason
+
+
+def reasons_text(reasons: list[str], lang: str) -> str:
+    return ("；" if lang == "zh" else "; ").join(reason_text(r, lang) for r in reasons)
