@@ -17,9 +17,9 @@ from .errors import (
 )
 
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
-MAX_UNCOMPRESSED = 2 * 1024**3  # a real CRM workbook is far below this
-MAX_RATIO = 200  # deflated XML of real sheets stays well under this; zip bombs are ~1000
-RATIO_FLOOR = 20 * 1024**2  # parts smaller than this cannot hurt, whatever their ratio
+MAX_UNCOMPRESSED = 1024**3  # a real CRM workbook is far below this (L: 265 MB)
+MAX_RATIO = 60  # deflated XML of real sheets stays at 5-15; zip bombs are 100 and more
+RATIO_FLOOR = 16 * 1024**2  # parts smaller than this cannot hurt, whatever their ratio
 WORKBOOK_SUFFIXES = (".xlsx", ".xlsm")
 PROLOGUE_LIMIT = 64 * 1024
 _ROOT = re.compile(rb"<[A-Za-z_]")

@@ -16,11 +16,11 @@ import python_calamine as calamine
 from lxml import etree
 
 from . import schema
-from .errors import CorruptWorkbook, EncryptedWorkbook, SheetMissing
+from .errors import CorruptWorkbook, EncryptedWorkbook, HostileWorkbook, SheetMissing
 from .guard import check_workbook_file, file_sha256
 from .schema import Lang, SheetDef, normalize_header
 from .settings import Settings, settings_from_tables
-from .sparse import TableInfo, read_sparse, sheet_extent, sheet_parts, sheet_tables
+from .sparse import Extent, read_sparse, sheet_extent, sheet_parts, sheet_tables
 from .writer import clean_stale_temps
 
 ROW = "_row"
@@ -75,7 +75,7 @@ def read_workbook(path: str | Path) -> WorkbookData:
     clean_stale_temps(path.parent, path.name)  # left by a write that was killed
     digest = file_sha256(path)
     try:
-        book = calamine.CalamineWorkbook.from_path(str(path), load_tables=True)
+        book = calamine.CalamineWorkbook.from_path(str(path))
     except calamine.PasswordError:
         raise EncryptedWorkbook(f"{path.name}: {EncryptedWorkbook.__doc__}") from None
     except Exception as error:  # calamine raises several unrelated types for broken files
@@ -106,19 +106,17 @@ class _Source:
     would make that grid huge, see `xlcrm.sparse`) the cells that hold values."""
 
     def __init__(self, book: Any, archive: zipfile.ZipFile, name: str, member: str | None,
-                 calamine_tables: list[Any]) -> None:
+                 extent: Extent | None) -> None:
         self.name = name
-        extent = sheet_extent(archive, member) if member else None
         self.sparse = extent is not None and extent.sparse
+        # the Tables from their own parts: calamine would load (and size) the sheet for them
+        self.tables = sheet_tables(archive, member, name) if member else []
         if self.sparse:
             assert member is not None
             self.cells = read_sparse(archive, member)
-            self.tables = sheet_tables(archive, member, name)
         else:
             self._book = book
             self._grid: list[list[Any]] | None = None
-            self.tables = [_table_info(t) for t in calamine_tables  # damaged when not equal
-                           if t.width == len(t.columns)]
 
     def grid(self) -> list[list[Any]]:
         if self._grid is None:
@@ -159,13 +157,6 @@ class _Source:
         return numbers, out
 
 
-def _table_info(table: Any) -> TableInfo:
-    header_row = table.start[0]  # calamine's start is the first data row, 0-based
-    return TableInfo(name=table.name, sheet=table.sheet, header_row=header_row,
-                     first_col=table.start[1] + 1, last_row=table.end[0] + 1,
-                     columns=tuple(str(h) for h in table.columns))
-
-
 def _read(book: Any, archive: zipfile.ZipFile, path: Path, digest: str) -> WorkbookData:
     names: list[str] = list(book.sheet_names)
     by_key = sheet_keys(names)
@@ -174,17 +165,20 @@ def _read(book: Any, archive: zipfile.ZipFile, path: Path, digest: str) -> Workb
         wanted = ", ".join(f"{s.en} / {s.zh}" for s in missing)
         raise SheetMissing(f"{path.name}: no sheet named {wanted}")
     lang = _detect_lang(by_key)
-    tables = _tables_by_sheet(book)
     members = sheet_parts(archive)
+    settings_names = [name for name in names if name in members and any(
+        t.name.casefold() in _SETTINGS_NAMES
+        for t in sheet_tables(archive, members[name], name))]
+    wanted = [*(by_key[s.key] for s in schema.DATA_SHEETS), *settings_names]
+    extents = {name: sheet_extent(archive, members[name]) for name in wanted if name in members}
+    _check_budget(path, extents)
 
     def source(name: str) -> _Source:
-        return _Source(book, archive, name, members.get(name), tables.get(name, []))
+        return _Source(book, archive, name, members.get(name), extents.get(name))
 
     sheets = {s.key: _read_sheet(source(by_key[s.key]), s, path) for s in schema.DATA_SHEETS}
-    settings_names = {t.sheet for ts in tables.values() for t in ts
-                      if t.name.casefold() in _SETTINGS_NAMES}
-    settings = settings_from_tables(
-        _settings_tables([source(n) for n in names if n in settings_names]), lang)
+    settings = settings_from_tables(_settings_tables([source(n) for n in settings_names]),
+                                    lang)
     if settings.options.language:
         lang = settings.options.language
     return WorkbookData(path=path, sha256=digest, lang=lang, settings=settings, sheets=sheets,
@@ -192,20 +186,28 @@ def _read(book: Any, archive: zipfile.ZipFile, path: Path, digest: str) -> Workb
 
 
 _SETTINGS_NAMES = {t.casefold() for t in schema.SETTINGS_TABLES}
+MIN_BUDGET = 512 * 1024**2
+BUDGET_PER_FILE_BYTE = 40  # a real workbook needs ~20-30 bytes of memory per byte on disk
+
+
+def _check_budget(path: Path, extents: dict[str, Extent]) -> None:
+    """Refuse a workbook whose sheets would cost far more memory than any real workbook of its
+    size on disk (a compression bomb of cells): at most 40 times its file size, and never less
+    than 512 MB. The cost of each sheet is estimated by `Extent.memory`."""
+    cells = sum(e.cells for e in extents.values())
+    need = sum(e.memory() for e in extents.values())
+    budget = max(MIN_BUDGET, BUDGET_PER_FILE_BYTE * path.stat().st_size)
+    if need > budget:
+        raise HostileWorkbook(
+            f"{path.name}: {cells / 1e6:.1f} million cells in a {path.stat().st_size >> 20} MB "
+            f"file would take about {need >> 20} MB to read; refused as a compression bomb",
+            zh=f"{path.name}：{path.stat().st_size >> 20} MB 的文件含 {cells / 1e6:.1f} 百万个"
+               f"单元格，读取约需 {need >> 20} MB 内存；疑似压缩炸弹，已拒绝")
 
 
 def _detect_lang(by_key: dict[str, str]) -> Lang:
     name = by_key["customers"]
     return "zh" if normalize_header(name) == normalize_header(schema.CUSTOMERS.zh) else "en"
-
-
-def _tables_by_sheet(book: Any) -> dict[str, list[Any]]:
-    """calamine's Table objects by sheet (their cells are only loaded when asked for)."""
-    out: dict[str, list[Any]] = {}
-    for table_name in book.table_names:
-        table = book.get_table_by_name(table_name)
-        out.setdefault(table.sheet, []).append(table)
-    return out
 
 
 def _read_sheet(source: _Source, sdef: SheetDef, path: Path) -> SheetData:
