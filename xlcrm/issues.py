@@ -56,8 +56,10 @@ MESSAGES: dict[Code, tuple[str, str]] = {
                           "{value} 不是允许的{field}（可选：{allowed}）"),
     Code.INVALID_EMAIL: ("{value} is not a valid e-mail address", "{value} 不是有效的邮箱地址"),
     Code.INVALID_PHONE: ("{value} is not a valid phone number", "{value} 不是有效的电话号码"),
-    Code.INVALID_DATE: ("{value} is not a date", "{value} 不是有效日期"),
-    Code.INVALID_NUMBER: ("{value} is not a valid {field}", "{value} 不是有效的{field}"),
+    Code.INVALID_DATE: ("{value} is not a date (accepted: {forms})",
+                        "{value} 不是有效日期（可用格式：{forms}）"),
+    Code.INVALID_NUMBER: ("{value} is not a valid {field} (accepted: {forms})",
+                          "{value} 不是有效的{field}（可用格式：{forms}）"),
     Code.NEGATIVE_AMOUNT: ("{field} must not be negative", "{field}不能为负数"),
     Code.PROBABILITY_RANGE: ("{field} must be between 0% and 100%",
                              "{field}必须在 0% 到 100% 之间"),
@@ -106,7 +108,14 @@ class Issue:
 
 def make_message(code: Code, lang: Lang, **params: Any) -> str:
     template = MESSAGES[code][0 if lang == "en" else 1]
-    return template.format_map({k: display(v) for k, v in params.items()})
+    return template.format_map(_Blank({k: display(v) for k, v in params.items()}))
+
+
+class _Blank(dict[str, str]):
+    """A missing parameter shows as nothing, never as a crash."""
+
+    def __missing__(self, key: str) -> str:
+        return ""
 
 
 def display(value: Any) -> str:

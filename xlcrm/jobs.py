@@ -345,6 +345,7 @@ def merge_duplicates(path: Path, cluster: int | None = None, threshold: float | 
         BusyError: the workbook is open or changed; nothing was written.
     """
     data = read_workbook(path)
+    filled = fill_blank_ids(data)  # merged records are named and restored by their IDs
     sheet = data.sheets["customers"]
     options = data.settings.options
     limit = options.duplicate_threshold if threshold is None else threshold
@@ -360,7 +361,7 @@ def merge_duplicates(path: Path, cluster: int | None = None, threshold: float | 
     undo: dict[str, Any] = {}
     with History(path) as history:
         start_tracking(history, data, source, job="dedupe").commit()  # the user's edits first
-        backup = save(data, [merge_edit(data, plans, undo)])
+        backup = save(data, [*id_edits(filled), merge_edit(data, plans, undo)])
         after = read_workbook(path)
         tracker = start_tracking(history, after, source, job="merge", user=os_user())
         tracker.commit(after.sha256)
