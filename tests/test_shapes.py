@@ -84,7 +84,8 @@ def dates(draw: st.DrawFn) -> Any:
 
 TYPED = st.characters(blacklist_categories=("Cc", "Cs"))  # what a keyboard can type
 TEXT = st.one_of(st.none(), st.text(TYPED, min_size=1, max_size=12),
-                 st.sampled_from(["Acme Ltd", "上海小鹏贸易有限公司", "🚀 Rocket Co", "  ", "=1+1"]))
+                 st.sampled_from(["Acme Ltd", "上海小鹏贸易有限公司", "🚀 Rocket Co", "  ",
+                                  "=1+1"]))
 
 
 @st.composite

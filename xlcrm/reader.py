@@ -169,8 +169,9 @@ def _read(book: Any, archive: zipfile.ZipFile, path: Path, digest: str) -> Workb
     settings_names = [name for name in names if name in members and any(
         t.name.casefold() in _SETTINGS_NAMES
         for t in sheet_tables(archive, members[name], name))]
-    wanted = [*(by_key[s.key] for s in schema.DATA_SHEETS), *settings_names]
-    extents = {name: sheet_extent(archive, members[name]) for name in wanted if name in members}
+    reading = [*(by_key[s.key] for s in schema.DATA_SHEETS), *settings_names]
+    extents = {name: sheet_extent(archive, members[name]) for name in reading
+               if name in members}
     _check_budget(path, extents)
 
     def source(name: str) -> _Source:
