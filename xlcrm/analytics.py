@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from . import normalize as nz
+from . import progress
 from .issues import Code, Report
 from .reader import WorkbookData
 from .schema import normalize_value
@@ -101,6 +102,7 @@ def analyse(data: WorkbookData, today: dt.date | None = None, report: Report | N
         stays: the stage history (`xlcrm.changes.stage_history`); without it time in stage is
             the current stays only, from Stage Changed (or Created).
     """
+    progress.step("analyse")
     today = today or dt.date.today()
     now = pd.Timestamp(today)
     settings = data.settings

@@ -34,7 +34,7 @@ import pandas as pd
 from defusedxml import ElementTree
 
 from . import normalize as nz
-from . import schema
+from . import progress, schema
 from .guard import owner_files, owner_name
 from .history import (
     Change,
@@ -275,6 +275,7 @@ def newest_entries(history: History, tracker: Tracker, limit: int) -> list[dict[
 def start_tracking(history: History, data: WorkbookData, source: str, job: str,
                    user: str | None = None, at: dt.datetime | None = None) -> Tracker:
     """Diff the workbook as read (IDs filled) against the last snapshot."""
+    progress.step("changes")
     run = Run(run_id=uuid.uuid4().hex[:12], at=at or now_utc(),
               user=user or workbook_user(data.path), source=source, job=job,
               workbook=data.path.name, lang=data.lang, sha_before=data.sha256)

@@ -55,6 +55,7 @@ import pandas as pd
 from rapidfuzz import fuzz, process
 
 from . import normalize as nz
+from . import progress
 
 MAX_BLOCK = 20
 PERSON_WORDS = frozenset({"individual", "person", "个人", "自然人"})  # Customer Type values
@@ -825,6 +826,7 @@ ID_FIELDS = {"customers": "customer_id", "opportunities": "opportunity_id",
 def find_duplicates(frame: pd.DataFrame, sheet_key: str, region: str = "CN",
                     threshold: float = 0.85) -> list[Match]:
     """Duplicate clusters in one data sheet (customers, opportunities or interactions)."""
+    progress.step("dedupe")
     if sheet_key == "customers":
         return find_duplicate_customers(frame, region, threshold)
     if sheet_key == "opportunities":

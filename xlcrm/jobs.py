@@ -16,7 +16,7 @@ from typing import Any
 from openpyxl import load_workbook
 
 from . import normalize as nz
-from . import notify, schema
+from . import notify, progress, schema
 from .analytics import Analytics, analyse
 from .changes import (
     Tracker,
@@ -435,6 +435,7 @@ def promotion_edits(data: WorkbookData, promotion: Promotion) -> list[Edit]:
 def save(data: WorkbookData, edits: list[Edit]) -> Path:
     """Write `edits` through the safe writer, first growing each Table over the rows that were
     typed below it (they were read, so they are records now). Returns the backup."""
+    progress.step("write", name=data.path.name)
     grow = grow_tables((s.name, s.table, s.last_row) for s in data.sheets.values()
                        if s.table and s.table_last_row is not None
                        and s.last_row > s.table_last_row)

@@ -15,11 +15,11 @@ Listener = Callable[[str, dict[str, Any]], None]
 _listener: ContextVar[Listener | None] = ContextVar("xlcrm_progress", default=None)
 
 
-def step(name: str, **params: Any) -> None:
-    """Say that the job has reached step `name`."""
+def step(key: str, /, **params: Any) -> None:
+    """Say that the job has reached step `key`."""
     listener = _listener.get()
     if listener is not None:
-        listener(name, params)
+        listener(key, params)
 
 
 @contextmanager

@@ -21,7 +21,7 @@ import pandas as pd
 from openpyxl.utils import get_column_letter
 
 from . import normalize as nz
-from . import schema
+from . import progress, schema
 from .ids import id_minter
 from .issues import Code, Issue, make_message
 from .reader import ROW, WorkbookData
@@ -57,6 +57,7 @@ class Promotion:
 
 def promote_won_deals(data: WorkbookData, today: dt.date | None = None) -> Promotion:
     """Promote won deals and recompute customer roll-ups (see the module docstring)."""
+    progress.step("promote")
     today = today or dt.date.today()
     result = Promotion()
     settings, lang = data.settings, data.lang

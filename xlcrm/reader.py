@@ -15,7 +15,7 @@ import pandas as pd
 import python_calamine as calamine
 from lxml import etree
 
-from . import schema
+from . import progress, schema
 from .errors import CorruptWorkbook, EncryptedWorkbook, HostileWorkbook, SheetMissing
 from .guard import check_workbook_file, file_sha256
 from .schema import Lang, SheetDef, normalize_header
@@ -71,6 +71,7 @@ def read_workbook(path: str | Path) -> WorkbookData:
         InputError: not a readable workbook, or a data sheet or key column is missing.
     """
     path = Path(path)
+    progress.step("read", name=path.name)
     check_workbook_file(path)
     clean_stale_temps(path.parent, path.name)  # left by a write that was killed
     digest = file_sha256(path)

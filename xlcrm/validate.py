@@ -15,7 +15,7 @@ import pandas as pd
 from openpyxl.utils import get_column_letter
 
 from . import normalize as nz
-from . import schema
+from . import progress, schema
 from .dedupe import ID_FIELDS, find_duplicates, record_label
 from .issues import WARNINGS, Code, Issue, Report, Severity, make_message
 from .messages import reasons_text, t
@@ -93,6 +93,7 @@ def validate(data: WorkbookData, today: dt.date | None = None,
         today: the date warnings are computed against (default: today).
         extra: issues found by other steps (e.g. possible duplicates) to include.
     """
+    progress.step("validate")
     today = today or dt.date.today()
     settings = data.settings
     sheets = {key: _Sheet(sd, schema.SHEETS_BY_KEY[key], data.lang, settings.day_first)
