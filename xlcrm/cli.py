@@ -465,23 +465,17 @@ def demo(
 ) -> None:
     """Build a Chinese and an English sample workbook, sync both, and say where to look."""
     result = _run(lambda: jobs.run_demo(folder, sample=sample), folder)
-    for lang, res in result.workbooks.items():
-        path = folder / f"crm_{lang}.xlsx"
+    lang = env_lang()
+    for book_lang, res in result.workbooks.items():
+        path = folder / f"crm_{book_lang}.xlsx"
         r, c = res.report, res.report.counts
-        if lang == "zh":
-            line = (f"客户 {c['customers']}，商机 {c['opportunities']}，跟进记录 "
-                    f"{c['interactions']}；发现 {r.errors} 个错误、{r.warnings} 个警告")
-        else:
-            line = (f"{c['customers']} customers, {c['opportunities']} opportunities, "
-                    f"{c['interactions']} interactions; {r.errors} errors and {r.warnings} "
-                    "warnings found")
-        out.print(f"[bold]{escape(str(path))}[/bold] ({lang}): {escape(line)}")
-    out.print("Open a workbook and look at the Issues sheet (校验问题): each row links to the bad "
-              "cell, which is highlighted with a note giving the reason. The Dashboard (看板) "
-              "has the pipeline, forecast and charts; ChangeLog (变更日志) what changed.")
-    book = escape(str(folder / "crm_en.xlsx"))
-    out.print(f"Try: xlcrm validate {book} · xlcrm report {book} · xlcrm dedupe {book} · "
-              f"xlcrm log {book} --limit 5")
+        line = t("demo_book", book_lang, customers=c["customers"],
+                 opportunities=c["opportunities"], interactions=c["interactions"],
+                 errors=r.errors, warnings=r.warnings)
+        out.print(f"[bold]{escape(str(path))}[/bold] ({book_lang}): {escape(line)}")
+    out.print(escape(t("demo_look", lang)))
+    book = folder / "crm_en.xlsx"
+    out.print(escape(t("demo_try", lang, book=book)))
 
 
 def _run(call: Callable[[], T], target: Path | None = None, lang: Lang | None = None) -> T:

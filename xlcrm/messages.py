@@ -105,6 +105,20 @@ TEXTS: dict[str, tuple[str, str]] = {
     "watch_changed": ("changed while we worked; nothing written, looking again",
                       "处理期间文件被修改；未写入，重新检查"),
     "watch_checked": ("{errors} errors, {warnings} warnings", "{errors} 个错误，{warnings} 个警告"),
+    "demo_book": ("{customers} customers, {opportunities} opportunities, {interactions} "
+                  "interactions; {errors} errors and {warnings} warnings found",
+                  "客户 {customers}，商机 {opportunities}，跟进记录 {interactions}；发现 {errors} "
+                  "个错误、{warnings} 个警告"),
+    "demo_look": ("Open a workbook and look at the Issues sheet (校验问题): each row links to the "
+                  "bad cell, which is highlighted with a note giving the reason. The Dashboard "
+                  "(看板) has the pipeline, forecast and charts; ChangeLog (变更日志) what "
+                  "changed.",
+                  "打开工作簿查看“校验问题”表：每行链接到出错的单元格，单元格已标色并附批注说明原因。"
+                  "“看板”有销售漏斗、预测和图表；“变更日志”记录了改动。"),
+    "demo_try": ("Try: xlcrm validate {book} · xlcrm report {book} · xlcrm dedupe {book} · "
+                 "xlcrm log {book} --limit 5",
+                 "试试：xlcrm validate {book} · xlcrm report {book} · xlcrm dedupe {book} · "
+                 "xlcrm log {book} --limit 5"),
     "step_read": ("reading {name}", "正在读取 {name}"),
     "step_changes": ("comparing with the last run", "正在与上次运行比较"),
     "step_promote": ("promoting won deals", "正在将赢单转为客户"),

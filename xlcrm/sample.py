@@ -119,7 +119,7 @@ def sample_records(n: int, lang: Lang = "en", seed: int = 7, today: dt.date | No
 class _Generator:
     def __init__(self, rng: random.Random, today: dt.date, settings: Settings, zh: bool):
         self.rng, self.today, self.settings, self.zh = rng, today, settings, zh
-        self.idx = 1 if zh else 0
+        self.idx = 0 if zh else 1  # the word lists are (Chinese, English)
         self.sales = [p.name for p in settings.people if p.role in ("sales", "manager")]
         self.service = [p.name for p in settings.people if p.role == "service"]
         self.names: set[str] = set()
