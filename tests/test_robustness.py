@@ -310,3 +310,18 @@ def test_every_watcher_log_line_names_its_workbook(share: Path,
     lines = (share / ".xlcrm" / "watch.log").read_text(encoding="utf-8").splitlines()
     entries = [json.loads(line) for line in lines]
     assert entries and all(e["workbook"] for e in entries)
+
+
+def test_errors_about_a_chinese_workbook_are_in_chinese(tmp_path: Path,
+                                                        cli: Callable[..., Any]) -> None:
+    path = tmp_path / "crm.xlsx"
+    init_workbook(path, "zh")
+    (tmp_path / "~$crm.xlsx").write_bytes(b"\x04Wang" + b" " * 60)
+    result = cli("sync", path)
+    assert result.exit_code == 3 and "正被" in result.output and "未写入任何内容" in result.output
+    book = openpyxl.load_workbook(path)
+    book.remove(book["商机"])
+    book.save(path)
+    (tmp_path / "~$crm.xlsx").unlink()
+    result = cli("validate", path)
+    assert result.exit_code == 2 and "没有名为" in result.output

@@ -182,7 +182,7 @@ def analyse(data: WorkbookData, today: dt.date | None = None, report: Report | N
 def _lookup(series: pd.Series, convert: Callable[[Any], Any]) -> pd.Series:
     """Map a column through `convert`, once per distinct value."""
     table = {value: convert(value) for value in series.dropna().unique()}
-    return series.map(table)
+    return series.astype(object).map(table).astype(object)
 
 
 def _text(series: pd.Series) -> pd.Series:
@@ -509,10 +509,11 @@ def _frequency(customers: pd.DataFrame, inter: pd.DataFrame,
     by_customer = (flags[flags["customer_id"] != ""].groupby("customer_id", observed=True)
                    [cols].sum())
     by_customer = by_customer[by_customer["interactions_90d"] > 0].astype(int)
-    names = customers.drop_duplicates("customer_id").set_index("customer_id")["name"]
+    names = dict(zip(customers["customer_id"][::-1], customers["name"][::-1],  # the first wins
+                     strict=True))
     by_customer = by_customer.sort_values(cols[::-1], ascending=False).head(TOP_N).reset_index()
     by_customer["customer_id"] = by_customer["customer_id"].astype(object)
-    by_customer.insert(1, "name", by_customer["customer_id"].map(names).fillna(""))
+    by_customer.insert(1, "name", [names.get(c, "") for c in by_customer["customer_id"]])
     return by_owner, by_customer
 
 

@@ -32,22 +32,27 @@ def check_workbook_file(path: Path) -> None:
         WorkbookNotFound, NotAWorkbook, EncryptedWorkbook, CorruptWorkbook, HostileWorkbook
     """
     if not path.is_file():
-        raise WorkbookNotFound(f"{path}: no such workbook")
+        raise WorkbookNotFound(f"{path}: no such workbook", zh=f"{path}：工作簿不存在")
     with path.open("rb") as handle:
         head = handle.read(8)
     if head == OLE_MAGIC:
-        raise EncryptedWorkbook(f"{path.name}: {EncryptedWorkbook.__doc__}")
+        raise EncryptedWorkbook(f"{path.name}: {EncryptedWorkbook.__doc__}",
+                                zh=f"{path.name}：工作簿有密码保护（或是旧的 .xls 文件）；"
+                                   "请在 Excel 中另存为无密码的 .xlsx")
     if not head.startswith(b"PK"):
-        raise NotAWorkbook(f"{path.name}: not an Excel workbook (.xlsx or .xlsm)")
+        raise NotAWorkbook(f"{path.name}: not an Excel workbook (.xlsx or .xlsm)",
+                           zh=f"{path.name}：不是 Excel 工作簿（.xlsx 或 .xlsm）")
     try:
         with zipfile.ZipFile(path) as archive:
             infos = archive.infolist()
             names = {i.filename for i in infos}
             if "[Content_Types].xml" not in names or "xl/workbook.xml" not in names:
-                raise NotAWorkbook(f"{path.name}: a zip file, but not an Excel workbook")
+                raise NotAWorkbook(f"{path.name}: a zip file, but not an Excel workbook",
+                                   zh=f"{path.name}：是 zip 文件，但不是 Excel 工作簿")
             total = sum(i.file_size for i in infos)
             if total > MAX_UNCOMPRESSED:
-                raise HostileWorkbook(f"{path.name}: expands to {total >> 20} MB; refused")
+                raise HostileWorkbook(f"{path.name}: expands to {total >> 20} MB; refused",
+                                      zh=f"{path.name}：解压后达 {total >> 20} MB；已拒绝")
             for info in infos:
                 ratio = info.file_size / max(info.compress_size, 1)
                 if info.file_size > RATIO_FLOOR and ratio > MAX_RATIO:
@@ -62,7 +67,8 @@ def check_workbook_file(path: Path) -> None:
                         raise HostileWorkbook(
                             f"{path.name}: part {info.filename} declares XML entities; refused")
     except (zipfile.BadZipFile, EOFError, OSError, NotImplementedError) as error:
-        raise CorruptWorkbook(f"{path.name}: damaged workbook ({error})") from None
+        raise CorruptWorkbook(f"{path.name}: damaged workbook ({error})",
+                              zh=f"{path.name}：工作簿已损坏（{error}）") from None
 
 
 def _hostile_prologue(start: bytes) -> bool:

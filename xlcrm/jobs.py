@@ -101,7 +101,8 @@ def init_workbook(path: Path, lang: Lang = "en", sample: int = 0, force: bool = 
     if path.suffix.lower() == ".xlsm":
         raise NotAWorkbook(f"{path.name}: init writes .xlsx; save it as .xlsm in Excel later")
     if path.exists() and not force:
-        raise AlreadyExists(f"{path} exists already (use --force to overwrite)")
+        raise AlreadyExists(f"{path} exists already (use --force to overwrite)",
+                            zh=f"{path} 已存在（用 --force 覆盖）")
     if path.exists():
         check_not_open(path)
     path.parent.mkdir(parents=True, exist_ok=True)

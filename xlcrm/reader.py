@@ -78,15 +78,19 @@ def read_workbook(path: str | Path) -> WorkbookData:
     try:
         book = calamine.CalamineWorkbook.from_path(str(path))
     except calamine.PasswordError:
-        raise EncryptedWorkbook(f"{path.name}: {EncryptedWorkbook.__doc__}") from None
+        raise EncryptedWorkbook(f"{path.name}: {EncryptedWorkbook.__doc__}",
+                                zh=f"{path.name}：工作簿有密码保护；请另存为无密码的 .xlsx"
+                                ) from None
     except Exception as error:  # calamine raises several unrelated types for broken files
-        raise CorruptWorkbook(f"{path.name}: damaged workbook ({_short(error)})") from None
+        raise CorruptWorkbook(f"{path.name}: damaged workbook ({_short(error)})",
+                              zh=f"{path.name}：工作簿已损坏（{_short(error)}）") from None
     try:
         with zipfile.ZipFile(path) as archive:
             return _read(book, archive, path, digest)
     except (calamine.CalamineError, calamine.XmlError, calamine.ZipError, zipfile.BadZipFile,
             etree.XMLSyntaxError, KeyError, ValueError) as error:
-        raise CorruptWorkbook(f"{path.name}: damaged workbook ({_short(error)})") from None
+        raise CorruptWorkbook(f"{path.name}: damaged workbook ({_short(error)})",
+                              zh=f"{path.name}：工作簿已损坏（{_short(error)}）") from None
     finally:
         book.close()
 
@@ -164,7 +168,8 @@ def _read(book: Any, archive: zipfile.ZipFile, path: Path, digest: str) -> Workb
     missing = [s for s in schema.DATA_SHEETS if s.key not in by_key]
     if missing:
         wanted = ", ".join(f"{s.en} / {s.zh}" for s in missing)
-        raise SheetMissing(f"{path.name}: no sheet named {wanted}")
+        raise SheetMissing(f"{path.name}: no sheet named {wanted}",
+                           zh=f"{path.name}：没有名为 {wanted} 的工作表")
     lang = _detect_lang(by_key)
     members = sheet_parts(archive)
     settings_names = [name for name in names if name in members and any(
@@ -227,7 +232,9 @@ def _read_sheet(source: _Source, sdef: SheetDef, path: Path) -> SheetData:
         index = _find_header(head, aliases)
         if index is None:
             raise SheetMissing(f"{path.name}: sheet {source.name} has no header row with "
-                               f"{sdef.fields[1].en} / {sdef.fields[1].zh}")
+                               f"{sdef.fields[1].en} / {sdef.fields[1].zh}",
+                               zh=f"{path.name}：工作表 {source.name} 没有含“{sdef.fields[1].zh}”"
+                                  "的表头行")
         raw = head[index]
         first = next(i for i, h in enumerate(raw) if str(h).strip())
         last = max(i for i, h in enumerate(raw) if str(h).strip())
@@ -298,7 +305,8 @@ def _require_columns(sdef: SheetDef, columns: dict[str, int], name: str, path: P
     absent = [f for f in needed if f.key not in columns]
     if absent:
         wanted = ", ".join(f"{f.en} / {f.zh}" for f in absent)
-        raise SheetMissing(f"{path.name}: sheet {name} has no column {wanted}")
+        raise SheetMissing(f"{path.name}: sheet {name} has no column {wanted}",
+                           zh=f"{path.name}：工作表 {name} 缺少列 {wanted}")
 
 
 def _settings_tables(sources: list[_Source]) -> dict[str, list[dict[str, Any]]]:

@@ -46,12 +46,15 @@ def check_not_open(path: Path) -> None:
     if found:
         who = owner_name(found[0])
         by = f" by {who}" if who else ""
-        raise WorkbookOpen(f"{path.name} is open{by} ({found[0].name}); nothing was written")
+        raise WorkbookOpen(f"{path.name} is open{by} ({found[0].name}); nothing was written",
+                           zh=f"{path.name} 正被{who or '他人'}打开（{found[0].name}）；"
+                              "未写入任何内容")
 
 
 def check_unchanged(path: Path, sha256: str) -> None:
     if file_sha256(path) != sha256:
-        raise WorkbookChanged(f"{path.name} changed since it was read; nothing was written")
+        raise WorkbookChanged(f"{path.name} changed since it was read; nothing was written",
+                              zh=f"{path.name} 在读取后被修改；未写入任何内容")
 
 
 def write_workbook(path: Path, read_sha256: str, edits: Iterable[Edit]) -> Path:
@@ -73,7 +76,9 @@ def write_workbook(path: Path, read_sha256: str, edits: Iterable[Edit]) -> Path:
     lost = lossy_parts(path)
     if lost:
         raise UnsafeToWrite(f"{path.name} holds {', '.join(lost)}, which a rewrite would drop; "
-                            "nothing was written (results are in the report)")
+                            "nothing was written (results are in the report)",
+                            zh=f"{path.name} 含有重写会丢失的内容（{', '.join(lost)}）；"
+                               "未写入任何内容（结果见报告）")
     check_unchanged(path, read_sha256)
     book = _load(path)
     for edit in edits:
