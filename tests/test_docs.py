@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import runpy
 from pathlib import Path
+
+import pytest
 
 from xlcrm.issues import Code
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.skipif(bool(os.environ.get("XLCRM_LOWEST_DEPS")),
+                    reason="help is rendered differently by older typer/click; the reference "
+                           "is generated with the newest")
 def test_cli_reference_is_fresh() -> None:
     module = runpy.run_path(str(ROOT / "docs" / "make_cli_md.py"))
     current = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")

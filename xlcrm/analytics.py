@@ -179,6 +179,12 @@ def analyse(data: WorkbookData, today: dt.date | None = None, report: Report | N
 # ---------------------------------------------------------------------------------------------
 # Column conversion
 
+def _counts(values: pd.Series) -> pd.Series:
+    """Whole numbers, blanks as 0, whatever the dtype (an empty or all-missing object column
+    included: pandas 2 warns when fillna would downcast one)."""
+    return pd.to_numeric(values, errors="coerce").astype(float).fillna(0).astype("int64")
+
+
 def _lookup(series: pd.Series, convert: Callable[[Any], Any]) -> pd.Series:
     """Map a column through `convert`, once per distinct value."""
     table = {value: convert(value) for value in series.dropna().unique()}
@@ -370,14 +376,14 @@ def _time_in_stage(opps: pd.DataFrame, stages: list[Stage], stays: pd.DataFrame 
                               "left": pd.NaT}).dropna(subset=["days"])
     table = stage_durations(stays[stays["stage"].isin(names)], names)
     table = table.set_index("stage").reindex(names).reset_index()
-    table["stays"] = table["stays"].fillna(0).astype(int)
-    table["current"] = table["current"].fillna(0).astype(int)
+    table["stays"] = _counts(table["stays"])
+    table["current"] = _counts(table["current"])
     stalled = pd.Series(0, index=table.index)
     if report is not None:
         by_id = opps.set_index("opportunity_id")["stage"]
         ids = [i.record_id for i in report.issues if i.code == Code.STALLED and i.record_id]
         counts = by_id[by_id.index.isin(ids)].value_counts()
-        stalled = table["stage"].map(counts).fillna(0).astype(int)
+        stalled = _counts(table["stage"].map(counts))
     table["stalled"] = stalled
     return table[["stage", "stays", "median_days", "p90_days", "current", "stalled"]]
 
@@ -429,7 +435,7 @@ def _activity(customers: pd.DataFrame, opps: pd.DataFrame, inter: pd.DataFrame,
         seen = nz.as_datetimes(ids.map(newest))
         last = last.where(seen.isna() | (last >= seen), seen)
         recent = keys[dated[date] > year_ago].value_counts().to_dict()
-        count = count + ids.map(recent).fillna(0).astype("int64")
+        count = count + _counts(ids.map(recent))
     return pd.DataFrame({"customer_id": ids, "last_activity": last, "frequency": count},
                         index=customers.index)
 
@@ -528,7 +534,7 @@ def _team(opps: pd.DataFrame, inter: pd.DataFrame, now: pd.Timestamp) -> pd.Data
         "interactions_30d": inter[(inter["date"] > now - pd.Timedelta(days=30))
                                   & (inter["date"] <= now)].groupby("owner", observed=True)
         .size(),
-    }).fillna(0)
+    }).astype(float).fillna(0)
     table = table[table.index != ""]
     for column in ("open_deals", "won_deals", "interactions_30d"):
         table[column] = table[column].astype(int)
