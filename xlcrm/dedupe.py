@@ -46,7 +46,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import partial
-from itertools import chain, combinations
+from itertools import chain
 from multiprocessing import get_context
 from typing import Any, NamedTuple
 
@@ -67,6 +67,16 @@ FREE_MAIL = frozenset({
     "proton.me", "protonmail.com", "gmx.com", "mail.com", "yandex.com",
 })
 _CJK = re.compile(r"[\u3400-\u9fff]")
+GENERIC_WORDS = frozenset({  # what is left of a name once region and legal form are gone
+    "科技", "技术", "贸易", "商贸", "实业", "建设", "建筑", "工程", "投资", "控股", "集团",
+    "电子", "信息", "网络", "软件", "医药", "制药", "生物", "环保", "能源", "物流", "食品",
+    "传媒", "文化", "教育", "咨询", "置业", "地产", "房地产", "汽车", "化工", "机械", "电气",
+    "材料", "农业", "园林", "装饰", "服务", "发展", "国际", "阳光", "银行", "证券", "保险",
+    "trading", "trade", "holdings", "holding", "group", "technology", "technologies", "tech",
+    "capital", "services", "service", "consulting", "solutions", "industries", "industrial",
+    "international", "systems", "global", "enterprises", "investments", "partners",
+    "logistics", "media", "software", "energy",
+})
 
 
 @dataclass
@@ -712,6 +722,20 @@ def pinyin_words(name: str) -> str:
                     for word in name.split())
 
 
+def generic_name(key: str | None) -> bool:
+    """A folded name too generic to identify a company by itself: a common industry word
+    (科技, 园林, Trading), a region and such a word (the region is folded away already), two
+    Chinese characters or fewer, or three letters or fewer. It needs a second, independent
+    piece of evidence (a phone, e-mail, tax ID, company domain or address)."""
+    if not key:
+        return True
+    if key in GENERIC_WORDS:
+        return True
+    if _CJK.search(key):
+        return len(key) <= 2
+    return len(key) <= 3
+
+
 def _id_text(value: Any) -> str:
     return re.sub(r"[^0-9A-Za-z]", "", nz.text(value)).upper()
 
@@ -766,7 +790,8 @@ def score_pair(records: _Columns, x: Keys, y: Keys, threshold: float = 0.0) -> P
         score = 0.9
     elif domain_only and name >= 0.8:
         score = 0.7  # the same firm's branch in another city
-    elif name >= 0.95 and not conflicts and x.holders <= 2:  # else a common name
+    elif (name >= 0.95 and not conflicts and x.holders <= 2  # else a common name
+          and not (generic_name(x.key) or generic_name(y.key))):  # a name alone, if specific
         score = 0.88
     else:
         score = 0.8 * name * (0.6 if conflicts else 1.0)
@@ -853,79 +878,202 @@ def duplicate_sheet_rows(sheets: dict[str, Any], found: dict[str, list[Match]],
 
 
 # ---------------------------------------------------------------------------------------------
-# Opportunities and interactions
+# Opportunities and interactions: the same deal (or touch) entered twice, not repeat business
 
-TITLE_SIMILAR = 90  # rapidfuzz token-set ratio from which two titles or summaries agree
-OVERLAP_DAYS = 90  # opportunities created this close together overlap in time
+TITLE_SIMILAR = 90  # rapidfuzz ratio (of the folded titles) from which two titles agree
+NEIGHBOURS = 6  # within a sub-block sorted by date, each record is compared with the next ones
+CLOSE_DAYS = 3  # created this close together: the same entry, typed twice
+OVERLAP_DAYS = 90  # created this close together (or inside the other's period): concurrent
+ENGINE_SUMMARIES = ("Deal won:", "赢单：")  # the interactions promotion writes
+_DIGITS = re.compile(r"\d+")
+
+
+def _with_columns(frame: pd.DataFrame, names: tuple[str, ...]) -> pd.DataFrame:
+    """`frame` with every column in `names` (blank where it had none)."""
+    missing = [n for n in names if n not in frame.columns]
+    return frame.assign(**{n: None for n in missing}) if missing else frame
+
+
+def _codes(values: list[Any]) -> np.ndarray:
+    """Integer codes of hashable values (None and "" → -1)."""
+    codes, _ = pd.factorize(pd.Series([v if v not in ("", None) else None for v in values],
+                                      dtype=object))
+    return np.asarray(codes, dtype=np.int64)
+
+
+def _window_pairs(group: np.ndarray, order_key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs of positions in the same `group` code (≥ 0), each with its next NEIGHBOURS in
+    `order_key` order: a large group is sub-blocked by order, never skipped."""
+    positions = np.flatnonzero(group >= 0)
+    order = positions[np.lexsort((positions, order_key[positions], group[positions]))]
+    firsts, seconds = [], []
+    for step in range(1, NEIGHBOURS + 1):
+        same = group[order[:-step]] == group[order[step:]]
+        firsts.append(order[:-step][same])
+        seconds.append(order[step:][same])
+    return np.concatenate(firsts), np.concatenate(seconds)
+
+
+def _unique_pairs(pairs: list[tuple[np.ndarray, np.ndarray]], size: int
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    a = np.concatenate([p[0] for p in pairs]).astype(np.int64)
+    b = np.concatenate([p[1] for p in pairs]).astype(np.int64)
+    joined = np.unique(np.minimum(a, b) * size + np.maximum(a, b))
+    return joined // size, joined % size
+
+
+def _days(series: pd.Series) -> np.ndarray:
+    """Dates as float days since the epoch (NaN when blank)."""
+    values = nz.date_column(series).to_numpy(dtype="datetime64[D]")
+    out = values.astype(np.int64).astype(float)
+    out[np.isnat(values)] = np.nan
+    return out
+
+
+def _title_numbers(titles: pd.Series) -> list[str | None]:
+    """The numbers inside each title (order, contract, invoice numbers, years), as one key."""
+    def numbers(value: Any) -> str | None:
+        found = sorted(set(_DIGITS.findall(nz.text(value).translate(_FULL_DIGITS))))
+        return " ".join(found) or None
+
+    return list(nz.map_unique(titles, numbers))
+
+
+_FULL_DIGITS = str.maketrans("０１２３４５６７８９", "0123456789")
 
 
 def find_duplicate_opportunities(frame: pd.DataFrame, threshold: float = 0.85) -> list[Match]:
-    """The same customer (or prospect company), a similar title and an overlapping period:
-    created within `OVERLAP_DAYS` of each other, or one's period containing the other's."""
-    if frame.empty:
+    """The same deal entered twice, told apart from repeat business (the same customer buying
+    again) by evidence:
+
+    - needed: the same customer (or prospect company) and titles within `TITLE_SIMILAR`;
+    - vetoes: different numbers inside the titles ("Order #1001" / "#1002", "2025" / "2026");
+      amounts that differ by more than 1 %; one deal closed before the other was created
+      (sequential: repeat business); created over `OVERLAP_DAYS` apart with neither period
+      holding the other's creation;
+    - evidence: created within `CLOSE_DAYS` (+0.15) or both open at once (+0.10), the same
+      amount (+0.10), the same title (+0.04); counter-evidence: different owners (−0.10).
+      A pair identical in every field but its ID scores 0.99.
+
+    Records are blocked by customer, then sub-blocked by folded title and by amount, each
+    compared with its `NEIGHBOURS` in creation order: linear, and no block is skipped."""
+    size = len(frame)
+    if size < 2:
         return []
-    owner = [nz.record_id(c) or ("company:" + nz.company_key(p) if not nz.is_blank(p) else "")
-             for c, p in zip(frame["customer_id"], frame["company"], strict=True)]
-    shown = [nz.text(c) or nz.text(p) for c, p in
-             zip(frame["customer_id"], frame["company"], strict=True)]
-    title = [nz.name_words(t) for t in frame["title"]]
-    start = [nz.parse_date(v) for v in frame["created_at"]]
-    end = [nz.parse_date(c) or nz.parse_date(e) for c, e in
-           zip(frame["closed_at"], frame["expected_close"], strict=True)]
+    frame = _with_columns(frame, ("customer_id", "company", "title", "amount", "created_at",
+                                  "closed_at", "expected_close", "owner"))
+    customer = [nz.record_id(c) or ("company:" + nz.company_key(p) if not nz.is_blank(p)
+                                    else "") for c, p in zip(frame["customer_id"],
+                                                            frame["company"], strict=True)]
+    shown = [nz.text(c) or nz.text(p) for c, p in zip(frame["customer_id"], frame["company"],
+                                                       strict=True)]
+    folded = list(nz.map_unique(frame["title"], lambda t: nz.name_words(t) or None))
+    title_key = [None if t is None else " ".join(sorted(_DIGITS.sub(" ", t).split()))
+                 for t in folded]
+    numbers = _codes(_title_numbers(frame["title"]))
+    amount = nz.number_column(frame["amount"]).to_numpy(dtype=float)
+    created = _days(frame["created_at"])
+    closed = _days(frame["closed_at"])
+    expected = _days(frame["expected_close"])
+    end = np.where(np.isnan(closed), expected, closed)
+    people = _codes([nz.record_id(v) for v in frame["owner"]])
+    rest = [c for c in frame.columns if c not in ("opportunity_id", "_row")]
+    identical = _codes([repr(tuple(nz.text(v) for v in row))
+                        for row in frame[rest].itertuples(index=False)])
 
-    def score(a: int, b: int) -> Pair | None:
-        if not title[a] or not title[b]:
-            return None
-        similar = fuzz.token_set_ratio(title[a], title[b]) / 100
-        if similar * 100 < TITLE_SIMILAR:
-            return None
-        sa, sb, ea, eb = start[a], start[b], end[a], end[b]
-        if sa is not None and sb is not None:
-            overlap = (abs((sa - sb).days) <= OVERLAP_DAYS or (ea is not None and sa <= sb <= ea)
-                       or (eb is not None and sb <= sa <= eb))
-            if not overlap:
-                return None
-        return Pair(frame.index[a], frame.index[b], round(0.85 + 0.14 * similar, 3),
-                    [f"same customer {shown[a]}", f"title {round(similar * 100)}%",
-                     "overlapping period"])
+    owner_code = _codes(customer)
+    has_owner = (owner_code >= 0) & np.array([t is not None for t in folded])
+    order = np.where(np.isnan(created), np.inf, created)
+    passes = []
+    for sub in (_codes(title_key), _codes([None if np.isnan(x) else round(x, 2)
+                                           for x in amount])):
+        group = np.where(has_owner & (sub >= 0), owner_code * (sub.max() + 1) + sub, -1)
+        passes.append(_window_pairs(_codes(group.tolist()), order))
+    passes.append(_window_pairs(np.where(has_owner, identical, -1), order))
+    a, b = _unique_pairs(passes, size)
+    a, b = a[owner_code[a] == owner_code[b]], b[owner_code[a] == owner_code[b]]
+    if not len(a):
+        return []
+    same_all = identical[a] == identical[b]
+    # vetoes, all at once
+    ok = ~((numbers[a] >= 0) & (numbers[b] >= 0) & (numbers[a] != numbers[b]))
+    both_amounts = ~np.isnan(amount[a]) & ~np.isnan(amount[b])
+    same_amount = both_amounts & (np.abs(amount[a] - amount[b])
+                                  <= 0.01 * np.maximum(np.abs(amount[a]), np.abs(amount[b])))
+    ok &= ~both_amounts | same_amount
+    gap = np.abs(created[a] - created[b])
+    sequential = ((closed[a] < created[b]) | (closed[b] < created[a]))
+    holds = ((created[a] <= created[b]) & (created[b] <= end[a])) | (
+        (created[b] <= created[a]) & (created[a] <= end[b]))
+    ok &= ~sequential
+    ok &= np.isnan(gap) | (gap <= OVERLAP_DAYS) | holds
+    ok |= same_all
+    a, b, gap, same_amount, holds, same_all = (x[ok] for x in (a, b, gap, same_amount, holds,
+                                                               same_all))
+    similar = process.cpdist([folded[i] for i in a.tolist()], [folded[i] for i in b.tolist()],
+                             scorer=fuzz.ratio, workers=1) / 100 if len(a) else np.zeros(0)
+    close = gap <= CLOSE_DAYS
+    concurrent = ~close & ((gap <= OVERLAP_DAYS) | holds)
+    other_owner = (people[a] >= 0) & (people[b] >= 0) & (people[a] != people[b])
+    score = (0.75 + 0.15 * close + 0.10 * concurrent + 0.10 * same_amount
+             + 0.04 * (similar >= 1.0) - 0.10 * other_owner)
+    score = np.where(same_all, 0.99, np.minimum(score, 0.98))
+    keep = (similar * 100 >= TITLE_SIMILAR) & (score >= threshold)
+    pairs = []
+    for i in np.flatnonzero(keep).tolist():
+        x, y = int(a[i]), int(b[i])
+        reasons = [f"same customer {shown[x]}"]
+        if same_all[i]:
+            reasons.append("identical but for the ID")
+        else:
+            reasons.append(f"title {round(similar[i] * 100)}%")
+            if same_amount[i]:
+                reasons.append(f"same amount {nz.text(frame['amount'].iat[x])}")
+            if close[i]:
+                reasons.append(f"created {int(gap[i])} days apart")
+            elif concurrent[i]:
+                reasons.append("open at the same time")
+            if other_owner[i]:
+                reasons.append("different owners")
+        pairs.append(Pair(frame.index[x], frame.index[y], round(float(score[i]), 3), reasons))
+    return _cluster(pairs)
 
-    return _cluster(_pairs(owner, score, threshold))
+
+def engine_made(frame: pd.DataFrame) -> np.ndarray:
+    """Interactions promotion wrote ("Deal won: …"): never duplicates of one another."""
+    if "summary" not in frame.columns:
+        return np.zeros(len(frame), dtype=bool)
+    return np.array([nz.text(s).startswith(ENGINE_SUMMARIES) for s in frame["summary"]],
+                    dtype=bool)
 
 
 def find_duplicate_interactions(frame: pd.DataFrame, threshold: float = 0.85) -> list[Match]:
-    """The same customer, day and type, with a near-identical summary."""
-    if frame.empty:
+    """The same customer, day and type, with a near-identical summary whose numbers agree;
+    the interactions the engine wrote itself are left out. Sub-blocked by summary order, so no
+    block is skipped."""
+    size = len(frame)
+    if size < 2:
         return []
-    day = [nz.parse_date(v) for v in frame["date"]]
-    block = [f"{nz.record_id(c)}|{d}|{nz.record_id(k)}" if d and not nz.is_blank(c) else ""
-             for c, d, k in zip(frame["customer_id"], day, frame["kind"], strict=True)]
+    frame = _with_columns(frame, ("customer_id", "date", "kind", "summary"))
+    day = nz.date_column(frame["date"])
+    block = _codes([f"{nz.record_id(c)}|{d.date()}|{nz.record_id(k)}"
+                    if not pd.isna(d) and not nz.is_blank(c) and not engine else None
+                    for c, d, k, engine in zip(frame["customer_id"], day, frame["kind"],
+                                               engine_made(frame), strict=True)])
     summary = [nz.text(s).casefold() for s in frame["summary"]]
-
-    def score(a: int, b: int) -> Pair | None:
-        similar = fuzz.ratio(summary[a], summary[b]) / 100 if summary[a] and summary[b] else (
-            1.0 if summary[a] == summary[b] else 0.0)
-        if similar * 100 < TITLE_SIMILAR:
-            return None
-        return Pair(frame.index[a], frame.index[b], round(0.85 + 0.14 * similar, 3),
-                    ["same customer, day and type", f"summary {round(similar * 100)}%"])
-
-    return _cluster(_pairs(block, score, threshold))
-
-
-
-def _pairs(block: list[str], score: Any, threshold: float) -> list[Pair]:
-    groups: dict[str, list[int]] = defaultdict(list)
-    for position, key in enumerate(block):
-        if key:
-            groups[key].append(position)
-    out = []
-    for members in groups.values():
-        if 1 < len(members) <= MAX_BLOCK * 5:
-            for a, b in combinations(members, 2):
-                pair = score(a, b)
-                if pair is not None and pair.score >= threshold:
-                    out.append(pair)
-    return out
+    numbers = _codes(_title_numbers(frame["summary"]))
+    a, b = _unique_pairs([_window_pairs(block, _codes(summary).astype(float))], size)
+    if not len(a):
+        return []
+    similar = process.cpdist([summary[i] for i in a.tolist()], [summary[i] for i in b.tolist()],
+                             scorer=fuzz.ratio, workers=1) / 100
+    ok = (similar * 100 >= TITLE_SIMILAR) & ~((numbers[a] >= 0) & (numbers[b] >= 0)
+                                              & (numbers[a] != numbers[b]))
+    pairs = [Pair(frame.index[int(a[i])], frame.index[int(b[i])],
+                  round(0.85 + 0.14 * float(similar[i]), 3),
+                  ["same customer, day and type", f"summary {round(similar[i] * 100)}%"])
+             for i in np.flatnonzero(ok).tolist()]
+    return _cluster([p for p in pairs if p.score >= threshold])
 
 
 def _cluster(pairs: list[Pair]) -> list[Match]:

@@ -34,12 +34,12 @@ NUMBER_FORMS_ZH = "1200、1,200.50、¥12,000、1.2万、3.5亿、(1,200)、60%"
 
 def is_blank(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip()) or (
-        isinstance(value, float) and value != value)
+        isinstance(value, float) and value != value) or value is pd.NaT
 
 
 def text(value: Any) -> str:
     """A cell value as the text a user sees (12.0 → "12")."""
-    if value is None:
+    if value is None or value is pd.NaT:
         return ""
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
@@ -234,26 +234,31 @@ _NOT_DIGIT = re.compile(r"\D")
 
 
 def phone_key(value: Any, region: str = "CN") -> str | None:
-    """A phone number as a comparison key. For China, a digits-only fold that agrees with
-    E.164 on well-formed numbers and costs a microsecond (country code 86/0086 and the trunk
-    0 dropped); elsewhere the E.164 form. Not a validity check: validation does that."""
+    """A phone number as a comparison key: its national significant number (NSN), so that
+    `+1 415 555 0134` and `415-555-0134`, `+49 30 1234567` and `030 1234567`, `0086 138…` and
+    `138…` agree whatever the Settings region. The country code is taken off where the number
+    gives one (`+`, `00`; phonenumbers' table tells where it ends), the trunk 0 and an
+    extension (`ext 12`, `转 12`) too. Short or empty numbers give None: no evidence either
+    way, never a conflict. Not a validity check: validation does that."""
     raw = text(value)
-    if not raw:
-        return None
-    if region.upper() != "CN":
-        return phone_e164(raw, region)
-    return _cn_phone(raw)
+    return _phone_nsn(raw, region) if raw else None
 
 
-def _cn_phone(raw: str) -> str | None:
+_EXTENSION = re.compile(r"\s*(?:ext\.?|x|转|分机|#)\s*\d+\s*$", re.IGNORECASE)
+_COUNTRY_CODES = frozenset(str(c) for c in phonenumbers.COUNTRY_CODE_TO_REGION_CODE)
+
+
+def _phone_nsn(raw: str, region: str = "CN") -> str | None:
+    raw = _EXTENSION.sub("", unicodedata.normalize("NFKC", raw))
     digits = _NOT_DIGIT.sub("", raw)
-    if digits.startswith("0086"):
-        digits = digits[4:]
-    elif digits.startswith("86") and len(digits) in (12, 13) and (
-            raw.lstrip().startswith("+") or len(digits) == 13):
-        digits = digits[2:]
-    digits = digits.lstrip("0")
-    return f"+86{digits}" if 7 <= len(digits) <= 11 else None
+    if raw.lstrip().startswith("+") or digits.startswith("00"):
+        digits = digits.lstrip("0")
+        code = next((digits[:n] for n in (1, 2, 3) if digits[:n] in _COUNTRY_CODES), "")
+        digits = digits[len(code):]
+    elif region.upper() == "CN" and digits.startswith("86") and len(digits) == 13:
+        digits = digits[2:]  # 86 typed without its +
+    digits = digits.lstrip("0")  # the trunk prefix
+    return digits if 6 <= len(digits) <= 12 else None
 
 
 # Plain ASCII addresses that email-validator always accepts; anything else goes to it.
@@ -314,10 +319,8 @@ def _tax_id_key(raw: str) -> str | None:
 def phone_keys(values: list[Any], region: str = "CN") -> list[str | None]:
     """`phone_key` of many values, uncached (a million distinct numbers would only churn a
     cache)."""
-    if region.upper() != "CN":
-        return [None if is_blank(v) else phone_e164.__wrapped__(text(v), region)
-                for v in values]
-    return [_cn_phone(value if isinstance(value, str) else text(value)) for value in values]
+    return [None if is_blank(v) else _phone_nsn(v if isinstance(v, str) else text(v), region)
+            for v in values]
 
 
 def email_keys(values: list[Any]) -> list[str | None]:
@@ -356,6 +359,8 @@ _REGIONS = (
     "沈阳", "长沙", "郑州", "济南", "合肥", "福州", "东莞", "佛山", "珠海", "昆明", "常州", "南通",
     "温州", "绍兴", "嘉兴", "台州", "泉州", "烟台", "潍坊", "石家庄", "哈尔滨", "长春", "太原",
     "南昌", "南宁", "贵阳", "兰州", "海口", "乌鲁木齐", "呼和浩特", "银川", "西宁", "拉萨")
+_STOCK_STATUS = re.compile(  # *ST阳光, ST阳光(退) (the brackets are gone by then), S*ST, SST
+    r"^\s*(?:s?\*?s?st)\s*(?=[\u3400-\u9fff])|(?<=[\u3400-\u9fff])\s*退\s*$")
 _REGION_STARTS = tuple(sorted({region[0] for region in _REGIONS}))
 _REGION_PREFIX = re.compile(rf"^(?:{'|'.join(_REGIONS)})(?:省|市|自治区|特别行政区)?")
 _PARENS = re.compile(r"[(（\[【][^)）\]】]*[)）\]】]")
@@ -416,7 +421,9 @@ def _fold(name: str, chinese: bool) -> str:
         if stripped == name:
             break
         name = stripped
-    if chinese:  # the Chinese legal forms and regions
+    if chinese:  # stock-status markers, the Chinese legal forms and regions
+        if "st" in name or name.endswith("退"):
+            name = _STOCK_STATUS.sub("", name)
         if name.endswith(_LEGAL_ZH):
             for suffix in _LEGAL_ZH:
                 if name.endswith(suffix) and len(name) > len(suffix) + 1:
