@@ -924,8 +924,8 @@ def _unique_pairs(pairs: list[tuple[np.ndarray, np.ndarray]], size: int
 
 def _days(series: pd.Series) -> np.ndarray:
     """Dates as float days since the epoch (NaN when blank)."""
-    values = nz.date_column(series).to_numpy(dtype="datetime64[D]")
-    out = values.astype(np.int64).astype(float)
+    values: np.ndarray = nz.date_column(series).to_numpy(dtype="datetime64[D]")
+    out: np.ndarray = values.astype(np.int64).astype(float)
     out[np.isnat(values)] = np.nan
     return out
 
