@@ -849,20 +849,21 @@ ID_FIELDS = {"customers": "customer_id", "opportunities": "opportunity_id",
 
 
 def find_duplicates(frame: pd.DataFrame, sheet_key: str, region: str = "CN",
-                    threshold: float = 0.85) -> list[Match]:
-    """Duplicate clusters in one data sheet (customers, opportunities or interactions)."""
+                    threshold: float = 0.85, closed_stages: Iterable[str] = ()) -> list[Match]:
+    """Duplicate clusters in one data sheet (customers, opportunities or interactions);
+    `closed_stages` names the won and lost stages (Settings)."""
     progress.step("dedupe")
     if sheet_key == "customers":
         return find_duplicate_customers(frame, region, threshold)
     if sheet_key == "opportunities":
-        return find_duplicate_opportunities(frame, threshold)
+        return find_duplicate_opportunities(frame, threshold, closed_stages)
     return find_duplicate_interactions(frame, threshold)
 
 
-def all_duplicates(sheets: dict[str, Any], region: str, threshold: float
-                   ) -> dict[str, list[Match]]:
+def all_duplicates(sheets: dict[str, Any], region: str, threshold: float,
+                   closed_stages: Iterable[str] = ()) -> dict[str, list[Match]]:
     """Clusters of every data sheet, keyed by sheet key (`sheets`: key -> SheetData)."""
-    return {key: find_duplicates(sheets[key].frame, key, region, threshold)
+    return {key: find_duplicates(sheets[key].frame, key, region, threshold, closed_stages)
             for key in ID_FIELDS}
 
 
@@ -942,7 +943,8 @@ def _title_numbers(titles: pd.Series) -> list[str | None]:
 _FULL_DIGITS = str.maketrans("０１２３４５６７８９", "0123456789")
 
 
-def find_duplicate_opportunities(frame: pd.DataFrame, threshold: float = 0.85) -> list[Match]:
+def find_duplicate_opportunities(frame: pd.DataFrame, threshold: float = 0.85,
+                                 closed_stages: Iterable[str] = ()) -> list[Match]:
     """The same deal entered twice, told apart from repeat business (the same customer buying
     again) by evidence:
 
@@ -951,9 +953,12 @@ def find_duplicate_opportunities(frame: pd.DataFrame, threshold: float = 0.85) -
       amounts that differ by more than 1 %; one deal closed before the other was created
       (sequential: repeat business); created over `OVERLAP_DAYS` apart with neither period
       holding the other's creation;
-    - evidence: created within `CLOSE_DAYS` (+0.15) or both open at once (+0.10), the same
-      amount (+0.10), the same title (+0.04); counter-evidence: different owners (−0.10).
-      A pair identical in every field but its ID scores 0.99.
+    - evidence: created within `CLOSE_DAYS` (+0.15) or open at the same time (+0.10: both at
+      an open stage, or one's known period holding the other's creation), the same
+      amount (+0.10), the same title (+0.04), on 0.70; counter-evidence: different owners
+      (−0.10). At the default threshold (0.85) a pair needs its dates to agree: the same
+      title and amount alone are what repeat business looks like. A pair identical in every
+      field but its ID scores 0.99.
 
     Records are blocked by customer, then sub-blocked by folded title and by amount, each
     compared with its `NEIGHBOURS` in creation order: linear, and no block is skipped."""
@@ -961,7 +966,7 @@ def find_duplicate_opportunities(frame: pd.DataFrame, threshold: float = 0.85) -
     if size < 2:
         return []
     frame = _with_columns(frame, ("customer_id", "company", "title", "amount", "created_at",
-                                  "closed_at", "expected_close", "owner"))
+                                  "closed_at", "expected_close", "owner", "stage"))
     customer = [nz.record_id(c) or ("company:" + nz.company_key(p) if not nz.is_blank(p)
                                     else "") for c, p in zip(frame["customer_id"],
                                                             frame["company"], strict=True)]
@@ -976,6 +981,9 @@ def find_duplicate_opportunities(frame: pd.DataFrame, threshold: float = 0.85) -
     closed = _days(frame["closed_at"])
     expected = _days(frame["expected_close"])
     end = np.where(np.isnan(closed), expected, closed)
+    shut = {nz.record_id(s) for s in closed_stages}
+    is_open = np.isnan(closed) & ~np.array([nz.record_id(v) in shut for v in frame["stage"]],
+                                            dtype=bool)
     people = _codes([nz.record_id(v) for v in frame["owner"]])
     rest = [c for c in frame.columns if c not in ("opportunity_id", "_row")]
     identical = _codes([repr(tuple(nz.text(v) for v in row))
@@ -1003,19 +1011,21 @@ def find_duplicate_opportunities(frame: pd.DataFrame, threshold: float = 0.85) -
     ok &= ~both_amounts | same_amount
     gap = np.abs(created[a] - created[b])
     sequential = ((closed[a] < created[b]) | (closed[b] < created[a]))
-    holds = ((created[a] <= created[b]) & (created[b] <= end[a])) | (
-        (created[b] <= created[a]) & (created[a] <= end[b]))
+    open_a, open_b = is_open[a] | ~np.isnan(closed[a]), is_open[b] | ~np.isnan(closed[b])
+    holds = (open_a & (created[a] <= created[b]) & (created[b] <= end[a])) | (
+        open_b & (created[b] <= created[a]) & (created[a] <= end[b]))
+    both_open = is_open[a] & is_open[b]
     ok &= ~sequential
     ok &= np.isnan(gap) | (gap <= OVERLAP_DAYS) | holds
     ok |= same_all
-    a, b, gap, same_amount, holds, same_all = (x[ok] for x in (a, b, gap, same_amount, holds,
-                                                               same_all))
+    a, b, gap, same_amount, holds, same_all, both_open = (
+        x[ok] for x in (a, b, gap, same_amount, holds, same_all, both_open))
     similar = process.cpdist([folded[i] for i in a.tolist()], [folded[i] for i in b.tolist()],
                              scorer=fuzz.ratio, workers=1) / 100 if len(a) else np.zeros(0)
     close = gap <= CLOSE_DAYS
-    concurrent = ~close & ((gap <= OVERLAP_DAYS) | holds)
+    concurrent = ~close & ((both_open & (gap <= OVERLAP_DAYS)) | holds)
     other_owner = (people[a] >= 0) & (people[b] >= 0) & (people[a] != people[b])
-    score = (0.75 + 0.15 * close + 0.10 * concurrent + 0.10 * same_amount
+    score = (0.70 + 0.15 * close + 0.10 * concurrent + 0.10 * same_amount
              + 0.04 * (similar >= 1.0) - 0.10 * other_owner)
     score = np.where(same_all, 0.99, np.minimum(score, 0.98))
     keep = (similar * 100 >= TITLE_SIMILAR) & (score >= threshold)

@@ -317,7 +317,8 @@ def dedupe_workbook(path: Path, threshold: float | None = None, write: bool = Fa
     data = read_workbook(path)
     options = data.settings.options
     limit = options.duplicate_threshold if threshold is None else threshold
-    found = all_duplicates(data.sheets, options.phone_region, limit)
+    found = all_duplicates(data.sheets, options.phone_region, limit,
+                           data.settings.closed_stages())
     sheet = data.sheets[sheet_key]
     result = DedupeResult(clusters_json(sheet.frame, sheet.name, found[sheet_key],
                                         ID_FIELDS[sheet_key], data.lang), lang=data.lang)
@@ -403,7 +404,8 @@ def undo_merge(path: Path, merge_id: str, source: str = "cli") -> list[str]:
 def duplicates_edit(data: WorkbookData) -> Edit:
     """The Duplicates sheet as sync writes it (every data sheet)."""
     options = data.settings.options
-    found = all_duplicates(data.sheets, options.phone_region, options.duplicate_threshold)
+    found = all_duplicates(data.sheets, options.phone_region, options.duplicate_threshold,
+                           data.settings.closed_stages())
     return write_duplicates_sheet(duplicate_sheet_rows(data.sheets, found, data.lang), data.lang)
 
 

@@ -295,7 +295,8 @@ def xl_changelog(xl: XlBook) -> str:
 def xl_dedupe(xl: XlBook) -> str:
     data = read_live(xl)
     options = data.settings.options
-    found = all_duplicates(data.sheets, options.phone_region, options.duplicate_threshold)
+    found = all_duplicates(data.sheets, options.phone_region, options.duplicate_threshold,
+                           data.settings.closed_stages())
     rows = duplicate_sheet_rows(data.sheets, found, data.lang)
     name = _engine_sheet(xl, "duplicates", data.lang)
     with xl.unprotected(name):

@@ -264,6 +264,10 @@ class Settings(BaseModel):
         """Whether dd/mm/yyyy is read day first (Settings date_order, else the language)."""
         return dayfirst(self.options.date_order, self.options.language or "en")
 
+    def closed_stages(self) -> list[str]:
+        """The names of the won and lost stages."""
+        return [s.name for s in self.stages if s.kind != "open"]
+
     def active_people(self) -> set[str]:
         return {normalize_value(p.name) for p in self.people if p.active}
 

@@ -326,7 +326,7 @@ def check_duplicates(sheets: dict[str, _Sheet], settings: Settings) -> list[Issu
         sheet = sheets[key]
         frame = sheet.frame
         matches = find_duplicates(frame, key, options.phone_region,
-                                  options.duplicate_threshold)
+                                  options.duplicate_threshold, settings.closed_stages())
         if not matches:
             continue
         id_field = ID_FIELDS[key]
