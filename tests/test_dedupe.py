@@ -183,9 +183,11 @@ def test_opportunities_same_customer_similar_title_overlapping_period() -> None:
     d = pd.Timestamp
     frame = pd.DataFrame([
         {"opportunity_id": "O1", "customer_id": "C1", "company": None, "title": "ERP 系统升级",
-         "created_at": d("2026-09-01"), "expected_close": d("2026-12-01"), "closed_at": None},
+         "created_at": d("2026-09-01"), "expected_close": d("2026-12-01"), "closed_at": None,
+         "amount": 80000},
         {"opportunity_id": "O2", "customer_id": "c1", "company": None, "title": "ERP系统升级",
-         "created_at": d("2026-10-15"), "expected_close": None, "closed_at": None},
+         "created_at": d("2026-10-15"), "expected_close": None, "closed_at": None,
+         "amount": "80,000"},
         {"opportunity_id": "O3", "customer_id": "C1", "company": None, "title": "ERP 系统升级",
          "created_at": d("2024-01-10"), "expected_close": d("2024-03-01"), "closed_at": None},
         {"opportunity_id": "O4", "customer_id": "C2", "company": None, "title": "ERP 系统升级",

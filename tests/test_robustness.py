@@ -325,3 +325,32 @@ def test_errors_about_a_chinese_workbook_are_in_chinese(tmp_path: Path,
     (tmp_path / "~$crm.xlsx").unlink()
     result = cli("validate", path)
     assert result.exit_code == 2 and "没有名为" in result.output
+
+
+def test_the_watcher_serves_the_others_beside_hostile_workbooks(
+        share: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from xlcrm import reader
+
+    far = share / "far.xlsx"
+    init_workbook(far, "en")
+    book = openpyxl.load_workbook(far)
+    book["Customers"]["XFD1048576"] = "stray"
+    book.save(far)
+    bomb = share / "bomb.xlsx"
+    init_workbook(bomb, "en", sample=30)
+    real_check = reader._check_budget
+
+    def check(path: Path, extents: dict[str, Any]) -> None:  # a tiny budget for the bomb only
+        if path.name == "bomb.xlsx":
+            with monkeypatch.context() as patch:
+                patch.setattr(reader, "MIN_BUDGET", 0)
+                patch.setattr(reader, "BUDGET_PER_FILE_BYTE", 0.01)
+                return real_check(path, extents)
+        return real_check(path, extents)
+
+    monkeypatch.setattr(reader, "_check_budget", check)
+    watcher = Watcher(share, mode="sync", settle=0.05)
+    watcher.run(threading.Event(), once=True)
+    assert "compression bomb" in report_of(bomb)["error"]
+    assert report_of(far)["counts"]["customers"] == 0
+    assert report_of(share / "crm.xlsx")["counts"]["customers"] == 8
