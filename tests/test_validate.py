@@ -252,3 +252,15 @@ def test_validation_is_pure_over_frames(clean_book: Callable[..., Path]) -> None
     first = validate(data, today=TODAY)
     second = validate(data, today=TODAY)
     assert first.flatten(["code", "cell"]) == second.flatten(["code", "cell"])
+
+
+def test_a_foreign_number_is_valid_in_the_country_its_e_mail_names(
+        clean_book: Callable[..., Path]) -> None:
+    from tests.test_day_one import typed
+
+    path = clean_book(sample=0)
+    typed(path, 0, [{"Name": "Northwind Traders", "Phone": "030 1234567",
+                     "Email": "kontakt@northwind.de"},
+                    {"Name": "Globex", "Phone": "030 1234567", "Email": "info@globex.com"}])
+    report = validate(read_workbook(path))
+    assert [i.row for i in report.issues if i.code == "invalid-phone"] == [3]

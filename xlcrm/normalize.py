@@ -244,6 +244,22 @@ def phone_key(value: Any, region: str = "CN") -> str | None:
     return _phone_nsn(raw, region) if raw else None
 
 
+_TLD_REGION = {"uk": "GB"}  # the country-code domains whose region code differs
+
+
+def email_region(value: Any) -> str | None:
+    """The country an e-mail address's domain names (`.de` → DE, `.co.uk` → GB, `.com.cn` →
+    CN), if it is a country-code domain phonenumbers knows; None for .com, .org, …"""
+    address = text(value)
+    if "@" not in address:
+        return None
+    tld = address.rsplit(".", 1)[-1].casefold()
+    if len(tld) != 2:
+        return None
+    region = _TLD_REGION.get(tld, tld.upper())
+    return region if region in phonenumbers.SUPPORTED_REGIONS else None
+
+
 _EXTENSION = re.compile(r"\s*(?:ext\.?|x|转|分机|#)\s*\d+\s*$", re.IGNORECASE)
 _COUNTRY_CODES = frozenset(str(c) for c in phonenumbers.COUNTRY_CODE_TO_REGION_CODE)
 

@@ -161,7 +161,9 @@ def _check_type(sheet: _Sheet, key: str, kind: FieldType | str, present: pd.Seri
         return sheet.issues(Code.INVALID_EMAIL, bad, key)
     if kind == "phone":
         bad = present & nz.map_unique(sheet.frame[key],
-                                   lambda v: nz.phone_e164(nz.text(v), region)).isna()
+                                      lambda v: nz.phone_e164(nz.text(v), region)).isna()
+        if bad.any():  # a foreign number typed without its country code: read it in the
+            bad &= ~_valid_in_own_country(sheet, key, bad)  # record's own country
         return sheet.issues(Code.INVALID_PHONE, bad, key)
     if kind == "tax_id":
         bad = present & sheet.values(key, nz.tax_id_key).isna()
@@ -184,6 +186,23 @@ def _check_type(sheet: _Sheet, key: str, kind: FieldType | str, present: pd.Seri
                                     False).astype(bool)
         return sheet.issues(Code.INVALID_CHOICE, bad, key, allowed=" / ".join(allowed[:12]))
     return []
+
+
+EMAIL_OF = {"phone": "email", "contact_phone": "contact_email"}
+
+
+def _valid_in_own_country(sheet: _Sheet, key: str, rows: pd.Series) -> pd.Series:
+    """For the `rows` whose phone is not valid in the Settings region: valid in the country
+    the record's e-mail names (its country-code domain: kontakt@northwind.de → DE)?"""
+    email = EMAIL_OF.get(key)
+    out = pd.Series(False, index=rows.index)
+    if email is None or email not in sheet.frame.columns:
+        return out
+    for index in rows.index[rows.astype(bool)]:
+        region = nz.email_region(sheet.frame.at[index, email])
+        if region and nz.phone_e164(nz.text(sheet.frame.at[index, key]), region):
+            out.at[index] = True
+    return out
 
 
 def _check_ids(sheet: _Sheet, key: str, present: pd.Series) -> list[Issue]:
