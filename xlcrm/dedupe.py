@@ -58,6 +58,8 @@ from . import normalize as nz
 from . import progress
 
 MAX_BLOCK = 20
+TYPO_RATIO = 75  # rapidfuzz ratio from which two words of 4+ letters are one word mistyped
+#                  (one letter wrong in a four-letter word: 75)
 PERSON_WORDS = frozenset({"individual", "person", "个人", "自然人"})  # Customer Type values
 WINDOW = 4  # sorted-neighbourhood window over folded names
 FREE_MAIL = frozenset({
@@ -397,20 +399,21 @@ class _Columns:
                 np.bincount(pb[word_b], weights=idf[tb[word_b]], minlength=pairs))
 
     def _near(self, token_a: np.ndarray, token_b: np.ndarray) -> np.ndarray:
-        """Which of these word pairs are within a typo (rapidfuzz ratio 80, in C), each
+        """Which of these word pairs are within a typo (rapidfuzz ratio TYPO_RATIO, in C), each
         distinct pair compared once; words too different in length (ratio = 1 - edits /
         total length, and the edits are at least the difference) are not compared."""
         size = self.token_size
         gap, total = np.abs(size[token_a] - size[token_b]), size[token_a] + size[token_b]
         near = np.zeros(len(token_a), dtype=bool)
-        maybe = np.flatnonzero(gap * 5 <= total)
+        maybe = np.flatnonzero(gap * 100 <= (100 - TYPO_RATIO) * total)
         which, distinct = pd.factorize(token_a[maybe].astype(np.int64) * len(size)
                                        + token_b[maybe])
         text = self.token_text
         ratio = process.cpdist([text[t] for t in (distinct // len(size)).tolist()],
                                [text[t] for t in (distinct % len(size)).tolist()],
-                               scorer=fuzz.ratio, score_cutoff=80, workers=-1, dtype=np.uint8)
-        near[maybe] = (np.asarray(ratio) >= 80)[which]
+                               scorer=fuzz.ratio, score_cutoff=TYPO_RATIO, workers=-1,
+                               dtype=np.uint8)
+        near[maybe] = (np.asarray(ratio) >= TYPO_RATIO)[which]
         return near
 
     def _gather(self, names: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -470,7 +473,7 @@ class _Columns:
                 if not _typo_word(u):
                     continue
                 for v in spare:
-                    if fuzz.ratio(u, v, score_cutoff=80):
+                    if fuzz.ratio(u, v, score_cutoff=TYPO_RATIO):
                         shared_weight += idf[u]
                         union_weight -= idf[v]
                         spare.remove(v)  # one word pairs with one word
