@@ -140,7 +140,7 @@ def test_a_temp_file_of_a_write_under_way_is_left_alone(fresh: Callable[..., Pat
 
 
 ENGLISH = ("promoted", "skipped", "clusters", "changes", "Created", "row ", "name ", "same ",
-           "workbook updated", "errors", "warnings")
+           "workbook updated", "errors", "warnings", "customer_id", "name:", "phone:")
 
 
 def test_a_chinese_workbook_gets_chinese_output_from_every_command(

@@ -122,7 +122,8 @@ def workbooks(draw: st.DrawFn) -> dict[str, Any]:
     } for _ in range(draw(st.integers(0, 6)))]
     return {"lang": lang, "customers": customers, "opportunities": opportunities,
             "interactions": interactions, "gap": draw(st.integers(0, 3)),
-            "emptied": draw(st.sets(st.sampled_from(["People", "Lists", "CustomFields"])))}
+            "emptied": draw(st.sets(st.sampled_from(["People", "Lists", "CustomFields",
+                                                     "Options", "Stages"])))}
 
 
 def build(path: Path, shape: dict[str, Any]) -> None:

@@ -387,7 +387,8 @@ def stage_cells(tracker: Tracker, today: dt.date) -> list[tuple[int, int, Any]]:
             elif not nz.is_blank(frame.at[index, "closed_at"]):
                 cells.append((row, columns["closed_at"], None))  # reopened: not closed now
         elif nz.is_blank(frame.at[index, "stage_changed_at"]):
-            created = nz.parse_date(frame.at[index, "created_at"]) or today
+            created = (nz.date_parser(data.settings.day_first)(frame.at[index, "created_at"])
+                       or today)
             cells.append((row, columns["stage_changed_at"], dt.datetime.combine(created,
                                                                                  dt.time())))
     return cells

@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from . import jobs, progress, schema
-from .changes import show
+from .changes import show, show_record
 from .crash import write_crash_log
 from .errors import EXIT_BUG, InputError, XlcrmError
 from .history import parse_stamp, parse_user_time
@@ -283,11 +283,14 @@ def log_cmd(
         return
     for entry in entries:
         item = log_json(entry)
-        what = item["field"] or ""
+        sheet_key = str(entry["sheet"])
+        what = schema.field_label(sheet_key, item["field"], lang) if item["field"] else ""
         if item["action"] == "changed":
             detail = f"{what}: {show(entry['old'])} → {show(entry['new'])}"
         else:
-            detail = show(entry["new"] if item["action"] == "added" else entry["old"])[:120]
+            values = entry["new"] if item["action"] == "added" else entry["old"]
+            detail = (show_record(sheet_key, values, lang) if isinstance(values, dict)
+                      and sheet_key in schema.SHEETS_BY_KEY else show(values))[:120]
         action = t(f"action_{item['action']}", lang) if item["action"] in (
             "added", "changed", "deleted") else item["action"]
         out.print(f"{item['at'][:19].replace('T', ' ')}  {escape(str(item['user']))}  "

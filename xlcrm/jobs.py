@@ -67,7 +67,7 @@ from .sample import sample_records, sample_rows
 from .schema import Lang
 from .template import copy_template
 from .validate import validate
-from .writer import Edit, check_not_open, write_workbook
+from .writer import Edit, check_not_open, clean_stale_temps, write_workbook
 
 log = logging.getLogger("xlcrm")
 
@@ -100,6 +100,7 @@ def init_workbook(path: Path, lang: Lang = "en", sample: int = 0, force: bool = 
         raise NotAWorkbook(f"{path.name}: the workbook name must end in .xlsx")
     if path.suffix.lower() == ".xlsm":
         raise NotAWorkbook(f"{path.name}: init writes .xlsx; save it as .xlsm in Excel later")
+    clean_stale_temps(path.parent, path.name)  # left by a killed run
     if path.exists() and not force:
         raise AlreadyExists(f"{path} exists already (use --force to overwrite)",
                             zh=f"{path} 已存在（用 --force 覆盖）")

@@ -43,7 +43,7 @@ def plan_merge(data: WorkbookData, indices: Sequence[Any]) -> MergePlan:
     """What merging the customers at frame `indices` changes."""
     sheet = data.sheets["customers"]
     frame = sheet.frame.loc[list(indices)]
-    created = frame["created_at"].map(nz.parse_date)
+    created = frame["created_at"].map(nz.date_parser(data.settings.day_first))
     filled = frame.notna().sum(axis=1)
     order = sorted(frame.index, key=lambda i: (created[i] or dt.date.max, -int(filled[i]),
                                                int(frame.at[i, ROW])))

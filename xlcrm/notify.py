@@ -144,8 +144,8 @@ def events(tracker: Tracker, report: Report, settings: Settings,
                     add("big-deal", change.record_id, text, record, customer, amount=amount)
     for issue in stalled:
         record = opps.get(str(issue.record_id), {})
-        since = nz.parse_date(record.get("stage_changed_at")) or nz.parse_date(
-            record.get("created_at"))
+        parse = nz.date_parser(settings.day_first)
+        since = parse(record.get("stage_changed_at")) or parse(record.get("created_at"))
         key = f"stalled|{issue.record_id}|{nz.text(record.get('stage'))}|{since}"
         days = (today - since).days if since else ""
         text = _text("deal-stalled", lang, title=nz.text(record.get("title")),
