@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from xlcrm import schema
 from xlcrm.cli import app
 from xlcrm.jobs import init_workbook
 from xlcrm.reader import read_workbook
+from xlcrm.watch import setup_logging
 
 TODAY = dt.date(2026, 11, 25)
 
@@ -97,3 +99,31 @@ def env_without_debug() -> dict[str, str]:
     env = dict(os.environ)
     env.pop("XLCRM_DEBUG", None)
     return env
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    """A shared folder holding one workbook of 8 sample customers (the watcher's tests)."""
+    shared = tmp_path / "share"
+    shared.mkdir()
+    init_workbook(shared / "crm.xlsx", "en", sample=8, mistakes=False)
+    return shared
+
+
+@pytest.fixture
+def records(folder: Path) -> Iterator[list[logging.LogRecord]]:
+    """The watcher's log records (and its real log file in FOLDER/.xlcrm/watch.log)."""
+    seen: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record)
+
+    keep = Keep()
+    file_handler = setup_logging(folder, console=False)
+    logger = logging.getLogger("xlcrm.watch")
+    logger.addHandler(keep)
+    yield seen
+    logger.removeHandler(keep)
+    logger.removeHandler(file_handler)
+    file_handler.close()

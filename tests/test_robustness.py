@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from tests.test_day_one import typed
 from tests.test_watch import Clock, events, report_of, run_steps
 from xlcrm import jobs, writer
 from xlcrm.jobs import init_workbook
-from xlcrm.watch import Watcher, setup_logging
+from xlcrm.watch import Watcher
 
 
 @pytest.fixture
@@ -214,72 +214,46 @@ def test_dedupe_names_records_whose_id_is_blank(fresh: Callable[..., Path],
 # ---------------------------------------------------------------------------------------------
 # The watcher on real shares
 
-@pytest.fixture
-def share(tmp_path: Path) -> Path:
-    folder = tmp_path / "share"
-    folder.mkdir()
-    init_workbook(folder / "crm.xlsx", "en", sample=8, mistakes=False)
-    return folder
-
-
-@pytest.fixture
-def log_records(share: Path) -> Iterator[list[logging.LogRecord]]:
-    seen: list[logging.LogRecord] = []
-
-    class Keep(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            seen.append(record)
-
-    keep = Keep()
-    handler = setup_logging(share, console=False)
-    logger = logging.getLogger("xlcrm.watch")
-    logger.addHandler(keep)
-    yield seen
-    logger.removeHandler(keep)
-    logger.removeHandler(handler)
-    handler.close()
-
-
 def test_a_file_written_in_place_is_never_published_as_damaged(
-        share: Path, log_records: list[logging.LogRecord]) -> None:
+        folder: Path, records: list[logging.LogRecord]) -> None:
     """A sync client overwrites the workbook in place and pauses: the old central directory
     still reads at the end, the start is new bytes. It must wait, not be called damaged."""
-    path = share / "crm.xlsx"
+    path = folder / "crm.xlsx"
     old = path.read_bytes()
     book = openpyxl.load_workbook(path)
     book["Customers"]["J3"] = "new@@mail"
-    book.save(share / "new.tmp")
-    new = (share / "new.tmp").read_bytes()
-    (share / "new.tmp").unlink()
+    book.save(folder / "new.tmp")
+    new = (folder / "new.tmp").read_bytes()
+    (folder / "new.tmp").unlink()
     half = len(new) // 2
     path.write_bytes(new[:half] + old[half:])  # paused halfway through an in-place write
     clock = Clock()
-    watcher = Watcher(share, settle=1.0, quiet=60.0, clock=clock)
+    watcher = Watcher(folder, settle=1.0, quiet=60.0, clock=clock)
     watcher.scan()
     run_steps(watcher, clock, 30)
-    assert not (share / ".xlcrm" / "crm" / "report.json").exists()
-    assert "rejected" not in events(log_records)
+    assert not (folder / ".xlcrm" / "crm" / "report.json").exists()
+    assert "rejected" not in events(records)
     path.write_bytes(new)  # the write completes
     watcher.hint(path)
     assert run_steps(watcher, clock, 30) == 1
     assert report_of(path)["issues"][0]["value"] == "new@@mail"
 
 
-def test_a_damaged_file_is_reported_once_it_stays_damaged(share: Path) -> None:
-    path = share / "crm.xlsx"
+def test_a_damaged_file_is_reported_once_it_stays_damaged(folder: Path) -> None:
+    path = folder / "crm.xlsx"
     old = path.read_bytes()
     path.write_bytes(b"PK" + b"\0" * 100 + old[200:])
     clock = Clock()
-    watcher = Watcher(share, settle=1.0, quiet=20.0, clock=clock)
+    watcher = Watcher(folder, settle=1.0, quiet=20.0, clock=clock)
     watcher.scan()
     run_steps(watcher, clock, 200)
     assert "error" in report_of(path)
 
 
 def test_the_observer_is_re_armed_as_soon_as_the_folder_comes_back(
-        share: Path, tmp_path: Path, log_records: list[logging.LogRecord]) -> None:
-    path = share / "crm.xlsx"
-    watcher = Watcher(share, settle=0.2, rescan=3600, poll=0.2)
+        folder: Path, tmp_path: Path, records: list[logging.LogRecord]) -> None:
+    path = folder / "crm.xlsx"
+    watcher = Watcher(folder, settle=0.2, rescan=3600, poll=0.2)
     stop = threading.Event()
     thread = threading.Thread(target=watcher.run, args=(stop,), daemon=True)
     thread.start()
@@ -288,9 +262,9 @@ def test_the_observer_is_re_armed_as_soon_as_the_folder_comes_back(
         while watcher.runs < 1 and time.monotonic() < deadline:
             time.sleep(0.05)
         away = tmp_path / "unmounted"
-        share.rename(away)
+        folder.rename(away)
         time.sleep(1.0)
-        away.rename(share)
+        away.rename(folder)
         book = openpyxl.load_workbook(path)
         book["Customers"]["J3"] = "back@@mail"
         book.save(path)
@@ -298,16 +272,16 @@ def test_the_observer_is_re_armed_as_soon_as_the_folder_comes_back(
         while watcher.runs < 2 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert watcher.runs == 2
-        assert {"folder-gone", "folder-back"} <= set(events(log_records))
+        assert {"folder-gone", "folder-back"} <= set(events(records))
     finally:
         stop.set()
         thread.join(timeout=10)
 
 
-def test_every_watcher_log_line_names_its_workbook(share: Path,
+def test_every_watcher_log_line_names_its_workbook(folder: Path,
                                                    cli: Callable[..., Any]) -> None:
-    assert cli("watch", share, "--once", "--settle", "0.1").exit_code == 0
-    lines = (share / ".xlcrm" / "watch.log").read_text(encoding="utf-8").splitlines()
+    assert cli("watch", folder, "--once", "--settle", "0.1").exit_code == 0
+    lines = (folder / ".xlcrm" / "watch.log").read_text(encoding="utf-8").splitlines()
     entries = [json.loads(line) for line in lines]
     assert entries and all(e["workbook"] for e in entries)
 
@@ -328,15 +302,15 @@ def test_errors_about_a_chinese_workbook_are_in_chinese(tmp_path: Path,
 
 
 def test_the_watcher_serves_the_others_beside_hostile_workbooks(
-        share: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from xlcrm import reader
 
-    far = share / "far.xlsx"
+    far = folder / "far.xlsx"
     init_workbook(far, "en")
     book = openpyxl.load_workbook(far)
     book["Customers"]["XFD1048576"] = "stray"
     book.save(far)
-    bomb = share / "bomb.xlsx"
+    bomb = folder / "bomb.xlsx"
     init_workbook(bomb, "en", sample=30)
     real_check = reader._check_budget
 
@@ -349,8 +323,8 @@ def test_the_watcher_serves_the_others_beside_hostile_workbooks(
         return real_check(path, extents)
 
     monkeypatch.setattr(reader, "_check_budget", check)
-    watcher = Watcher(share, mode="sync", settle=0.05)
+    watcher = Watcher(folder, mode="sync", settle=0.05)
     watcher.run(threading.Event(), once=True)
     assert "compression bomb" in report_of(bomb)["error"]
     assert report_of(far)["counts"]["customers"] == 0
-    assert report_of(share / "crm.xlsx")["counts"]["customers"] == 8
+    assert report_of(folder / "crm.xlsx")["counts"]["customers"] == 8

@@ -19,8 +19,7 @@ import pytest
 from tests.conftest import cell_of
 from xlcrm import jobs, writer
 from xlcrm.guard import file_sha256
-from xlcrm.jobs import init_workbook
-from xlcrm.watch import AlreadyWatching, Watcher, setup_logging
+from xlcrm.watch import AlreadyWatching, Watcher
 
 
 class Clock:
@@ -32,33 +31,6 @@ class Clock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
-
-
-@pytest.fixture
-def folder(tmp_path: Path) -> Path:
-    shared = tmp_path / "share"
-    shared.mkdir()
-    init_workbook(shared / "crm.xlsx", "en", sample=8, mistakes=False)
-    return shared
-
-
-@pytest.fixture
-def records(folder: Path) -> Iterator[list[logging.LogRecord]]:
-    """The watcher's log records (and its real log file in FOLDER/.xlcrm/watch.log)."""
-    seen: list[logging.LogRecord] = []
-
-    class Keep(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            seen.append(record)
-
-    keep = Keep()
-    file_handler = setup_logging(folder, console=False)
-    logger = logging.getLogger("xlcrm.watch")
-    logger.addHandler(keep)
-    yield seen
-    logger.removeHandler(keep)
-    logger.removeHandler(file_handler)
-    file_handler.close()
 
 
 def events(records: list[logging.LogRecord]) -> list[str]:
