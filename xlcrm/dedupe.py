@@ -898,6 +898,21 @@ def _with_columns(frame: pd.DataFrame, names: tuple[str, ...]) -> pd.DataFrame:
     return frame.assign(**{n: None for n in missing}) if missing else frame
 
 
+def _row_codes(frame: pd.DataFrame, exclude: tuple[str, ...]) -> np.ndarray:
+    """One code per row, the same for rows equal in every column but `exclude`: each column
+    factorised (in C), the codes combined (a 64-bit rolling hash, then factorised again)."""
+    combined = np.zeros(len(frame), dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for column in frame.columns:
+            if column in exclude:
+                continue
+            codes, _ = pd.factorize(frame[column].astype(object), use_na_sentinel=True)
+            combined = combined * np.uint64(1_000_003) + (codes.astype(np.int64) + 1).astype(
+                np.uint64)
+    out, _ = pd.factorize(combined)
+    return np.asarray(out, dtype=np.int64)
+
+
 def _codes(values: list[Any]) -> np.ndarray:
     """Integer codes of hashable values (None and "" → -1)."""
     codes, _ = pd.factorize(pd.Series([v if v not in ("", None) else None for v in values],
@@ -988,9 +1003,7 @@ def find_duplicate_opportunities(frame: pd.DataFrame, threshold: float = 0.85,
     is_open = np.isnan(closed) & ~np.array([nz.record_id(v) in shut for v in frame["stage"]],
                                             dtype=bool)
     people = _codes([nz.record_id(v) for v in frame["owner"]])
-    rest = [c for c in frame.columns if c not in ("opportunity_id", "_row")]
-    identical = _codes([repr(tuple(nz.text(v) for v in row))
-                        for row in frame[rest].itertuples(index=False)])
+    identical = _row_codes(frame, exclude=("opportunity_id", "_row"))
 
     owner_code = _codes(customer)
     has_owner = (owner_code >= 0) & np.array([t is not None for t in folded])
@@ -1068,11 +1081,14 @@ def find_duplicate_interactions(frame: pd.DataFrame, threshold: float = 0.85) ->
     if size < 2:
         return []
     frame = _with_columns(frame, ("customer_id", "date", "kind", "summary"))
-    day = nz.date_column(frame["date"])
-    block = _codes([f"{nz.record_id(c)}|{d.date()}|{nz.record_id(k)}"
-                    if not pd.isna(d) and not nz.is_blank(c) and not engine else None
-                    for c, d, k, engine in zip(frame["customer_id"], day, frame["kind"],
-                                               engine_made(frame), strict=True)])
+    day = nz.date_column(frame["date"]).to_numpy(dtype="datetime64[D]")
+    customer = _codes(list(nz.map_unique(frame["customer_id"], nz.record_id)))
+    kind = _codes(list(nz.map_unique(frame["kind"], nz.record_id)))
+    valid = ~np.isnat(day) & (customer >= 0) & ~engine_made(frame)
+    days = np.where(np.isnat(day), 0, day.astype(np.int64))
+    key = pd.DataFrame({"c": customer, "d": days, "k": kind})[valid]
+    block = np.full(size, -1, dtype=np.int64)
+    block[valid] = key.groupby(["c", "d", "k"], sort=False).ngroup().to_numpy()
     summary = [nz.text(s).casefold() for s in frame["summary"]]
     numbers = _codes(_title_numbers(frame["summary"]))
     a, b = _unique_pairs([_window_pairs(block, _codes(summary).astype(float))], size)

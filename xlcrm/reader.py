@@ -148,7 +148,9 @@ class _Source:
         if not self.sparse:
             grid = self.grid()
             end = len(grid) if last_row is None else min(last_row, len(grid))
-            rows = [(r + [""] * (hi - len(r)))[lo:hi] for r in grid[first_row - 1:end]]
+            rows = grid[first_row - 1:end]
+            if lo or any(len(r) != hi for r in rows[:1]):  # calamine's rows share one width
+                rows = [(r + [""] * (hi - len(r)))[lo:hi] for r in rows]
             return list(range(first_row, first_row + len(rows))), rows
         numbers, out = [], []
         for number in sorted(self.cells):
