@@ -523,3 +523,15 @@ def test_a_name_generic_once_folded_needs_a_second_piece_of_evidence(a: str, b: 
 
 def test_stock_status_markers_fold_away() -> None:
     assert name_words("*ST华新水泥") == name_words("ST华新水泥(退)") == name_words("华新水泥")
+
+
+def test_a_number_with_two_neighbours_swapped_is_one_typo() -> None:
+    from xlcrm.dedupe import one_typo_apart
+
+    assert one_typo_apart("4178304", "4173804") and one_typo_apart("4178304", "4178305")
+    assert not one_typo_apart("4178304", "4138704") and not one_typo_apart("41783", "417830")
+    same_home = "16 gabriel place greglea village"
+    assert clusters([c("C1", "Joshua Cupo", kind="Individual", address=same_home,
+                       tax_id="4178304"),
+                     c("C2", "Joshua Dolan", kind="Individual", address=same_home,
+                       tax_id="4173804")]) == [["C1", "C2"]]

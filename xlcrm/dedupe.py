@@ -274,6 +274,8 @@ class _Columns:
                                  _rank(self.keys)[self.key_code[with_key]]))],
             self._reversed_order(),  # people: a typo up front
             _order(self.address_code, self.addresses),
+            _order(self.uid_code, self.uids),  # a number mistyped near its end ...
+            _order(self.uid_code, [u[::-1] for u in self.uids]),  # ... or near its start
         ]
         for order in orders:
             for step in range(1, WINDOW):
@@ -739,6 +741,16 @@ def generic_name(key: str | None) -> bool:
     return len(key) <= 3
 
 
+def one_typo_apart(a: str, b: str) -> bool:
+    """Two numbers of one length that differ by one character, or by two neighbours swapped
+    (4178304 / 4173804): the commonest ways to mistype a number."""
+    if len(a) != len(b):
+        return False
+    wrong = [i for i, (u, v) in enumerate(zip(a, b, strict=True)) if u != v]
+    return len(wrong) == 1 or (len(wrong) == 2 and wrong[1] == wrong[0] + 1
+                               and a[wrong[0]] == b[wrong[1]] and a[wrong[1]] == b[wrong[0]])
+
+
 def _id_text(value: Any) -> str:
     return re.sub(r"[^0-9A-Za-z]", "", nz.text(value)).upper()
 
@@ -758,8 +770,7 @@ def score_pair(records: _Columns, x: Keys, y: Keys, threshold: float = 0.0) -> P
         conflicts.append("different cities")
     ua, ub = x.uid, y.uid
     same_uid = ua is not None and ua == ub
-    near_uid = bool(ua and ub and ua != ub and len(ua) == len(ub)
-                    and sum(u != v for u, v in zip(ua, ub, strict=True)) == 1)
+    near_uid = bool(ua and ub and ua != ub and one_typo_apart(ua, ub))
     aa, ab = x.address, y.address
     address = fuzz.token_set_ratio(aa, ab) / 100 if aa and ab else 0.0
     if aa and ab and address < 0.5:
@@ -783,8 +794,8 @@ def score_pair(records: _Columns, x: Keys, y: Keys, threshold: float = 0.0) -> P
     elif same_uid:  # a tax number identifies one entity whatever its name
         score = 0.95 if (name >= 0.3 or address >= 0.8 or not ca or not cb
                          or ca == cb) else 0.86
-    elif near_uid and name >= 0.8:
-        score = 0.9
+    elif near_uid and (name >= 0.8 or address >= 0.9):  # the same number mistyped, and
+        score = 0.9  # the same name or (people) the same address
     elif address >= 0.9 and name >= 0.6 and "different phones" not in conflicts:
         score = 0.9
     elif address >= 0.95 and name >= 0.25 and not conflicts:
