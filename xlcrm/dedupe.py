@@ -62,6 +62,7 @@ TYPO_RATIO = 75  # rapidfuzz ratio from which two words of 4+ letters are one wo
 #                  (one letter wrong in a four-letter word: 75)
 PERSON_WORDS = frozenset({"individual", "person", "个人", "自然人"})  # Customer Type values
 WINDOW = 4  # sorted-neighbourhood window over folded names
+NUMBER_WINDOW = 16  # the same over tax numbers (sorted, and sorted reversed)
 FREE_MAIL = frozenset({
     "qq.com", "163.com", "126.com", "yeah.net", "sina.com", "sina.cn", "sohu.com", "139.com",
     "189.cn", "aliyun.com", "foxmail.com", "gmail.com", "googlemail.com", "outlook.com",
@@ -273,14 +274,23 @@ class _Columns:
                                  _rank(self.cities)[self.city_code[with_key]],
                                  _rank(self.keys)[self.key_code[with_key]]))],
             self._reversed_order(),  # people: a typo up front
+            self._sorted_words_order(),  # people: given and family names swapped
             _order(self.address_code, self.addresses),
-            _order(self.uid_code, self.uids),  # a number mistyped near its end ...
-            _order(self.uid_code, [u[::-1] for u in self.uids]),  # ... or near its start
+            _order(self.address_code, [_DIGITS.sub("", a).strip() for a in self.addresses]),
+        ]  # (people) the same street, the house number mistyped
+        numbers = [  # a number mistyped near its end, or near its start: numbers crowd, so
+            _order(self.uid_code, self.uids),  # a wider window
+            _order(self.uid_code, [u[::-1] for u in self.uids]),
         ]
         for order in orders:
             for step in range(1, WINDOW):
                 firsts.append(order[:-step])
                 seconds.append(order[step:])
+        for order in numbers:  # only numbers within a typo or two go on to be scored
+            for step in range(1, NUMBER_WINDOW):
+                near = self._numbers_near(order[:-step], order[step:])
+                firsts.append(order[:-step][near])
+                seconds.append(order[step:][near])
         for codes in (self.phone_code, self.email_code, self.tax_code, self.uid_code,
                       self.domain_code, self.key_code, self.address_code, self.words_code):
             for a, b in _group_pairs(codes):
@@ -296,6 +306,30 @@ class _Columns:
         people = np.flatnonzero(self.person & (self.key_code >= 0))
         reversed_keys = [self.keys[c][::-1] for c in self.key_code[people].tolist()]
         return people[sorted(range(len(people)), key=lambda i: (reversed_keys[i], people[i]))]
+
+    def _numbers_near(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Which pairs' tax numbers have one length and differ in at most two characters
+        (vectorised over byte arrays; `one_typo_apart` decides exactly later)."""
+        if not hasattr(self, "_uid_bytes"):
+            width = max((len(u) for u in self.uids), default=1)
+            table = np.array([u.encode()[:width] for u in self.uids] + [b""],
+                             dtype=f"S{width}")
+            self._uid_bytes = table.view(np.uint8).reshape(len(table), width)
+            self._uid_length = np.array([len(u) for u in self.uids] + [0])
+        ca, cb = self.uid_code[a], self.uid_code[b]
+        differ = (self._uid_bytes[ca] != self._uid_bytes[cb]).sum(axis=1)
+        out: np.ndarray = (self._uid_length[ca] == self._uid_length[cb]) & (differ <= 2)
+        return out
+
+    def _sorted_words_order(self) -> np.ndarray:
+        """People with a name of several words, in the order of their words sorted
+        ("langer gabrielle" beside "gabrielle laznger": swapped, and a typo in one)."""
+        people = np.flatnonzero(self.person & (self.name_code >= 0))
+        names = self.names
+        sorted_keys = {c: " ".join(sorted(names[c].split()))
+                       for c in set(self.name_code[people].tolist())}
+        keys = [sorted_keys[c] for c in self.name_code[people].tolist()]
+        return people[sorted(range(len(people)), key=lambda i: (keys[i], people[i]))]
 
     def evidence(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Which pairs share more than a similar name: an identifier, a folded name or its
@@ -796,6 +830,8 @@ def score_pair(records: _Columns, x: Keys, y: Keys, threshold: float = 0.0) -> P
                          or ca == cb) else 0.86
     elif near_uid and (name >= 0.8 or address >= 0.9):  # the same number mistyped, and
         score = 0.9  # the same name or (people) the same address
+    elif near_uid and name >= 0.25 and ca and cb and "different cities" not in conflicts:
+        score = 0.86  # ... or a name word and the city
     elif address >= 0.9 and name >= 0.6 and "different phones" not in conflicts:
         score = 0.9
     elif address >= 0.95 and name >= 0.25 and not conflicts:
