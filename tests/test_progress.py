@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+from rich.console import Console
+
+from xlcrm import cli as cli_module
 from xlcrm import jobs, progress
 from xlcrm.messages import t
 
@@ -28,3 +33,15 @@ def test_piped_output_has_no_spinner(clean_book: Callable[..., Path],
                                      cli: Callable[..., Any]) -> None:
     result = cli("validate", clean_book())
     assert "…" not in result.output and "\x1b" not in result.output
+
+
+@pytest.mark.parametrize(("lang", "words"), [("en", "writing crm_en.xlsx"),
+                                             ("zh", "正在写入 crm_zh.xlsx")])
+def test_a_terminal_sees_the_steps_in_the_workbooks_language(
+        clean_book: Callable[..., Path], cli: Callable[..., Any],
+        monkeypatch: pytest.MonkeyPatch, lang: str, words: str) -> None:
+    screen = io.StringIO()
+    monkeypatch.setattr(cli_module, "err", Console(file=screen, force_terminal=True, width=100))
+    result = cli("sync", clean_book(lang))
+    assert result.exit_code in (0, 1)
+    assert words in screen.getvalue()  # the last step, shown when the spinner stops

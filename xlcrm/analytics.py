@@ -432,8 +432,7 @@ def _activity(customers: pd.DataFrame, opps: pd.DataFrame, inter: pd.DataFrame,
         dated = events[(events["customer_id"] != "") & events[date].notna()]
         keys = dated["customer_id"].astype(object)  # plain values, whatever the dtype
         newest = dated[date].groupby(keys).max().to_dict()
-        seen = nz.as_datetimes(ids.map(newest))
-        last = last.where(seen.isna() | (last >= seen), seen)
+        last = nz.latest(last, nz.as_datetimes(ids.map(newest)))
         recent = keys[dated[date] > year_ago].value_counts().to_dict()
         count = count + _counts(ids.map(recent))
     return pd.DataFrame({"customer_id": ids, "last_activity": last, "frequency": count},
@@ -489,9 +488,7 @@ def _dormant(customers: pd.DataFrame, activity: pd.DataFrame, settings: Settings
     horizon = now - pd.Timedelta(days=settings.options.dormant_days)
     marked = customers["lifecycle"].map(lambda v: normalize_value(v) in DORMANT_WORDS)
     churned = customers["lifecycle"].map(lambda v: normalize_value(v) in CHURNED_WORDS)
-    last = activity["last_activity"].where(
-        activity["last_activity"].notna() & (activity["last_activity"] >= customers["created"])
-        | customers["created"].isna(), customers["created"])
+    last = nz.latest(activity["last_activity"], customers["created"])
     quiet = last.notna() & (last < horizon)
     pick = ((quiet & ~churned) | marked).astype(bool)
     table = pd.DataFrame({"customer_id": customers["customer_id"], "name": customers["name"],

@@ -80,7 +80,7 @@ class Language(StrEnum):
 
 PathArg = Annotated[Path, typer.Argument(help="The workbook (.xlsx or .xlsm).")]
 AllOpt = Annotated[bool, typer.Option("--all", help="Print every issue (default: the first "
-                                                    f"{20}, then a count by code).")]
+                                                    f"{SHOWN_ISSUES}, then a count by code).")]
 FormatOpt = Annotated[Format, typer.Option("--format", help="Output format.")]
 
 

@@ -45,7 +45,7 @@ import sys
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from functools import partial
+from functools import cached_property, partial
 from itertools import chain
 from multiprocessing import get_context
 from typing import Any, NamedTuple
@@ -56,6 +56,7 @@ from rapidfuzz import fuzz, process
 
 from . import normalize as nz
 from . import progress
+from .messages import reasons_text, t
 
 MAX_BLOCK = 20
 TYPO_RATIO = 75  # rapidfuzz ratio from which two words of 4+ letters are one word mistyped
@@ -103,8 +104,6 @@ class Match:
 def record_label(frame: pd.DataFrame, index: Any, id_field: str, lang: str = "en") -> str:
     """How a record is named to people: its ID, or (while its ID is blank) its name or title
     and the row ("Acme Ltd (row 5)")."""
-    from .messages import t
-
     rid = nz.text(frame.at[index, id_field])
     if rid:
         return rid
@@ -135,8 +134,6 @@ def duplicate_rows(frame: pd.DataFrame, sheet: str, matches: list[Match],
                    ) -> list[list[Any]]:
     """The Duplicates sheet's rows: cluster number (from `first`), sheet, record, row, score,
     reasons (in `lang`)."""
-    from .messages import reasons_text
-
     out = []
     for number, cluster in enumerate(clusters_json(frame, sheet, matches, id_field, lang),
                                      start=first):
@@ -307,18 +304,22 @@ class _Columns:
         reversed_keys = [self.keys[c][::-1] for c in self.key_code[people].tolist()]
         return people[sorted(range(len(people)), key=lambda i: (reversed_keys[i], people[i]))]
 
+    @cached_property
+    def _uid_bytes(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each distinct tax number as a row of bytes, and its length."""
+        width = max((len(u) for u in self.uids), default=1)
+        table = np.array([u.encode() for u in self.uids], dtype=f"S{width}")
+        return (table.view(np.uint8).reshape(len(table), width),
+                np.fromiter(map(len, self.uids), dtype=np.int64, count=len(self.uids)))
+
     def _numbers_near(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Which pairs' tax numbers have one length and differ in at most two characters
-        (vectorised over byte arrays; `one_typo_apart` decides exactly later)."""
-        if not hasattr(self, "_uid_bytes"):
-            width = max((len(u) for u in self.uids), default=1)
-            table = np.array([u.encode()[:width] for u in self.uids] + [b""],
-                             dtype=f"S{width}")
-            self._uid_bytes = table.view(np.uint8).reshape(len(table), width)
-            self._uid_length = np.array([len(u) for u in self.uids] + [0])
+        (vectorised over byte arrays; `one_typo_apart` decides exactly later). `a` and `b`
+        are positions that hold a number."""
+        data, length = self._uid_bytes
         ca, cb = self.uid_code[a], self.uid_code[b]
-        differ = (self._uid_bytes[ca] != self._uid_bytes[cb]).sum(axis=1)
-        out: np.ndarray = (self._uid_length[ca] == self._uid_length[cb]) & (differ <= 2)
+        differ = (data[ca] != data[cb]).sum(axis=1)
+        out: np.ndarray = (length[ca] == length[cb]) & (differ <= 2)
         return out
 
     def _sorted_words_order(self) -> np.ndarray:

@@ -67,7 +67,7 @@ from .sample import sample_records, sample_rows
 from .schema import Lang
 from .template import copy_template
 from .validate import validate
-from .writer import Edit, check_not_open, clean_stale_temps, write_workbook
+from .writer import TEMP_PREFIX, Edit, check_not_open, clean_stale_temps, write_workbook
 
 log = logging.getLogger("xlcrm")
 
@@ -107,7 +107,7 @@ def init_workbook(path: Path, lang: Lang = "en", sample: int = 0, force: bool = 
     if path.exists():
         check_not_open(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".xlcrm-init-{path.name}")
+    temp = path.with_name(f"{TEMP_PREFIX}init-{path.name}")  # cleaned like a write's
     copy_template(lang, temp)
     if sample > 0:
         data = read_workbook(temp)

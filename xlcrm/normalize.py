@@ -24,12 +24,12 @@ _YMD = re.compile(r"^(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*[�
 _COMPACT = re.compile(r"^(\d{4})(\d{2})(\d{2})$")
 _XXY = re.compile(r"^(\d{1,2})\s*[-/.]\s*(\d{1,2})\s*[-/.]\s*(\d{4})"
                   r"(?:[ T]+\d{1,2}:\d{2}(?::\d{2})?)?$")
-DATE_FORMS = ("2026-11-03, 2026/11/3, 2026.11.3, 2026年11月3日, 20261103, "
-              "03/11/2026 (day first) or 11/03/2026 (month first, per Settings date_order)")
-DATE_FORMS_ZH = ("2026-11-03、2026/11/3、2026.11.3、2026年11月3日、20261103、"
-                 "03/11/2026（日在前）或 11/03/2026（月在前，按设置中的 date_order）")
-NUMBER_FORMS = "1200, 1,200.50, ¥12,000, 1.2万, 3.5亿, (1,200), 60%"
-NUMBER_FORMS_ZH = "1200、1,200.50、¥12,000、1.2万、3.5亿、(1,200)、60%"
+DATE_FORMS = ("2026-11-03, 2026/11/3, 2026.11.3, 2026年11月3日, 20261103, "  # (en, zh)
+              "03/11/2026 (day first) or 11/03/2026 (month first, per Settings date_order)",
+              "2026-11-03、2026/11/3、2026.11.3、2026年11月3日、20261103、"
+              "03/11/2026（日在前）或 11/03/2026（月在前，按设置中的 date_order）")
+NUMBER_FORMS = ("1200, 1,200.50, ¥12,000, 1.2万, 3.5亿, (1,200), 60%",
+                "1200、1,200.50、¥12,000、1.2万、3.5亿、(1,200)、60%")
 
 
 def is_blank(value: Any) -> bool:
@@ -190,6 +190,11 @@ def map_unique(column: pd.Series, func: Callable[[Any], Any], default: Any = Non
 def date_column(series: pd.Series, day_first: bool = False) -> pd.Series:
     """A column as datetime64[ns] dates (NaT where blank or not a date), whatever it holds."""
     return as_datetimes(map_unique(series, date_parser(day_first)))
+
+
+def latest(a: pd.Series, b: pd.Series) -> pd.Series:
+    """Row by row, the later of two datetime64 columns (NaT only where both are)."""
+    return a.where(b.isna() | (a >= b), b)
 
 
 def as_datetimes(values: pd.Series) -> pd.Series:

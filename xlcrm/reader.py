@@ -20,7 +20,7 @@ from .errors import CorruptWorkbook, EncryptedWorkbook, HostileWorkbook, SheetMi
 from .guard import check_workbook_file, file_sha256
 from .schema import Lang, SheetDef, normalize_header
 from .settings import Settings, settings_from_tables
-from .sparse import Extent, read_sparse, sheet_extent, sheet_parts, sheet_tables
+from .sparse import Extent, TableInfo, read_sparse, sheet_extent, sheet_parts, sheet_tables
 from .writer import clean_stale_temps
 
 ROW = "_row"
@@ -111,11 +111,10 @@ class _Source:
     would make that grid huge, see `xlcrm.sparse`) the cells that hold values."""
 
     def __init__(self, book: Any, archive: zipfile.ZipFile, name: str, member: str | None,
-                 extent: Extent | None) -> None:
+                 extent: Extent | None, tables: list[TableInfo]) -> None:
         self.name = name
         self.sparse = extent is not None and extent.sparse
-        # the Tables from their own parts: calamine would load (and size) the sheet for them
-        self.tables = sheet_tables(archive, member, name) if member else []
+        self.tables = tables
         if self.sparse:
             assert member is not None
             self.cells = read_sparse(archive, member)
@@ -174,16 +173,18 @@ def _read(book: Any, archive: zipfile.ZipFile, path: Path, digest: str) -> Workb
                            zh=f"{path.name}：没有名为 {wanted} 的工作表")
     lang = _detect_lang(by_key)
     members = sheet_parts(archive)
-    settings_names = [name for name in names if name in members and any(
-        t.name.casefold() in _SETTINGS_NAMES
-        for t in sheet_tables(archive, members[name], name))]
+    # the Tables from their own parts: calamine would load (and size) each sheet for them
+    tables = {name: sheet_tables(archive, member, name) for name, member in members.items()}
+    settings_names = [name for name in names if any(
+        t.name.casefold() in _SETTINGS_NAMES for t in tables.get(name, []))]
     reading = [*(by_key[s.key] for s in schema.DATA_SHEETS), *settings_names]
     extents = {name: sheet_extent(archive, members[name]) for name in reading
                if name in members}
     _check_budget(path, extents)
 
     def source(name: str) -> _Source:
-        return _Source(book, archive, name, members.get(name), extents.get(name))
+        return _Source(book, archive, name, members.get(name), extents.get(name),
+                       tables.get(name, []))
 
     sheets = {s.key: _read_sheet(source(by_key[s.key]), s, path) for s in schema.DATA_SHEETS}
     settings = settings_from_tables(_settings_tables([source(n) for n in settings_names]),
@@ -205,13 +206,13 @@ def _check_budget(path: Path, extents: dict[str, Extent]) -> None:
     than 512 MB. The cost of each sheet is estimated by `Extent.memory`."""
     cells = sum(e.cells for e in extents.values())
     need = sum(e.memory() for e in extents.values())
-    budget = max(MIN_BUDGET, BUDGET_PER_FILE_BYTE * path.stat().st_size)
-    if need > budget:
+    size = path.stat().st_size
+    if need > max(MIN_BUDGET, BUDGET_PER_FILE_BYTE * size):
         raise HostileWorkbook(
-            f"{path.name}: {cells / 1e6:.1f} million cells in a {path.stat().st_size >> 20} MB "
-            f"file would take about {need >> 20} MB to read; refused as a compression bomb",
-            zh=f"{path.name}：{path.stat().st_size >> 20} MB 的文件含 {cells / 1e6:.1f} 百万个"
-               f"单元格，读取约需 {need >> 20} MB 内存；疑似压缩炸弹，已拒绝")
+            f"{path.name}: {cells / 1e6:.1f} million cells in a {size >> 20} MB file would "
+            f"take about {need >> 20} MB to read; refused as a compression bomb",
+            zh=f"{path.name}：{size >> 20} MB 的文件含 {cells / 1e6:.1f} 百万个单元格，"
+               f"读取约需 {need >> 20} MB 内存；疑似压缩炸弹，已拒绝")
 
 
 def _detect_lang(by_key: dict[str, str]) -> Lang:

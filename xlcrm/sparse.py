@@ -22,6 +22,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from lxml import etree
+from openpyxl.utils.cell import column_index_from_string
+
+from . import normalize as nz
 
 NS = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
 REL_NS = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
@@ -32,7 +35,7 @@ _FAST_ROW = re.compile(rb'<row r="(\d+)"')
 _FAST_WIDE = re.compile(rb'<c r="([A-Z]{2,3})\d')
 _DATE_IDS = frozenset({*range(14, 23), *range(27, 37), *range(45, 48), *range(50, 59)})
 _QUOTED = re.compile(r'"[^"]*"|\[[^\]]*\]|\\.')
-EXCEL_EPOCH = dt.datetime(1899, 12, 30)
+EXCEL_EPOCH = dt.datetime.combine(nz.EXCEL_EPOCH, dt.time())
 
 
 @dataclass(frozen=True)
@@ -64,13 +67,6 @@ class Extent:
         if self.sparse:
             return self.cells * 1200
         return self.cells * 120 + self.claimed * 32
-
-
-def column_number(letters: str) -> int:
-    number = 0
-    for ch in letters:
-        number = number * 26 + ord(ch) - 64
-    return number
 
 
 def sheet_parts(archive: zipfile.ZipFile) -> dict[str, str]:
@@ -117,7 +113,7 @@ def sheet_extent(archive: zipfile.ZipFile, member: str) -> Extent:
             if body.count(b'<c r="') != found_cells:
                 letters = _WIDE.findall(body)
             for word in set(letters):
-                columns = max(columns, column_number(word.decode()))
+                columns = max(columns, column_index_from_string(word.decode()))
     return Extent(cells=cells, rows=rows, columns=columns, row_elements=row_elements)
 
 
@@ -172,7 +168,7 @@ def _cells(part: Any, strings: list[str], dates: set[int]) -> Iterator[tuple[int
         cell.clear()
         if match is None or value is None or value == "":
             continue
-        yield int(match[2]), column_number(match[1]), value
+        yield int(match[2]), column_index_from_string(match[1]), value
 
 
 def _value(cell: Any, strings: list[str], dates: set[int]) -> Any:
@@ -238,11 +234,11 @@ def sheet_tables(archive: zipfile.ZipFile, member: str, sheet: str) -> list[Tabl
         if match is None or root.get("headerRowCount", "1") == "0":
             continue
         names = tuple(str(c.get("name", "")) for c in root.iter(f"{NS}tableColumn"))
-        last_col = column_number(match[3] or match[1])
-        if len(names) != last_col - column_number(match[1]) + 1:
+        last_col = column_index_from_string(match[3] or match[1])
+        if len(names) != last_col - column_index_from_string(match[1]) + 1:
             continue  # a damaged Table definition: the sheet's own header is read instead
         out.append(TableInfo(name=str(root.get("displayName") or root.get("name")),
                              sheet=sheet, header_row=int(match[2]),
-                             first_col=column_number(match[1]),
+                             first_col=column_index_from_string(match[1]),
                              last_row=int(match[4] or match[2]), columns=names))
     return out

@@ -134,13 +134,13 @@ def _check_type(sheet: _Sheet, key: str, kind: FieldType | str, present: pd.Seri
         return _check_ids(sheet, key, present)
     if kind in ("date",):
         bad = present & sheet.values(key, nz.date_parser(settings.day_first)).isna()
-        forms = nz.DATE_FORMS if sheet.lang == "en" else nz.DATE_FORMS_ZH
-        return sheet.issues(Code.INVALID_DATE, bad, key, forms=forms)
+        return sheet.issues(Code.INVALID_DATE, bad, key,
+                            forms=schema.label(nz.DATE_FORMS, sheet.lang))
     if kind in ("money", "number", "rating"):
         numbers = sheet.values(key, nz.parse_number)
         bad = present & numbers.isna()
-        forms = nz.NUMBER_FORMS if sheet.lang == "en" else nz.NUMBER_FORMS_ZH
-        issues = sheet.issues(Code.INVALID_NUMBER, bad, key, forms=forms)
+        issues = sheet.issues(Code.INVALID_NUMBER, bad, key,
+                              forms=schema.label(nz.NUMBER_FORMS, sheet.lang))
         ok = present & ~bad
         if kind == "money":
             issues += sheet.issues(Code.NEGATIVE_AMOUNT, ok & (numbers.where(ok, 0) < 0), key)
@@ -153,8 +153,8 @@ def _check_type(sheet: _Sheet, key: str, kind: FieldType | str, present: pd.Seri
         bad = present & numbers.isna()
         ok = present & ~bad
         values = numbers.where(ok, 0).astype(float)
-        forms = nz.NUMBER_FORMS if sheet.lang == "en" else nz.NUMBER_FORMS_ZH
-        return (sheet.issues(Code.INVALID_NUMBER, bad, key, forms=forms)
+        return (sheet.issues(Code.INVALID_NUMBER, bad, key,
+                             forms=schema.label(nz.NUMBER_FORMS, sheet.lang))
                 + sheet.issues(Code.PROBABILITY_RANGE, ok & ((values < 0) | (values > 1)), key))
     if kind == "email":
         bad = present & sheet.values(key, lambda v: nz.email_key(nz.text(v))).isna()
@@ -302,16 +302,11 @@ def check_opportunity_rules(sheets: dict[str, _Sheet], settings: Settings,
     horizon = pd.Timestamp(today - dt.timedelta(days=settings.options.no_follow_up_days))
     last = _last_touch(opps, inter)
     created = _dates(opps, "created_at")
-    touched = _latest(last, created)
+    touched = nz.latest(last, created)
     quiet = is_open & opps.blank("next_follow_up") & (touched.isna() | (touched < horizon))
     issues += opps.issues(Code.NO_FOLLOW_UP, quiet, "next_follow_up",
                           days=settings.options.no_follow_up_days)
     return issues
-
-
-def _latest(a: pd.Series, b: pd.Series) -> pd.Series:
-    """Row by row, the later of two datetime64 columns (NaT only where both are)."""
-    return a.where(b.isna() | (a >= b), b)
 
 
 def _dates(sheet: _Sheet, key: str) -> pd.Series:
@@ -327,7 +322,7 @@ def _last_touch(opps: _Sheet, inter: _Sheet) -> pd.Series:
     by_customer = dates.groupby(inter.values("customer_id", nz.record_id)).max().to_dict()
     on_deal = nz.as_datetimes(opps.values("opportunity_id", nz.record_id).map(by_opp))
     on_customer = nz.as_datetimes(opps.values("customer_id", nz.record_id).map(by_customer))
-    return _latest(on_deal, on_customer)
+    return nz.latest(on_deal, on_customer)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -245,20 +245,14 @@ class Watcher:
                 result = jobs.sync_workbook(path, source="watcher")
             else:
                 result = jobs.validate_workbook(path)
-        except CorruptWorkbook as error:  # maybe still being written in place: wait
-            lang = workbook_lang(None)
-            if now - item.first_seen < self.quiet:
+        except InputError as error:  # corrupt, hostile, not a workbook, missing sheet
+            lang = workbook_lang(path)
+            if isinstance(error, CorruptWorkbook) and now - item.first_seen < self.quiet:
                 item.backoff = min(max(item.backoff * 2, self.settle), MAX_BACKOFF)
-                item.due = now + item.backoff
+                item.due = now + item.backoff  # maybe still being written in place: wait
                 self._log(logging.INFO, "waiting", path, t("watch_waiting", lang,
                                                            error=error.text(lang)))
                 return
-            self._publish_error(path, error.text(lang))
-            self._done(path, item, sha)
-            self._log(logging.WARNING, "rejected", path, error.text(lang))
-            return
-        except InputError as error:  # hostile, not a workbook, missing sheet
-            lang = workbook_lang(path)
             self._publish_error(path, error.text(lang))
             self._done(path, item, sha)
             self._log(logging.WARNING, "rejected", path, error.text(lang))

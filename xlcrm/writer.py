@@ -128,10 +128,8 @@ def clean_stale_temps(folder: Path, workbook: str | None = None) -> list[Path]:
     """Remove the temp files that killed writes left in `folder` (only `workbook`'s, if given):
     those whose workbook nobody is writing now (its write lock is free)."""
     removed = []
-    pattern = f"{TEMP_PREFIX}*-{workbook}" if workbook else f"{TEMP_PREFIX}*"
-    for temp in [*folder.glob(pattern), *folder.glob(f".xlcrm-init-{workbook or '*'}")]:
-        name = temp.name.split("-", 3)[-1] if temp.name.startswith(TEMP_PREFIX) else \
-            temp.name.removeprefix(".xlcrm-init-")
+    for temp in folder.glob(f"{TEMP_PREFIX}*-{workbook or '*'}"):
+        name = temp.name.split("-", 3)[-1]  # .xlcrm-tmp-<token>-<workbook>
         lock = write_lock(folder / name) if (folder / STATE_DIR / Path(name).stem).is_dir() \
             else None
         try:
