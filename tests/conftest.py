@@ -11,6 +11,7 @@ from typing import Any
 
 import openpyxl
 import pytest
+from openpyxl.utils import get_column_letter, range_boundaries
 from typer.testing import CliRunner
 
 from xlcrm import schema
@@ -127,3 +128,40 @@ def records(folder: Path) -> Iterator[list[logging.LogRecord]]:
     logger.removeHandler(keep)
     logger.removeHandler(file_handler)
     file_handler.close()
+
+
+def append_rows(sheet: str, table: str | None, columns: dict[str, int],
+                rows: list[dict[str, Any]]) -> Callable[[openpyxl.Workbook], None]:
+    """A person's edit made with another program (openpyxl): records typed below the last row
+    of a sheet's Table, the Table grown to hold them (blank rows at its end used first)."""
+
+    def edit(book: openpyxl.Workbook) -> None:
+        ws = book[sheet]
+        tbl = ws.tables.get(table) if table else None
+        if tbl is not None:
+            min_col, min_row, max_col, max_row = range_boundaries(tbl.ref)
+        else:
+            min_col, min_row, max_col, max_row = 1, 1, max(columns.values()), ws.max_row
+        next_row = max_row + 1
+        while next_row - 1 > min_row and _row_blank(ws, next_row - 1, min_col, max_col):
+            next_row -= 1
+        for record in rows:
+            for key, value in record.items():
+                if key in columns and value is not None:
+                    target = ws.cell(row=next_row, column=columns[key])
+                    target.value = value
+                    above = ws.cell(row=next_row - 1, column=columns[key])
+                    if next_row - 1 > min_row and above.has_style:
+                        target._style = above._style  # keep the column's number format
+            next_row += 1
+        if tbl is not None and next_row - 1 > max_row:
+            last = get_column_letter(max_col)
+            tbl.ref = f"{get_column_letter(min_col)}{min_row}:{last}{next_row - 1}"
+            if tbl.autoFilter is not None:
+                tbl.autoFilter.ref = tbl.ref
+
+    return edit
+
+
+def _row_blank(ws: Any, row: int, min_col: int, max_col: int) -> bool:
+    return all(ws.cell(row=row, column=c).value in (None, "") for c in range(min_col, max_col + 1))

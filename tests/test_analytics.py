@@ -11,9 +11,8 @@ from typing import Any
 import openpyxl
 import pytest
 
-from tests.conftest import TODAY
+from tests.conftest import TODAY, append_rows
 from xlcrm.analytics import Analytics, analyse
-from xlcrm.edits import append_rows
 from xlcrm.jobs import init_workbook, report_workbook, sync_workbook
 from xlcrm.reader import read_workbook
 from xlcrm.validate import validate

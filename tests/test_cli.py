@@ -10,8 +10,7 @@ from typing import Any
 import openpyxl
 import pytest
 
-from tests.conftest import edit_cells
-from xlcrm.edits import append_rows
+from tests.conftest import append_rows, edit_cells
 from xlcrm.reader import read_workbook
 from xlcrm.sample import PLANTED
 

@@ -14,9 +14,8 @@ import pandas as pd
 import pytest
 import python_calamine
 
-from tests.conftest import TODAY, edit_cells
+from tests.conftest import TODAY, append_rows, edit_cells
 from xlcrm.dedupe import find_duplicate_customers
-from xlcrm.edits import append_rows
 from xlcrm.jobs import sync_workbook
 from xlcrm.normalize import name_words
 from xlcrm.reader import read_workbook

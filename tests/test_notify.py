@@ -16,8 +16,7 @@ import openpyxl
 import pytest
 from aiosmtpd.controller import Controller
 
-from tests.conftest import TODAY, edit_cells, user_edit
-from xlcrm.edits import append_rows
+from tests.conftest import TODAY, append_rows, edit_cells, user_edit
 from xlcrm.history import History
 from xlcrm.jobs import sync_workbook
 from xlcrm.notify import webhook_payload

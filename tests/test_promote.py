@@ -11,9 +11,8 @@ from typing import Any
 import openpyxl
 import pytest
 
-from tests.conftest import TODAY
+from tests.conftest import TODAY, append_rows
 from xlcrm import normalize as nz
-from xlcrm.edits import append_rows
 from xlcrm.jobs import init_workbook, promote_workbook, sync_workbook, validate_workbook
 from xlcrm.reader import read_workbook
 

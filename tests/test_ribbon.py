@@ -15,10 +15,9 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from tests.conftest import TODAY
+from tests.conftest import TODAY, append_rows
 from tests.xlwings_standin import Book
 from xlcrm import schema
-from xlcrm.edits import append_rows
 from xlcrm.history import History
 from xlcrm.jobs import init_workbook, validate_workbook
 from xlcrm.reader import read_workbook

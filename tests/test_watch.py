@@ -278,24 +278,30 @@ def test_bad_files_are_rejected_and_the_watcher_lives_on(folder: Path, tmp_path:
                                                         ) -> None:
     (folder / "notes.xlsx").write_text("this is not a workbook", encoding="utf-8")
     (folder / ".xlcrm-tmp-1a2b3c4d-crm.xlsx").write_bytes(b"half a write")  # a crash's temp
-    lossy = folder / "lossy.xlsx"
-    shutil.copyfile(folder / "crm.xlsx", lossy)
+    slicer = folder / "slicer.xlsx"  # a part an openpyxl round trip would have dropped
+    shutil.copyfile(folder / "crm.xlsx", slicer)
     import zipfile
-    with zipfile.ZipFile(lossy, "a") as archive:
+    with zipfile.ZipFile(slicer, "a") as archive:
         archive.writestr("xl/slicers/slicer1.xml", "<slicer/>")
-    lossy_before = lossy.read_bytes()
+    slicer_before = slicer.read_bytes()
+    (folder / "busy.xlsx").write_bytes((folder / "crm.xlsx").read_bytes())
+    (folder / "~$busy.xlsx").write_bytes(b"\x04Wang" + b" " * 160)
+    busy_before = (folder / "busy.xlsx").read_bytes()
     watcher = Watcher(folder, mode="sync", settle=0.05)
     started = time.monotonic()
     watcher.run(threading.Event(), once=True)
     assert time.monotonic() - started < 60
     assert "error" in report_of(folder / "notes.xlsx")
     assert report_of(folder / "crm.xlsx")["counts"]["customers"] == 8
-    assert lossy.read_bytes() == lossy_before  # reported, never rewritten
-    assert report_of(lossy)["counts"]["customers"] == 8
+    with zipfile.ZipFile(slicer) as archive:  # written, and the part kept
+        assert archive.read("xl/slicers/slicer1.xml") == b"<slicer/>"
+    assert slicer.read_bytes() != slicer_before
+    assert (folder / "busy.xlsx").read_bytes() == busy_before  # open: reported, not rewritten
+    assert report_of(folder / "busy.xlsx")["counts"]["customers"] == 8
     assert not (folder / ".xlcrm-tmp-1a2b3c4d-crm.xlsx").exists()
-    assert {"rejected", "not-rewritten", "synced", "cleaned"} <= set(events(records))
+    assert {"rejected", "deferred", "synced", "cleaned"} <= set(events(records))
     status = json.loads((folder / ".xlcrm" / "watch-status.json").read_text(encoding="utf-8"))
-    assert status["runs"] == 3 and status["mode"] == "sync"
+    assert status["runs"] == 4 and status["mode"] == "sync"
 
 
 def test_one_watcher_per_folder(folder: Path) -> None:

@@ -6,10 +6,12 @@ in the workbook's language, and protected like the other engine sheets.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
-from openpyxl import Workbook
 from openpyxl.chart import BarChart, PieChart, Reference
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
@@ -21,7 +23,6 @@ from .analytics import SEGMENT_LABELS, Analytics
 from .edits import put
 from .schema import Lang
 from .template import protect_sheet
-from .writer import Edit
 
 CHART_ROWS = 16  # rows a chart block takes
 CHART_COLUMN = "F"
@@ -125,58 +126,101 @@ TILE_LABEL = Font(size=9, color="404040")
 TILE_VALUE = Font(bold=True, size=14, color="1F4E78")
 
 
-def write_dashboard(analytics: Analytics, lang: Lang, today: dt.date) -> Edit:
-    """An edit that rebuilds the Dashboard sheet from `analytics`."""
+@dataclass
+class Chart:
+    """A chart over one block: its kind, the block's header and last row, the value columns
+    (1-based), and the row it is anchored at."""
 
-    def edit(book: Workbook) -> None:
-        ws = _fresh_sheet(book, lang)
-        ws["A1"] = _t("dashboard", lang)
-        ws["A1"].font = TITLE_FONT
-        notes = "; ".join(analytics.note_lines(lang)) if lang == "en" else "；".join(
-            analytics.note_lines(lang))
-        ws["A2"] = _t("as_of", lang).format(date=today.isoformat()) + (
-            (" · " if lang == "en" else " · ") + notes if notes else "")
-        ws["A2"].font = TILE_LABEL
-        _tiles(ws, analytics.kpis, lang)
-        row = 7
-        for key, columns, chart, values in LAYOUT:
-            table = getattr(analytics, key)
-            title = _t(key, lang)
-            if key == "attention":
-                table = table.head(ATTENTION_ROWS)
-            if key == "dormant":
-                title += _t("dormant_count", lang).format(
-                    n=analytics.kpis.get("dormant_customers", len(table)), shown=len(table))
-            row = _block(ws, key, table, columns, chart, values, row, lang, title)
-        for index, width in enumerate((16, 24, 14, 14, 14, 14, 40), start=1):
-            ws.column_dimensions[get_column_letter(index)].width = width
-        ws.page_setup.orientation = "landscape"  # printed (and PDF) one page wide
-        ws.page_setup.fitToWidth, ws.page_setup.fitToHeight = 1, 0
-        ws.sheet_properties.pageSetUpPr.fitToPage = True
-        protect_sheet(ws)
-
-    return edit
+    kind: str
+    key: str
+    title: str
+    header: int
+    last: int
+    values: tuple[int, ...]
+    anchor: int
 
 
-def _fresh_sheet(book: Workbook, lang: Lang) -> Worksheet:
-    sdef = schema.DASHBOARD
-    position = len(book.sheetnames)
-    for title in (sdef.label(lang), sdef.en, sdef.zh):
-        if title in book.sheetnames:
-            position = book.sheetnames.index(title)
-            book.remove(book[title])
-            break
-    ws = book.create_sheet(sdef.label(lang), position)
+@dataclass
+class Layout:
+    """The Dashboard as both backends draw it: cells (row, column, value, number format,
+    look), merged ranges, Tables and charts."""
+
+    lang: Lang
+    cells: list[tuple[int, int, Any, str | None, str | None]] = field(default_factory=list)
+    merges: list[tuple[int, int, int, int]] = field(default_factory=list)
+    tables: list[tuple[str, str]] = field(default_factory=list)  # (name, ref)
+    charts: list[Chart] = field(default_factory=list)
+
+    def digest(self) -> str:
+        text = json.dumps([self.lang, self.cells, self.merges, self.tables,
+                           [vars(c) for c in self.charts]], default=str, ensure_ascii=False)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def put(self, row: int, column: int, value: Any, number_format: str | None = None,
+            look: str | None = None) -> None:
+        self.cells.append((row, column, value, number_format, look))
+
+
+LOOKS = {"title": TITLE_FONT, "block": BLOCK_FONT, "label": TILE_LABEL, "value": TILE_VALUE}
+
+
+def layout(analytics: Analytics, lang: Lang, today: dt.date) -> Layout:
+    """The Dashboard of `analytics` as of `today`, in `lang`."""
+    out = Layout(lang)
+    out.put(1, 1, _t("dashboard", lang), look="title")
+    notes = ("; " if lang == "en" else "；").join(analytics.note_lines(lang))
+    out.put(2, 1, _t("as_of", lang).format(date=today.isoformat()) + (
+        " · " + notes if notes else ""), look="label")
+    _tiles(out, analytics.kpis, lang)
+    row = 7
+    for key, columns, chart, values in LAYOUT:
+        table = getattr(analytics, key)
+        title = _t(key, lang)
+        if key == "attention":
+            table = table.head(ATTENTION_ROWS)
+        if key == "dormant":
+            title += _t("dormant_count", lang).format(
+                n=analytics.kpis.get("dormant_customers", len(table)), shown=len(table))
+        row = _block(out, key, table, columns, chart, values, row, lang, title)
+    return out
+
+
+def render_openpyxl(plan: Layout, ws: Worksheet) -> None:
+    """Draw `plan` on an empty openpyxl sheet (the file backend grafts it into the workbook)."""
     ws.sheet_properties.tabColor = "1F4E78"
     ws.sheet_view.showGridLines = False
-    return ws
+    for row, column, value, number_format, look in plan.cells:
+        cell = ws.cell(row=row, column=column)
+        put(cell, value)
+        if number_format:
+            cell.number_format = number_format
+        if look:
+            cell.font = LOOKS[look]
+        if look in ("label", "value") and row > 2:
+            cell.fill = TILE_FILL
+            cell.alignment = Alignment(horizontal="left", vertical="center")
+            ws.cell(row=row, column=column + 1).fill = TILE_FILL
+    for r1, c1, r2, c2 in plan.merges:
+        ws.merge_cells(start_row=r1, start_column=c1, end_row=r2, end_column=c2)
+    for name, ref in plan.tables:
+        excel_table = Table(displayName=name, ref=ref)
+        excel_table.tableStyleInfo = TableStyleInfo(name="TableStyleLight9", showRowStripes=True)
+        ws.add_table(excel_table)
+    for chart in plan.charts:
+        ws.add_chart(_chart(ws, chart), f"{CHART_COLUMN}{chart.anchor}")
+    for index, width in enumerate((16, 24, 14, 14, 14, 14, 40), start=1):
+        ws.column_dimensions[get_column_letter(index)].width = width
+    ws.page_setup.orientation = "landscape"  # printed (and PDF) one page wide
+    ws.page_setup.fitToWidth, ws.page_setup.fitToHeight = 1, 0
+    ws.sheet_properties.pageSetUpPr.fitToPage = True
+    protect_sheet(ws)
 
 
 def _t(key: str, lang: Lang) -> str:
     return schema.label(TITLES[key], lang)
 
 
-def _tiles(ws: Worksheet, kpis: dict[str, Any], lang: Lang) -> None:
+def _tiles(out: Layout, kpis: dict[str, Any], lang: Lang) -> None:
     currency = kpis.get("currency") or ""
     for index, key in enumerate(KPI_LABELS):
         column = 1 + 2 * (index % 4)
@@ -185,44 +229,36 @@ def _tiles(ws: Worksheet, kpis: dict[str, Any], lang: Lang) -> None:
         if KPI_FORMATS.get(key, MONEY) == MONEY and key != "stall_stage":
             label = f"{label} ({currency})"
         value = kpis.get(key)
-        label_cell = ws.cell(row=row, column=column, value=label)
-        value_cell = ws.cell(row=row + 1, column=column)
-        put(value_cell, "—" if value is None else value)
-        value_cell.number_format = KPI_FORMATS.get(key, MONEY)
-        for cell, font in ((label_cell, TILE_LABEL), (value_cell, TILE_VALUE)):
-            cell.font = font
-            cell.fill = TILE_FILL
-            cell.alignment = Alignment(horizontal="left", vertical="center")
-            ws.cell(row=cell.row, column=column + 1).fill = TILE_FILL
-        ws.merge_cells(start_row=row, start_column=column, end_row=row, end_column=column + 1)
-        ws.merge_cells(start_row=row + 1, start_column=column, end_row=row + 1,
-                       end_column=column + 1)
+        out.put(row, column, label, look="label")
+        out.put(row + 1, column, "—" if value is None else _plain(value),
+                KPI_FORMATS.get(key, MONEY), look="value")
+        out.merges.append((row, column, row, column + 1))
+        out.merges.append((row + 1, column, row + 1, column + 1))
 
 
-def _block(ws: Worksheet, key: str, table: pd.DataFrame, columns: tuple[str, ...],
+def _plain(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value
+
+
+def _block(out: Layout, key: str, table: pd.DataFrame, columns: tuple[str, ...],
            chart: str | None, values: tuple[str, ...], row: int, lang: Lang,
            title: str | None = None) -> int:
-    """Write one titled table (and its chart); return the next free row."""
-    ws.cell(row=row, column=1, value=title or _t(key, lang)).font = BLOCK_FONT
+    """Lay out one titled table (and its chart); return the next free row."""
+    out.put(row, 1, title or _t(key, lang), look="block")
     header = row + 1
     for offset, column in enumerate(columns, start=1):
-        ws.cell(row=header, column=offset, value=schema.label(COLUMN_LABELS[column], lang))
+        out.put(header, offset, schema.label(COLUMN_LABELS[column], lang))
     records = table[list(columns)].to_dict("records") if len(table) else []
     for r, record in enumerate(records, start=header + 1):
         for offset, column in enumerate(columns, start=1):
-            cell = ws.cell(row=r, column=offset)
-            put(cell, shown_cell(column, record[column], lang))
-            if column in COLUMN_FORMATS:
-                cell.number_format = COLUMN_FORMATS[column]
+            out.put(r, offset, shown_cell(column, record[column], lang),
+                    COLUMN_FORMATS.get(column))
     last = header + max(len(records), 1)
-    ref = f"A{header}:{get_column_letter(len(columns))}{last}"
-    excel_table = Table(displayName=f"dash_{key}", ref=ref)
-    excel_table.tableStyleInfo = TableStyleInfo(name="TableStyleLight9", showRowStripes=True)
-    ws.add_table(excel_table)
+    out.tables.append((f"dash_{key}", f"A{header}:{get_column_letter(len(columns))}{last}"))
     end = last + 2
     if chart and records:
-        ws.add_chart(_chart(ws, key, columns, chart, values, header, last, lang),
-                     f"{CHART_COLUMN}{row}")
+        out.charts.append(Chart(chart, key, _t(key, lang), header, last,
+                                tuple(columns.index(v) + 1 for v in values), row))
         end = max(end, row + CHART_ROWS + 1)
     return end
 
@@ -245,29 +281,27 @@ def shown_cell(column: str, value: Any, lang: Lang) -> Any:
     return value
 
 
-def _chart(ws: Worksheet, key: str, columns: tuple[str, ...], kind: str,
-           values: tuple[str, ...], header: int, last: int, lang: Lang) -> Any:
-    labels = Reference(ws, min_col=1, min_row=header + 1, max_row=last)
+def _chart(ws: Worksheet, spec: Chart) -> Any:
+    labels = Reference(ws, min_col=1, min_row=spec.header + 1, max_row=spec.last)
     chart: Any
-    if kind == "pie":
+    if spec.kind == "pie":
         chart = PieChart()
     else:
         chart = BarChart()
-        chart.type = "bar" if kind == "bar" else "col"
+        chart.type = "bar" if spec.kind == "bar" else "col"
         chart.grouping = "clustered"
-        if kind == "bar":
+        if spec.kind == "bar":
             chart.x_axis.scaling.orientation = "maxMin"  # first stage on top
             chart.y_axis.crosses = "max"  # and the value axis below
         chart.y_axis.majorGridlines = None
         chart.x_axis.delete = False
         chart.y_axis.delete = False
-    for value in values:
-        column = columns.index(value) + 1
-        chart.add_data(Reference(ws, min_col=column, min_row=header, max_row=last),
+    for column in spec.values:
+        chart.add_data(Reference(ws, min_col=column, min_row=spec.header, max_row=spec.last),
                        titles_from_data=True)
     chart.set_categories(labels)
-    chart.title = _t(key, lang)
+    chart.title = spec.title
     chart.height, chart.width = 7.5, 15
-    if len(values) == 1 and kind != "pie":
+    if len(spec.values) == 1 and spec.kind != "pie":
         chart.legend = None
     return chart

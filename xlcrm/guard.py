@@ -1,5 +1,5 @@
 """Checks made before a workbook is parsed or written: what kind of file it is, whether it is
-hostile, who has it open, and whether a rewrite would lose parts of it."""
+hostile, and who has it open."""
 
 from __future__ import annotations
 
@@ -115,60 +115,3 @@ def owner_name(owner_file: Path) -> str | None:
         if 0 < length <= 52:
             return data[1:1 + length].decode("gbk", "replace").strip() or None
     return None
-
-
-# ---------------------------------------------------------------------------------------------
-# Parts an openpyxl load-and-save would drop (see shared notes/excel-files-facts.md)
-
-_LOSSY_FOLDERS = {
-    "xl/ctrlProps/": "form controls",
-    "xl/slicers/": "slicers",
-    "xl/slicerCaches/": "slicers",
-    "xl/timelines/": "timelines",
-    "xl/timelineCaches/": "timelines",
-    "xl/threadedComments/": "threaded comments",
-    "customXml/": "custom XML parts",
-    "xl/activeX/": "ActiveX controls",
-}
-_X14 = re.compile(rb"<x14:(conditionalFormattings?|dataValidations?|sparklineGroups?|slicerList)")
-_SHAPES = re.compile(rb"<xdr:(sp|grpSp|cxnSp)[ >]")
-
-
-def lossy_parts(path: Path) -> list[str]:
-    """What a rewrite of `path` would lose, as short descriptions (empty when nothing)."""
-    found: set[str] = set()
-    with zipfile.ZipFile(path) as archive:
-        names = archive.namelist()
-        for name in names:
-            for folder, what in _LOSSY_FOLDERS.items():
-                if name.startswith(folder):
-                    found.add(what)
-            if name.startswith("xl/drawings/") and name.endswith(".xml"):
-                if _SHAPES.search(archive.read(name)):
-                    found.add("shapes or text boxes")
-            elif re.fullmatch(r"xl/worksheets/sheet\d+\.xml", name):
-                if _scan(archive, name, b"<extLst", _X14):
-                    found.add("Excel 2010+ extensions (data bars, x14 validation, sparklines)")
-        if path.suffix.lower() != ".xlsm" and "xl/vbaProject.bin" in names:
-            found.add("macros (save the workbook as .xlsm)")
-        if any(n.startswith("xl/media/") for n in names):
-            try:
-                import PIL  # noqa: F401  openpyxl keeps images only with Pillow
-            except ImportError:
-                found.add("images")
-    return sorted(found)
-
-
-def _scan(archive: zipfile.ZipFile, name: str, marker: bytes, pattern: re.Pattern[bytes]) -> bool:
-    """Stream one part, looking for `pattern` after the first `marker` (cheap on big sheets)."""
-    tail = b""
-    seen = False
-    with archive.open(name) as part:
-        for chunk in iter(lambda: part.read(1 << 20), b""):
-            block = tail + chunk
-            if not seen and marker in block:
-                seen = True
-            if seen and pattern.search(block):
-                return True
-            tail = block[-256:]
-    return False

@@ -1,8 +1,9 @@
 """The library API behind every command, ribbon button and watcher run.
 
-Each job reads the workbook once, runs pure steps over the frames, and writes back (if at
-all) once through `write_workbook`. `sync` is the whole pipeline; later capabilities plug in
-as steps of it.
+Each job (`sync_job`, `validate_job`, ...) is written once, against a `WorkbookSession`: it
+reads the workbook once, runs pure steps over the frames, queues its writes and saves once.
+The file functions (`sync_workbook`, ...) run a job on a `FileSession`; the ribbon runs the
+same jobs on an `ExcelSession` (see `xlcrm.session`).
 """
 
 from __future__ import annotations
@@ -13,10 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from openpyxl import load_workbook
-
 from . import normalize as nz
-from . import notify, progress, schema
+from . import notify, schema
 from .analytics import Analytics, analyse
 from .changes import (
     Tracker,
@@ -30,7 +29,7 @@ from .changes import (
     tracked_columns,
     values_at,
 )
-from .dashboard import write_dashboard
+from .dashboard import layout
 from .dedupe import (
     ID_FIELDS,
     all_duplicates,
@@ -38,15 +37,7 @@ from .dedupe import (
     duplicate_sheet_rows,
     find_duplicate_customers,
 )
-from .edits import (
-    append_rows,
-    grow_tables,
-    mark_cells,
-    set_cells,
-    write_changelog_sheet,
-    write_duplicates_sheet,
-    write_issues_sheet,
-)
+from .edits import changelog_sheet, duplicates_sheet, issues_sheet
 from .errors import (
     AlreadyExists,
     BusyError,
@@ -55,19 +46,20 @@ from .errors import (
     UnsafeToWrite,
     XlcrmError,
 )
-from .guard import WORKBOOK_SUFFIXES, file_sha256
+from .guard import WORKBOOK_SUFFIXES
 from .history import Change, History, history_path
 from .ids import FilledId, fill_blank_ids
 from .issues import Report
-from .merge import merge_edit, plan_merge, undo_edit
+from .merge import apply_merge, plan_merge, undo_record
 from .notify import Delivery
 from .promote import Promotion, promote_won_deals
-from .reader import ROW, WorkbookData, read_workbook
+from .reader import ROW, WorkbookData
 from .sample import sample_records, sample_rows
 from .schema import Lang
+from .session import FileSession, WorkbookSession
 from .template import copy_template
 from .validate import validate
-from .writer import TEMP_PREFIX, Edit, check_not_open, clean_stale_temps, write_workbook
+from .writer import TEMP_PREFIX, check_not_open, clean_stale_temps
 
 log = logging.getLogger("xlcrm")
 
@@ -110,14 +102,13 @@ def init_workbook(path: Path, lang: Lang = "en", sample: int = 0, force: bool = 
     temp = path.with_name(f"{TEMP_PREFIX}init-{path.name}")  # cleaned like a write's
     copy_template(lang, temp)
     if sample > 0:
-        data = read_workbook(temp)
-        records = sample_rows(sample_records(sample, lang, seed=seed, today=today,
-                                             mistakes=mistakes, settings=data.settings))
-        book = load_workbook(temp)
-        for key, rows in records.items():
-            sheet = data.sheets[key]
-            append_rows(sheet.name, sheet.table, sheet.columns, rows)(book)
-        book.save(temp)
+        with FileSession(temp, keep_backup=False) as session:
+            data = session.read()
+            records = sample_rows(sample_records(sample, lang, seed=seed, today=today,
+                                                 mistakes=mistakes, settings=data.settings))
+            for key, rows in records.items():
+                session.append_rows(key, rows)
+            session.save()
     temp.replace(path)
     return path
 
@@ -129,14 +120,27 @@ def validate_workbook(path: Path, write: bool = False,
     Raises:
         InputError: the workbook cannot be read.
     """
-    data = read_workbook(path)
+    with FileSession(path) as session:
+        return validate_job(session, write=write, today=today)
+
+
+def validate_job(session: WorkbookSession, write: bool = False,
+                 today: dt.date | None = None) -> SyncResult:
+    data = session.read()
     result = SyncResult(report=validate(data, today=today))
     if write:
-        _write(result, data, report_edits(data, result.report))
+        queue_report(session, data, result.report)
+        _save(result, session)
     return result
 
 
 def sync_workbook(path: Path, today: dt.date | None = None, source: str = "cli") -> SyncResult:
+    """The whole job on a workbook file (see `sync_job`)."""
+    with FileSession(path, source) as session:
+        return sync_job(session, today=today)
+
+
+def sync_job(session: WorkbookSession, today: dt.date | None = None) -> SyncResult:
     """The whole job: read, fill blank IDs, log what changed since the last run (and date the
     stage changes), promote won deals, validate, write back safely, then store the change log
     and send notifications.
@@ -144,10 +148,10 @@ def sync_workbook(path: Path, today: dt.date | None = None, source: str = "cli")
     Nothing is logged when the write is refused: the next run finds the same changes.
     """
     today = today or dt.date.today()
-    data = read_workbook(path)
+    data = session.read()
     filled = fill_blank_ids(data)
-    with History(path) as history:
-        tracker = start_tracking(history, data, source, job="sync")
+    with History(session.path) as history:
+        tracker = start_tracking(history, data, session.source, job="sync")
         stage = stage_cells(tracker, today)
         tracker.apply("opportunities", stage, job="stage")
         promotion = promote_won_deals(data, today=today)
@@ -157,13 +161,15 @@ def sync_workbook(path: Path, today: dt.date | None = None, source: str = "cli")
                           stays=stage_history(history, today, pending=tracker))
         result = SyncResult(report=report, filled_ids=filled, promotion=promotion,
                             analytics=figures)
-        edits = [*id_edits(filled), set_cells(data.sheets["opportunities"].name, stage),
-                 *promotion_edits(data, promotion), *report_edits(data, report),
-                 changelog_edit(history, tracker), write_dashboard(figures, data.lang, today),
-                 duplicates_edit(data)]
-        _write(result, data, edits)
-        if result.written:
-            _commit(result, history, tracker, report, today)
+        queue_ids(session, filled)
+        session.set_cells(data.sheets["opportunities"].name, stage)
+        queue_promotion(session, promotion)
+        queue_report(session, data, report)
+        session.fill_sheet(changelog_of(history, tracker))
+        session.draw_dashboard(layout(figures, data.lang, today))
+        session.fill_sheet(duplicates_of(data))
+        if _save(result, session):
+            _commit(result, history, tracker, report, today, session)
         result.delivery = _deliver(history, data)
     return result
 
@@ -172,21 +178,27 @@ def promote_workbook(path: Path, today: dt.date | None = None, source: str = "cl
                      ) -> SyncResult:
     """Move won deals into Customers and recompute roll-ups; writes only when something changes.
     """
-    data = read_workbook(path)
+    with FileSession(path, source) as session:
+        return promote_job(session, today=today)
+
+
+def promote_job(session: WorkbookSession, today: dt.date | None = None) -> SyncResult:
+    data = session.read()
     filled = fill_blank_ids(data)  # a won deal links to a customer whose ID was still blank
-    with History(path) as history:
-        tracker = start_tracking(history, data, source, job="promote")
+    with History(session.path) as history:
+        tracker = start_tracking(history, data, session.source, job="promote")
         promotion = promote_won_deals(data, today=today)
         apply_promotion(tracker, promotion)
-        result = SyncResult(report=Report(workbook=path.name, counts=data.counts(),
+        result = SyncResult(report=Report(workbook=session.path.name, counts=data.counts(),
                                           lang=data.lang, issues=list(promotion.issues)),
                             promotion=promotion, filled_ids=filled)
         if promotion.changes:
-            _write(result, data, [*id_edits(filled), *promotion_edits(data, promotion),
-                                  changelog_edit(history, tracker)])
-            if result.written:
+            queue_ids(session, filled)
+            queue_promotion(session, promotion)
+            session.fill_sheet(changelog_of(history, tracker))
+            if _save(result, session):
                 result.changes = tracker.changes
-                tracker.commit(file_sha256(path))
+                tracker.commit(session.sha256)
     return result
 
 
@@ -199,18 +211,18 @@ def apply_promotion(tracker: Tracker, promotion: Promotion) -> None:
     tracker.apply("interactions", rows=promotion.new_interactions, job="promote")
 
 
-def changelog_edit(history: History, tracker: Tracker) -> Edit:
+def changelog_of(history: History, tracker: Tracker) -> Any:
     """The ChangeLog sheet: this run's changes and the stored ones, newest first."""
     data = tracker.data
     entries = newest_entries(history, tracker, data.settings.options.changelog_rows)
     names = {key: sheet.name for key, sheet in data.sheets.items()}
-    return write_changelog_sheet(entries, data.lang, names)
+    return changelog_sheet(entries, data.lang, names)
 
 
 def _commit(result: SyncResult, history: History, tracker: Tracker, report: Report,
-            today: dt.date) -> None:
+            today: dt.date, session: WorkbookSession) -> None:
     """Store the run's changes; queue its notifications (which must never fail the run)."""
-    tracker.commit(file_sha256(tracker.data.path))
+    tracker.commit(session.sha256)
     result.changes = tracker.changes
     try:
         found = notify.events(tracker, report, tracker.data.settings, today)
@@ -238,6 +250,13 @@ class Restored:
 
 def restore_record(path: Path, record_id: str, at: dt.datetime | None = None,
                    source: str = "cli") -> Restored:
+    """Bring back a deleted record (see `restore_job`)."""
+    with FileSession(path, source) as session:
+        return restore_job(session, record_id, at)
+
+
+def restore_job(session: WorkbookSession, record_id: str, at: dt.datetime | None = None
+                ) -> Restored:
     """Bring back a deleted record (as it was just before it was deleted, or at `at`), or set
     an existing record's values back to what they were at `at`. Logged like any change.
 
@@ -245,9 +264,9 @@ def restore_record(path: Path, record_id: str, at: dt.datetime | None = None,
         InputError: no history, or the record did not exist then.
         BusyError: the workbook is open or changed; nothing was written.
     """
-    data = read_workbook(path)
+    data = session.read()
     filled = fill_blank_ids(data)
-    with History(path, create=False) as history:
+    with History(session.path, create=False) as history:
         found = values_at(history, record_id, at)
         if found is None:
             when = f" at {at.astimezone():%Y-%m-%d %H:%M:%S}" if at else ""
@@ -257,10 +276,10 @@ def restore_record(path: Path, record_id: str, at: dt.datetime | None = None,
         sheet = data.sheets[key]
         sdef = schema.SHEETS_BY_KEY[key]
         assert sdef.id_field
-        tracker = start_tracking(history, data, source, job="restore")
+        tracker = start_tracking(history, data, session.source, job="restore")
         ids = sheet.frame[sdef.id_field].map(nz.record_id)
         present = sheet.frame.index[ids == nz.record_id(record_id)]
-        edits = id_edits(filled)
+        queue_ids(session, filled)
         fields: list[str] = []
         if len(present):
             if at is None:
@@ -276,31 +295,39 @@ def restore_record(path: Path, record_id: str, at: dt.datetime | None = None,
                     cells.append((row, sheet.columns[name], cell_value(values.get(name))))
                     fields.append(name)
             tracker.apply(key, cells, job="restore", user=os_user())
-            edits.append(set_cells(sheet.name, cells))
+            session.set_cells(sheet.name, cells)
         else:
             record = {k: cell_value(v) for k, v in values.items() if k in sheet.columns}
             tracker.apply(key, rows=[record], job="restore", user=os_user())
-            edits.append(append_rows(sheet.name, sheet.table, sheet.columns, [record]))
-        edits.append(changelog_edit(history, tracker))
-        backup = save(data, edits)
-        tracker.commit(file_sha256(path))
+            session.append_rows(key, [record])
+        session.fill_sheet(changelog_of(history, tracker))
+        backup = _save_or_raise(session)
+        tracker.commit(session.sha256)
     return Restored(sheet.name, record_id, not len(present), fields, backup)
 
 
 def report_workbook(path: Path, write: bool = True, today: dt.date | None = None) -> SyncResult:
+    """The analytics of a workbook (see `report_job`)."""
+    with FileSession(path) as session:
+        return report_job(session, write=write, today=today)
+
+
+def report_job(session: WorkbookSession, write: bool = True, today: dt.date | None = None
+               ) -> SyncResult:
     """The analytics of a workbook; with `write`, also rebuild its Dashboard sheet (nothing
     else is written). The stage history is used when the workbook has one."""
     today = today or dt.date.today()
-    data = read_workbook(path)
+    data = session.read()
     report = validate(data, today=today)
     stays = None
-    if history_path(path).exists():
-        with History(path, create=False) as history:
+    if history_path(session.path).exists():
+        with History(session.path, create=False) as history:
             stays = stage_history(history, today)
     figures = analyse(data, today=today, report=report, stays=stays)
     result = SyncResult(report=report, analytics=figures)
     if write:
-        _write(result, data, [write_dashboard(figures, data.lang, today)])
+        session.draw_dashboard(layout(figures, data.lang, today))
+        _save(result, session)
     return result
 
 
@@ -310,23 +337,33 @@ class DedupeResult:
     written: bool = False
     write_error: XlcrmError | None = None
     lang: Lang = "en"
+    groups: int = 0  # clusters in every data sheet
 
 
 def dedupe_workbook(path: Path, threshold: float | None = None, write: bool = False,
                     sheet_key: str = "customers") -> DedupeResult:
+    """Find duplicates (see `dedupe_job`)."""
+    with FileSession(path) as session:
+        return dedupe_job(session, threshold, write, sheet_key)
+
+
+def dedupe_job(session: WorkbookSession, threshold: float | None = None, write: bool = False,
+               sheet_key: str = "customers") -> DedupeResult:
     """Find duplicates in one sheet; with `write`, fill the Duplicates sheet (all sheets)."""
-    data = read_workbook(path)
+    data = session.read()
     options = data.settings.options
     limit = options.duplicate_threshold if threshold is None else threshold
     found = all_duplicates(data.sheets, options.phone_region, limit,
                            data.settings.closed_stages())
     sheet = data.sheets[sheet_key]
     result = DedupeResult(clusters_json(sheet.frame, sheet.name, found[sheet_key],
-                                        ID_FIELDS[sheet_key], data.lang), lang=data.lang)
+                                        ID_FIELDS[sheet_key], data.lang), lang=data.lang,
+                          groups=sum(len(m) for m in found.values()))
     if write:
-        holder = SyncResult(report=Report(workbook=path.name, counts={}))
-        _write(holder, data, [write_duplicates_sheet(
-            duplicate_sheet_rows(data.sheets, found, data.lang), data.lang)])
+        holder = SyncResult(report=Report(workbook=session.path.name, counts={}))
+        session.fill_sheet(duplicates_sheet(duplicate_sheet_rows(data.sheets, found, data.lang),
+                                            data.lang))
+        _save(holder, session)
         result.written, result.write_error = holder.written, holder.write_error
     return result
 
@@ -341,13 +378,21 @@ class Merged:
 
 def merge_duplicates(path: Path, cluster: int | None = None, threshold: float | None = None,
                      source: str = "cli") -> Merged:
+    """Merge duplicate customers (see `merge_job`)."""
+    with FileSession(path, source) as session:
+        return merge_job(session, cluster, threshold)
+
+
+def merge_job(session: WorkbookSession, cluster: int | None = None,
+              threshold: float | None = None) -> Merged:
     """Merge one cluster (its 1-based number in `dedupe` output) or, with `cluster` None, all.
 
     Raises:
         InputError: no such cluster, or nothing to merge.
         BusyError: the workbook is open or changed; nothing was written.
+        UnsafeToWrite: the rows to remove cannot be moved safely; nothing was written.
     """
-    data = read_workbook(path)
+    data = session.read()
     filled = fill_blank_ids(data)  # merged records are named and restored by their IDs
     sheet = data.sheets["customers"]
     options = data.settings.options
@@ -361,53 +406,62 @@ def merge_duplicates(path: Path, cluster: int | None = None, threshold: float | 
     if not matches:
         raise RecordNotFound("no duplicate customers to merge")
     plans = [plan_merge(data, m.indices) for m in matches]
-    undo: dict[str, Any] = {}
-    with History(path) as history:
-        start_tracking(history, data, source, job="dedupe").commit()  # the user's edits first
-        backup = save(data, [*id_edits(filled), merge_edit(data, plans, undo)])
-        after = read_workbook(path)
-        tracker = start_tracking(history, after, source, job="merge", user=os_user())
-        tracker.commit(after.sha256)
+    with History(session.path) as history:
+        start_tracking(history, data, session.source, job="dedupe").commit()  # edits first
+        queue_ids(session, filled)
+        undo = apply_merge(session, data, plans)
+        backup = _save_or_raise(session)
+        after = session.read()
+        tracker = start_tracking(history, after, session.source, job="merge", user=os_user())
+        tracker.commit(session.sha256)
         merge_id = tracker.run.run_id
         history.save_merge(merge_id, tracker.run.at, tracker.run.user,
                            [p.survivor for p in plans], [r for p in plans for r in p.merged],
-                           undo, after.sha256)
+                           undo, session.sha256 or "")
     return Merged(merge_id, [p.survivor for p in plans], [r for p in plans for r in p.merged],
                   backup)
 
 
 def undo_merge(path: Path, merge_id: str, source: str = "cli") -> list[str]:
+    """Put back everything a merge changed (see `undo_merge_job`)."""
+    with FileSession(path, source) as session:
+        return undo_merge_job(session, merge_id)
+
+
+def undo_merge_job(session: WorkbookSession, merge_id: str) -> list[str]:
     """Put back everything a merge changed. Returns the record IDs restored.
 
     Raises:
         InputError: no such merge, undone already, or the workbook changed since.
         BusyError: the workbook is open; nothing was written.
     """
-    data = read_workbook(path)
-    with History(path, create=False) as history:
+    session.read()
+    with History(session.path, create=False) as history:
         found = history.load_merge(merge_id)
         if found is None:
             raise RecordNotFound(f"no merge {merge_id} in the change log")
         if found["undone_at"]:
             raise RecordNotFound(f"merge {merge_id} was undone already")
-        if found["sha_after"] != data.sha256:
-            raise UnsafeToWrite(f"{path.name} changed since merge {merge_id}; undoing it would "
-                                "overwrite those changes (restore single records with "
+        if found["sha_after"] != session.sha256:
+            raise UnsafeToWrite(f"{session.path.name} changed since merge {merge_id}; undoing "
+                                "it would overwrite those changes (restore single records with "
                                 "xlcrm restore instead)")
-        save(data, [undo_edit(found["record"])])
-        after = read_workbook(path)
-        tracker = start_tracking(history, after, source, job="undo-merge", user=os_user())
-        tracker.commit(after.sha256)
+        undo_record(session, found["record"])
+        _save_or_raise(session)
+        after = session.read()
+        tracker = start_tracking(history, after, session.source, job="undo-merge",
+                                 user=os_user())
+        tracker.commit(session.sha256)
         history.mark_undone(merge_id, tracker.run.at)
     return list(found["merged"])
 
 
-def duplicates_edit(data: WorkbookData) -> Edit:
+def duplicates_of(data: WorkbookData) -> Any:
     """The Duplicates sheet as sync writes it (every data sheet)."""
     options = data.settings.options
     found = all_duplicates(data.sheets, options.phone_region, options.duplicate_threshold,
                            data.settings.closed_stages())
-    return write_duplicates_sheet(duplicate_sheet_rows(data.sheets, found, data.lang), data.lang)
+    return duplicates_sheet(duplicate_sheet_rows(data.sheets, found, data.lang), data.lang)
 
 
 def change_log(path: Path, record: str | None = None, field_name: str | None = None,
@@ -420,51 +474,58 @@ def change_log(path: Path, record: str | None = None, field_name: str | None = N
         return history.entries(record=record, field=key, user=user, since=since, limit=limit)
 
 
+def changelog_job(session: WorkbookSession) -> int:
+    """Log what changed since the last run and show the ChangeLog sheet; returns how many
+    changes were logged. Unnumbered rows are left to sync."""
+    data = session.read()
+    fill_blank_ids(data)
+    with History(session.path) as history:
+        tracker = start_tracking(history, data, session.source, job="changelog")
+        session.fill_sheet(changelog_of(history, tracker))
+        _save_or_raise(session)
+        tracker.commit(session.sha256)
+        return len(tracker.changes)
+
+
 def verify_log(path: Path) -> list[str]:
     """Problems in the change log's hash chain (empty when intact)."""
     with History(path, create=False) as history:
         return history.verify()
 
 
-def promotion_edits(data: WorkbookData, promotion: Promotion) -> list[Edit]:
-    edits = [set_cells(sheet, cells) for sheet, cells in promotion.cells.items()]
-    for key, rows in (("customers", promotion.new_customers),
-                      ("interactions", promotion.new_interactions)):
-        if rows:
-            sheet = data.sheets[key]
-            edits.append(append_rows(sheet.name, sheet.table, sheet.columns, rows))
-    return edits
+def queue_promotion(session: WorkbookSession, promotion: Promotion) -> None:
+    for sheet, cells in promotion.cells.items():
+        session.set_cells(sheet, cells)
+    session.append_rows("customers", promotion.new_customers)
+    session.append_rows("interactions", promotion.new_interactions)
 
 
-def save(data: WorkbookData, edits: list[Edit]) -> Path:
-    """Write `edits` through the safe writer, first growing each Table over the rows that were
-    typed below it (they were read, so they are records now). Returns the backup."""
-    progress.step("write", name=data.path.name)
-    grow = grow_tables((s.name, s.table, s.last_row) for s in data.sheets.values()
-                       if s.table and s.table_last_row is not None
-                       and s.last_row > s.table_last_row)
-    return write_workbook(data.path, data.sha256, [grow, *edits])
-
-
-def _write(result: SyncResult, data: WorkbookData, edits: list[Edit]) -> None:
-    """Write through the safe writer; a refusal is recorded, not raised."""
+def _save(result: SyncResult, session: WorkbookSession) -> bool:
+    """Save; a refusal is recorded in `result`, not raised. True when nothing was refused."""
     try:
-        result.backup = save(data, edits)
-        result.written = True
+        result.backup = session.save()
+        result.written = result.backup is not None
+        return True
     except (BusyError, UnsafeToWrite) as error:
         result.write_error = error
+        return False
 
 
-def report_edits(data: WorkbookData, report: Report) -> list[Edit]:
-    names = [s.name for s in data.sheets.values()]
-    return [write_issues_sheet(report, data.lang), mark_cells(report, names)]
+def _save_or_raise(session: WorkbookSession) -> Path | None:
+    return session.save()
 
 
-def id_edits(filled: list[FilledId]) -> list[Edit]:
+def queue_report(session: WorkbookSession, data: WorkbookData, report: Report) -> None:
+    session.fill_sheet(issues_sheet(report, data.lang))
+    session.mark(report)
+
+
+def queue_ids(session: WorkbookSession, filled: list[FilledId]) -> None:
     by_sheet: dict[str, list[tuple[int, int, str]]] = {}
     for f in filled:
         by_sheet.setdefault(f.sheet, []).append((f.row, f.column, f.value))
-    return [set_cells(sheet, cells) for sheet, cells in by_sheet.items()]
+    for sheet, cells in by_sheet.items():
+        session.set_cells(sheet, cells)
 
 
 @dataclass

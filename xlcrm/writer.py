@@ -1,14 +1,12 @@
-"""The one way xlcrm writes a workbook: refuse when busy, never half-write, keep a backup.
-
-`write_workbook` loads the workbook with openpyxl, applies edits (callables, see
-``xlcrm.edits``), and replaces the file atomically:
+"""The safety rules of every write (`xlcrm.session.FileSession` applies them):
 
 1. refuse (WorkbookOpen) while an Excel ``~$`` or LibreOffice ``.~lock`` owner file exists;
-2. refuse (UnsafeToWrite) when the file holds parts an openpyxl round trip would drop;
-3. refuse (WorkbookChanged) when the content hash differs from the one read;
-4. save to a hidden temp file beside it, fsync, check 1 and 3 again, back up the current
-   file under ``.xlcrm/<stem>/backups/`` (the newest `BACKUPS_KEPT`), ``os.replace``, fsync
-   the folder. Any failure removes the temp file and leaves the workbook as it was.
+2. refuse (WorkbookChanged) when the content hash differs from the one read;
+3. write a hidden temp file beside it under the workbook's write lock, fsync, check 1 and 2
+   again, back up the current file under ``.xlcrm/<stem>/backups/`` (the newest
+   `BACKUPS_KEPT`), ``os.replace``, fsync the folder. Any failure removes the temp file and
+   leaves the workbook as it was; a temp file left by a killed run is removed by the next
+   command (`clean_stale_temps`).
 """
 
 from __future__ import annotations
@@ -16,20 +14,14 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
-import secrets
 import shutil
-import warnings
-from collections.abc import Callable, Iterable
 from pathlib import Path
 
-import openpyxl
 from filelock import FileLock, Timeout
-from openpyxl import Workbook
 
-from .errors import CorruptWorkbook, UnsafeToWrite, WorkbookChanged, WorkbookOpen, WriteDenied
-from .guard import file_sha256, lossy_parts, owner_files, owner_name
+from .errors import WorkbookChanged, WorkbookOpen, WriteDenied
+from .guard import file_sha256, owner_files, owner_name
 
-Edit = Callable[[Workbook], None]
 BACKUPS_KEPT = 10
 STATE_DIR = ".xlcrm"
 TEMP_PREFIX = ".xlcrm-tmp-"
@@ -57,51 +49,29 @@ def check_unchanged(path: Path, sha256: str) -> None:
                               zh=f"{path.name} 在读取后被修改；未写入任何内容")
 
 
-def write_workbook(path: Path, read_sha256: str, edits: Iterable[Edit]) -> Path:
-    """Apply `edits` to the workbook at `path` and replace it atomically.
-
-    Args:
-        path: the workbook.
-        read_sha256: the content hash when its data was read (guards against lost updates).
-        edits: functions that change the loaded openpyxl workbook in place.
-
-    Returns:
-        The backup of the previous version.
+def replace_with(path: Path, temp: Path, read_sha256: str, backup: bool = True) -> Path:
+    """Put the finished temp file in place of the workbook: fsync it, check again that the
+    workbook is not open and not changed, back it up, replace it atomically and fsync the
+    folder. Returns the backup (`path` itself when `backup` is off). Call under `write_lock`;
+    the caller removes the temp file if this raises.
 
     Raises:
         WorkbookOpen, WorkbookChanged: busy; nothing written.
-        UnsafeToWrite: a rewrite would lose parts of the workbook; nothing written.
+        WriteDenied: the system refused the replace; nothing written.
     """
-    check_not_open(path)
-    lost = lossy_parts(path)
-    if lost:
-        raise UnsafeToWrite(f"{path.name} holds {', '.join(lost)}, which a rewrite would drop; "
-                            "nothing was written (results are in the report)",
-                            zh=f"{path.name} 含有重写会丢失的内容（{', '.join(lost)}）；"
-                               "未写入任何内容（结果见报告）")
-    check_unchanged(path, read_sha256)
-    book = _load(path)
-    for edit in edits:
-        edit(book)
-    temp = path.with_name(f"{TEMP_PREFIX}{secrets.token_hex(4)}-{path.name}")
-    with write_lock(path):
-        try:
-            book.save(temp)
-            _fsync_file(temp)
-            check_not_open(path)
-            check_unchanged(path, read_sha256)
-            backup = make_backup(path)
-            os.replace(temp, path)
-            _fsync_dir(path.parent)
-        except PermissionError as error:
-            raise WriteDenied(f"xlcrm cannot replace {path.name}: permission denied "
-                              f"({error.filename or path})",
-                              zh=f"xlcrm 无法替换 {path.name}：没有权限（{error.filename or path}）"
-                              ) from None
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                temp.unlink()
-    return backup
+    try:
+        fsync_file(temp)
+        check_not_open(path)
+        check_unchanged(path, read_sha256)
+        saved = make_backup(path) if backup else path
+        os.replace(temp, path)
+        fsync_dir(path.parent)
+        return saved
+    except PermissionError as error:
+        raise WriteDenied(f"xlcrm cannot replace {path.name}: permission denied "
+                          f"({error.filename or path})",
+                          zh=f"xlcrm 无法替换 {path.name}：没有权限（{error.filename or path}）"
+                          ) from None
 
 
 def write_lock(path: Path) -> FileLock:
@@ -146,22 +116,12 @@ def clean_stale_temps(folder: Path, workbook: str | None = None) -> list[Path]:
     return removed
 
 
-def _load(path: Path) -> Workbook:
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # openpyxl warns about extensions it keeps anyway
-            return openpyxl.load_workbook(path, keep_vba=path.suffix.lower() == ".xlsm",
-                                          keep_links=True, rich_text=True)
-    except Exception as error:  # openpyxl raises many types for broken parts
-        raise CorruptWorkbook(f"{path.name}: cannot be rewritten ({error})") from None
-
-
-def _fsync_file(path: Path) -> None:
+def fsync_file(path: Path) -> None:
     with path.open("rb+") as handle:
         os.fsync(handle.fileno())
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
     if os.name != "posix":
         return
     fd = os.open(folder, os.O_RDONLY)
