@@ -141,6 +141,13 @@ class Styles:
         self._imported[key] = self._append("cellXfs", element)
         return self._imported[key]
 
+    def import_dxf(self, other: Styles, dxf: int) -> int:
+        """The index here of `other`'s differential format `dxf` (copied over once)."""
+        items = other._list("dxfs")
+        if not 0 <= dxf < len(items):
+            return dxf
+        return self._same_or_append("dxfs", items[dxf])
+
     def _same_or_append(self, name: str, item: etree._Element) -> int:
         wanted = etree.tostring(item)
         for index, existing in enumerate(self._list(name)):
