@@ -18,10 +18,11 @@ import pytest
 from tests.conftest import TODAY, append_rows
 from tests.xlwings_standin import Book
 from xlcrm import schema
+from xlcrm.excel import MARK_COLORS, XlBook, _rgb, read_live
 from xlcrm.history import History
 from xlcrm.jobs import init_workbook, validate_workbook
 from xlcrm.reader import read_workbook
-from xlcrm.ribbon import ERROR_COLOR, XlBook, read_live, run
+from xlcrm.ribbon import run
 
 
 @pytest.fixture
@@ -59,11 +60,64 @@ def test_validate_fills_the_issues_sheet_and_marks_cells_like_the_cli(path: Path
     first_error = next(i for i in cli.issues if i.severity == "error" and i.cell)
     sheet = book.sheets[first_error.sheet]
     cell = sheet.range(first_error.cell)
-    assert cell.color == ERROR_COLOR
+    assert sheet.marked()[(cell.r1, cell.c1)] == _rgb(MARK_COLORS["error"][0])
+    assert cell.color is None  # a conditional format: the cell's own fill is not touched
     assert f"[{first_error.code}]" in cell.note.text
+    links = book.sheets["Issues"].links
+    assert links[(2, 4)] == f"#'{cli.sorted_issues()[0].sheet}'!{cli.sorted_issues()[0].cell}"
     # a second run clears the first run's marks before marking again (no stacked notes)
     run("validate", XlBook(book))
     assert sheet.range(first_error.cell).note.text.count(f"[{first_error.code}]") == 1
+    assert len(sheet.conditions) == len({i.severity for i in cli.issues
+                                         if i.sheet == sheet.name and i.cell})
+
+
+def test_validate_never_touches_a_persons_note_or_fill(path: Path) -> None:
+    """The old ribbon overwrote them, and deleted both once the cell was fixed."""
+    book = Book(path)
+    cli = validate_workbook(path).report
+    bad = next(i for i in cli.issues if i.severity == "error" and i.cell)
+    sheet = book.sheets[bad.sheet]
+    cell = sheet.range(bad.cell)
+    cell.add_note("call before 5pm — Li Na")
+    cell.color = (0, 176, 80)
+    run("validate", XlBook(book))
+    assert sheet.range(bad.cell).note.text == "call before 5pm — Li Na"
+    assert sheet.range(bad.cell).color == (0, 176, 80)
+    assert (cell.r1, cell.c1) in sheet.marked()  # still marked, by the conditional format
+    sheet.cells[(cell.r1, cell.c1)] = "Other"  # fixed (a valid choice or value) ...
+    run("validate", XlBook(book))
+    assert sheet.range(bad.cell).note.text == "call before 5pm — Li Na"
+    assert sheet.range(bad.cell).color == (0, 176, 80)
+
+
+def test_sync_writes_the_ids_it_fills_and_saves_before_logging(path: Path) -> None:
+    """Sync fills blank IDs in the open workbook, writes the Duplicates sheet, saves the
+    workbook, and only then commits the change log."""
+    book = Book(path)
+    customers = book.sheets["Customers"]
+    blank = (3, 1)
+    old_id = customers.cells.pop(blank)
+    run("sync", XlBook(book))
+    assert customers.cells[blank] not in (None, old_id)
+    assert customers.cells[blank].startswith("C-")
+    assert book.saves == 1
+    assert rows_below_header(book, "Duplicates", 6) is not None
+    with History(path) as history:
+        assert {e["job"] for e in history.entries()} >= {"sync"}
+
+
+def test_a_failed_save_logs_nothing(path: Path) -> None:
+    book = Book(path)
+
+    def refuse() -> None:
+        raise OSError("Excel could not save (read-only)")
+
+    book.save = refuse  # type: ignore[method-assign]
+    message = run("sync", XlBook(book))
+    assert message.startswith("xlcrm: unexpected error: OSError")
+    with History(path) as history:
+        assert history.entries() == []  # nothing logged that the file does not hold
 
 
 def test_promote_appends_customers_and_grows_the_table(path: Path) -> None:

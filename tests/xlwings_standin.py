@@ -86,6 +86,34 @@ class Range:
             for j, item in enumerate(row):
                 self.sheet.set(self.r1 + i, self.c1 + j, item)
 
+    @property
+    def formula(self) -> Any:
+        return self.value
+
+    @formula.setter
+    def formula(self, value: Any) -> None:
+        self.value = value
+
+    @property
+    def number_format(self) -> Any:
+        return self.sheet.formats.get((self.r1, self.c1))
+
+    @number_format.setter
+    def number_format(self, code: str) -> None:
+        for r in range(self.r1, self.r2 + 1):
+            for c in range(self.c1, self.c2 + 1):
+                self.sheet.formats[(r, c)] = code
+
+    def add_hyperlink(self, address: str, text_to_display: str | None = None,
+                      screen_tip: str | None = None) -> None:
+        self.sheet.links[(self.r1, self.c1)] = address
+        if text_to_display is not None:
+            self.sheet.set(self.r1, self.c1, text_to_display)
+
+    @property
+    def api(self) -> RangeApi:
+        return RangeApi(self.sheet, [self])
+
     def clear_contents(self) -> None:
         for r in range(self.r1, self.r2 + 1):
             for c in range(self.c1, self.c2 + 1):
@@ -131,11 +159,56 @@ class _BoundNote:
         self.sheet.notes.pop(self.key, None)
 
 
+class Colour:
+    def __init__(self) -> None:
+        self.Color: int | None = None  # noqa: N815 - the COM name
+
+
+class FormatCondition:
+    """One conditional format (COM): a formula, a fill and a font colour over some cells."""
+
+    def __init__(self, sheet: Sheet, cells: list[tuple[int, int]], formula: str) -> None:
+        self.sheet, self.cells, self.Formula1 = sheet, cells, formula
+        self.Interior, self.Font = Colour(), Colour()
+
+    def Delete(self) -> None:  # noqa: N802 - the COM name
+        self.sheet.conditions.remove(self)
+
+
+class FormatConditions:
+    def __init__(self, sheet: Sheet, cells: list[tuple[int, int]]) -> None:
+        self.sheet, self.cells = sheet, cells
+
+    def Add(self, kind: int, operator: Any = None, formula: str = "") -> FormatCondition:  # noqa: N802
+        assert kind == 2, "xlcrm adds expression conditions only"
+        condition = FormatCondition(self.sheet, self.cells, formula)
+        self.sheet.conditions.append(condition)
+        return condition
+
+    @property
+    def Count(self) -> int:  # noqa: N802
+        return len(self.sheet.conditions)
+
+    def Item(self, index: int) -> FormatCondition:  # noqa: N802 - 1-based, as in COM
+        return self.sheet.conditions[index - 1]
+
+
+class RangeApi:
+    def __init__(self, sheet: Sheet, ranges: list[Range]) -> None:
+        self.FormatConditions = FormatConditions(  # noqa: N815
+            sheet, [(r, c) for rng in ranges for r in range(rng.r1, rng.r2 + 1)
+                    for c in range(rng.c1, rng.c2 + 1)])
+
+
 class MultiRange:
-    """`sheet.range("A1,B2")`: only colour is set on such ranges."""
+    """`sheet.range("A1,B2")`: colour and conditional formats are set on such ranges."""
 
     def __init__(self, parts: list[Range]) -> None:
         self.parts = parts
+
+    @property
+    def api(self) -> RangeApi:
+        return RangeApi(self.parts[0].sheet, self.parts)
 
     @property
     def color(self) -> Any:
@@ -157,11 +230,34 @@ class Table:
         self.range = rng
 
 
-class SheetApi:
-    """The COM object's two protection calls (Windows names)."""
+class _Address:
+    def __init__(self, key: tuple[int, int]) -> None:
+        self.Address = f"${get_column_letter(key[1])}${key[0]}"  # noqa: N815
 
-    def __init__(self) -> None:
+
+class Comment:
+    def __init__(self, key: tuple[int, int], note: Note) -> None:
+        self.Parent, self.note = _Address(key), note
+
+    def Text(self) -> str:  # noqa: N802
+        return self.note.text
+
+
+class SheetApi:
+    """The COM object's calls xlcrm makes: protection (Windows names), the sheet's conditional
+    formats and its notes."""
+
+    def __init__(self, sheet: Sheet) -> None:
+        self.sheet = sheet
         self.protected, self.calls = True, []  # type: ignore[var-annotated]
+
+    @property
+    def Cells(self) -> Any:  # noqa: N802
+        return RangeApi(self.sheet, [])
+
+    @property
+    def Comments(self) -> list[Comment]:  # noqa: N802
+        return [Comment(key, note) for key, note in sorted(self.sheet.notes.items())]
 
     def Unprotect(self) -> None:  # noqa: N802 - the COM name
         self.protected = False
@@ -175,8 +271,11 @@ class SheetApi:
 class Sheet:
     def __init__(self, name: str) -> None:
         self.name = name
-        self.api = SheetApi()
+        self.api = SheetApi(self)
         self.cells: dict[tuple[int, int], Any] = {}
+        self.formats: dict[tuple[int, int], str] = {}
+        self.links: dict[tuple[int, int], str] = {}
+        self.conditions: list[FormatCondition] = []
         self.colors: dict[tuple[int, int], Any] = {}
         self.notes: dict[tuple[int, int], Note] = {}
         self.tables: list[Table] = []
@@ -185,10 +284,17 @@ class Sheet:
         self.writes = 0
 
     def set(self, row: int, column: int, value: Any) -> None:
-        if value is None:
+        if isinstance(value, str) and value.startswith("'"):
+            value = value[1:]  # Excel: a leading apostrophe means "text", and is not shown
+        if value is None or value == "":
             self.cells.pop((row, column), None)
         else:
             self.cells[(row, column)] = value
+
+    def marked(self) -> dict[tuple[int, int], int]:
+        """Cell -> the fill colour xlcrm's conditional formats give it."""
+        return {cell: c.Interior.Color for c in self.conditions for cell in c.cells
+                if c.Formula1 == '="xlcrm"="xlcrm"'}
 
     def range(self, first: Any, second: Any = None) -> Any:
         if isinstance(first, str):
@@ -246,7 +352,14 @@ class Book:
                 for cell in row:
                     if cell.value is not None:
                         sheet.cells[(cell.row, cell.column)] = cell.value
+                    if cell.comment is not None:
+                        sheet.notes[(cell.row, cell.column)] = Note(cell.comment.text)
             for table in ws.tables.values():
                 sheet.tables.append(Table(sheet, table.name, table.ref))
             sheets.append(sheet)
         self.sheets = Sheets(sheets)
+        self.saves = 0
+
+    def save(self) -> None:
+        """Excel saves the book (the stand-in counts the saves)."""
+        self.saves += 1
