@@ -1,49 +1,106 @@
-"""Times a whole `sync` (read, fill IDs, validate, safe write-back) on a copy of a bench workbook.
+"""`sync` of a bench workbook side by side with a calamine read and an openpyxl round trip of
+the same file, in one run, each in its own process (seconds and peak memory):
 
-    python bench/bench_sync.py M
+    python bench/bench_sync.py L            # also M, S
+    python bench/bench_sync.py L --no-openpyxl   # skip the (slow) openpyxl round trip
 
-The write-back loads and saves the whole workbook with openpyxl, so it dominates; see
-docs/safety.md ("Speed").
+1. set-up (not compared): a first sync of a copy (IDs, promotion, engine sheets, change log);
+2. a calamine read of every sheet of that file;
+3. `sync` with nothing to change;
+4. `sync` after a one-cell edit (a customer's city, typed as a person would: the part patched
+   by the file backend, not timed);
+5. an openpyxl load + save of the same file.
+
+Targets (issue 15): sync ≥ 10× faster than the openpyxl round trip and ≤ 2.5× the calamine
+read, with nothing to change and after a one-cell edit; peak memory below openpyxl's.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
+import subprocess
 import sys
 import tempfile
-import time
+import textwrap
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from generate import bench_args  # noqa: E402
 
-from xlcrm import jobs  # noqa: E402
-from xlcrm.promote import promote_won_deals  # noqa: E402
-from xlcrm.reader import read_workbook  # noqa: E402
-from xlcrm.validate import validate  # noqa: E402
+PRELUDE = textwrap.dedent("""
+    import json, resource, sys, time
+    from pathlib import Path
+    path = Path(sys.argv[1])
+    started = time.perf_counter()
+""")
+CODA = textwrap.dedent("""
+    print(json.dumps({"seconds": time.perf_counter() - started,
+                      "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                      **(extra if "extra" in dir() else {})}))
+""")
+STEPS = {
+    "sync": """
+        from xlcrm.jobs import sync_workbook
+        result = sync_workbook(path)
+        extra = {"written": result.written, "changes": len(result.changes)}
+    """,
+    "calamine": """
+        import python_calamine
+        book = python_calamine.CalamineWorkbook.from_path(str(path))
+        cells = sum(len(r) for n in book.sheet_names for r in book.get_sheet_by_name(n).to_python())
+        extra = {"cells": cells}
+    """,
+    "openpyxl": """
+        import openpyxl
+        book = openpyxl.load_workbook(path)
+        book.save(path.with_name("openpyxl-" + path.name))
+    """,
+    "edit": """
+        from xlcrm.session import FileSession
+        with FileSession(path) as session:
+            data = session.read()
+            customers = data.sheets["customers"]
+            row = int(customers.frame["_row"].iloc[len(customers.frame) // 2])
+            session.set_cells(customers.name, [(row, customers.columns["city"], "Xi'an (moved)")])
+            session.save()
+    """,
+}
+
+
+def run(step: str, path: Path) -> dict[str, float]:
+    code = PRELUDE + textwrap.dedent(STEPS[step]) + CODA
+    done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True,
+                          text=True, check=True)
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
 def main() -> None:
-    args, source = bench_args(__doc__)
+    args, source = bench_args(__doc__, lambda p: p.add_argument("--no-openpyxl",
+                                                                action="store_true"))
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / source.name
         shutil.copyfile(source, path)
-        started = time.perf_counter()
-        data = read_workbook(path)
-        read_s = time.perf_counter() - started
-        report = validate(data)
-        validate_s = time.perf_counter() - started - read_s
-        started = time.perf_counter()
-        promotion = promote_won_deals(data)
-        promote_s = time.perf_counter() - started
-        started = time.perf_counter()
-        result = jobs.sync_workbook(path)
-        sync_s = time.perf_counter() - started
-    print(f"{source.name}: {sum(data.counts().values()):,} records, {len(report.issues):,} issues")
-    print(f"{'read':<10}{read_s:8.2f} s")
-    print(f"{'validate':<10}{validate_s:8.2f} s")
-    print(f"{'promote':<10}{promote_s:8.2f} s   ({len(promotion.promoted):,} won deals promoted)")
-    print(f"{'sync':<10}{sync_s:8.2f} s   (written: {result.written})")
+        first = run("sync", path)
+        print(f"{source.name} ({source.stat().st_size / 1e6:.1f} MB): first sync "
+              f"{first['seconds']:.1f} s, {first['changes']:,} changes logged (set-up)")
+        calamine = min((run("calamine", path) for _ in range(2)), key=lambda r: r["seconds"])
+        idle = run("sync", path)
+        run("edit", path)
+        edited = run("sync", path)
+        round_trip = None if args.no_openpyxl else run("openpyxl", path)
+    rows = [("calamine read of every sheet", calamine), ("sync, nothing to change", idle),
+            ("sync after a one-cell edit", edited)]
+    if round_trip:
+        rows.append(("openpyxl load + save", round_trip))
+    print(f"{'':<32}{'seconds':>9}{'peak MB':>9}{'÷ calamine':>12}{'openpyxl ÷':>12}")
+    for label, figures in rows:
+        versus = (f"{round_trip['seconds'] / figures['seconds']:11.1f}×" if round_trip
+                  else f"{'—':>12}")
+        print(f"{label:<32}{figures['seconds']:9.2f}{figures['peak_mb']:9.0f}"
+              f"{figures['seconds'] / calamine['seconds']:11.2f}×{versus}")
+    print(f"written: nothing-to-change {idle.get('written')}, one-cell edit "
+          f"{edited.get('written')} ({edited.get('changes'):.0f} change logged)")
 
 
 if __name__ == "__main__":

@@ -18,8 +18,9 @@ from tests.conftest import TODAY, cell_of, edit_cells, user_edit
 from xlcrm import normalize as nz
 from xlcrm.analytics import stage_durations
 from xlcrm.changes import stage_history
+from xlcrm.errors import WorkbookOpen
 from xlcrm.history import History, history_path
-from xlcrm.jobs import sync_workbook
+from xlcrm.jobs import SyncResult, sync_workbook
 from xlcrm.reader import read_workbook
 
 
@@ -206,8 +207,10 @@ def test_refused_write_logs_nothing_and_the_next_run_catches_up(
     edit_cells(path, [("customers", "C-000004", "contact_name", "王小明")])
     owner = path.with_name(f"~${path.name}")
     owner.write_bytes(b"\x05Alice" + b" " * 160)
-    busy = sync_workbook(path, today=TODAY)
-    assert busy.write_error is not None and not busy.written
+    with pytest.raises(WorkbookOpen) as refused:  # the one channel of a refused write
+        sync_workbook(path, today=TODAY)
+    busy = refused.value.result
+    assert isinstance(busy, SyncResult) and not busy.written and busy.report.counts
     assert busy.changes == []
     with History(path) as history:
         assert history.entries(record="C-000004", field="contact_name") == []

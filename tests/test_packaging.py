@@ -38,3 +38,22 @@ def test_no_extra_pins_pandas_below_the_runtime() -> None:
     extras = _project().get("optional-dependencies", {})
     for requirements in extras.values():  # type: ignore[attr-defined]
         assert not any(r.startswith("recordlinkage") for r in requirements)
+
+
+def test_the_public_api_is_sorted_complete_and_resolves() -> None:
+    import xlcrm
+    from xlcrm import errors
+
+    assert xlcrm.__all__ == sorted(xlcrm.__all__)
+    assert set(xlcrm.__all__) == {n for names in xlcrm._HOMES.values() for n in names}
+    for name in xlcrm.__all__:
+        assert getattr(xlcrm, name) is not None, name
+    raised = {name for name, value in vars(errors).items()
+              if isinstance(value, type) and issubclass(value, Exception)}
+    assert raised <= set(xlcrm.__all__)  # every exception is public ...
+    tree = errors.__doc__ or ""
+    drawn = set(re.findall(r"[├└]── (\w+)", tree)) | {"XlcrmError"}
+    assert raised == drawn, raised ^ drawn  # ... and drawn in the tree
+    assert issubclass(xlcrm.WorkbookOpen, xlcrm.WriteRefused)  # one channel for refusals
+    assert issubclass(xlcrm.WriteDenied, xlcrm.WriteRefused)
+    assert issubclass(xlcrm.UnsafeToWrite, xlcrm.WriteRefused)

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import olefile
 
-from .errors import InputError
+from .errors import AddinError
 
 ADDIN_NAME = "xlcrm.xlam"
 MODULE = "RibbonMyAddin"
@@ -41,9 +41,6 @@ ADDIN_CONTENT_TYPE = "application/vnd.ms-excel.addin.macroEnabled.main+xml"
 PAD_PREFIX = b"' xlcrm-pad "  # the comment line that makes the module fill its stream
 PAD_FILLER = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ" * 8
 
-
-class AddinError(InputError):
-    """The add-in cannot be built or installed"""
 
 
 def template_path() -> Path:

@@ -204,7 +204,7 @@ class Tracker:
                 pending.append((index, key, _as_read(value)))
                 touched[index] = None
         columns = tracked_columns(frame)
-        before = {i: record_values(frame.loc[i, columns].tolist(), columns) for i in touched}
+        before = _records(frame, list(touched), columns)
         for index, key, value in pending:
             frame.at[index, key] = value
         if rows:
@@ -221,11 +221,13 @@ class Tracker:
         indices = list(touched)
         hashes = row_hashes(frame.loc[indices], columns).tolist()
         rehashed = self._rehashed.setdefault(sheet_key, {})
-        for index, digest in zip(indices, hashes, strict=True):
-            rid = nz.text(frame.at[index, sdef.id_field])
+        afters = _records(frame, indices, columns)
+        ids = frame.loc[indices, sdef.id_field].tolist() if indices else []
+        for index, digest, rid_value in zip(indices, hashes, ids, strict=True):
+            rid = nz.text(rid_value)
             if not rid:
                 continue
-            after = record_values(frame.loc[index, columns].tolist(), columns)
+            after = afters[index]
             if index in before:
                 for name in sorted(set(before[index]) | set(after)):
                     if before[index].get(name) != after.get(name):
@@ -270,6 +272,15 @@ def newest_entries(history: History, tracker: Tracker, limit: int) -> list[dict[
     stored = history.entries(limit=limit - len(fresh), newest_first=True) if (
         limit > len(fresh)) else []
     return [*fresh, *stored]
+
+
+def _records(frame: pd.DataFrame, indices: list[Any], columns: list[str]
+             ) -> dict[Any, dict[str, Any]]:
+    """index -> the record's tracked values, read in one block (not row by row)."""
+    if not indices:
+        return {}
+    rows = frame.loc[indices, columns].to_numpy(dtype=object).tolist()
+    return {i: record_values(r, columns) for i, r in zip(indices, rows, strict=True)}
 
 
 def start_tracking(history: History, data: WorkbookData, source: str, job: str,

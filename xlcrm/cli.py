@@ -16,7 +16,7 @@ from collections.abc import Callable
 from enum import StrEnum
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Annotated, Any, Literal, NoReturn, TypeVar
+from typing import Annotated, Any, Literal, NoReturn, TypeVar, cast
 
 import typer
 from rich.console import Console
@@ -25,7 +25,7 @@ from rich.markup import escape
 from . import jobs, progress, schema
 from .changes import show, show_record
 from .crash import write_crash_log
-from .errors import EXIT_BUG, InputError, XlcrmError
+from .errors import EXIT_BUG, InputError, WriteRefused, XlcrmError
 from .history import parse_stamp, parse_user_time
 from .issues import Report
 from .messages import env_lang, reasons_text, t, workbook_lang
@@ -47,6 +47,7 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 EXIT_ERRORS = 1
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 def _version_callback(value: bool) -> None:
@@ -112,18 +113,19 @@ def validate_cmd(
     show_all: AllOpt = False,
 ) -> None:
     """Check everything: required fields, types, choices, keys, owners, stage rules."""
-    result = _run(lambda: jobs.validate_workbook(path, write=write), path)
+    result, refused = _run(lambda: _attempt(lambda: jobs.validate_workbook(path, write=write)),
+                           path)
     report = result.report
     _print_report(report, format, show_all)
     if result.written and format is Format.text:
         out.print(t("issues_written", report.lang))
-    _exit(result)
+    _exit(result, refused)
 
 
 @app.command()
 def sync(path: PathArg, format: FormatOpt = Format.text, show_all: AllOpt = False) -> None:
     """The whole job: fill blank IDs, validate, write back the results safely."""
-    result = _run(lambda: jobs.sync_workbook(path), path)
+    result, refused = _run(lambda: _attempt(lambda: jobs.sync_workbook(path)), path)
     report = result.report
     delivery = result.delivery
     if format is Format.json:
@@ -142,13 +144,25 @@ def sync(path: PathArg, format: FormatOpt = Format.text, show_all: AllOpt = Fals
                         changes=len(result.changes)))
         if delivery and (delivery.sent or delivery.failed):
             out.print(t("notified", report.lang, sent=delivery.sent, failed=delivery.failed))
-    _exit(result)
+    _exit(result, refused)
 
 
-def _exit(result: jobs.SyncResult) -> NoReturn:
-    """Exit 3 (busy) or 2 (unsafe) when the write was refused, else 1 if errors, else 0."""
-    if result.write_error is not None:
-        _fail(result.write_error.text(result.report.lang), result.write_error.exit_code)
+def _attempt(call: Callable[[], R]) -> tuple[R, WriteRefused | None]:
+    """Run a job whose findings are worth showing when its write is refused: (its result,
+    the refusal or None)."""
+    try:
+        return call(), None
+    except WriteRefused as error:
+        if error.result is None:
+            raise
+        return cast(R, error.result), error
+
+
+def _exit(result: jobs.SyncResult, refused: WriteRefused | None) -> NoReturn:
+    """Exit with the refusal's code (3 busy, 2 unsafe, 77 denied) when the write was refused,
+    else 1 if errors, else 0."""
+    if refused is not None:
+        _fail(refused.text(result.report.lang), refused.exit_code)
     raise typer.Exit(EXIT_ERRORS if result.report.errors else 0)
 
 
@@ -156,7 +170,7 @@ def _exit(result: jobs.SyncResult) -> NoReturn:
 def promote(path: PathArg, format: FormatOpt = Format.text) -> None:
     """Move won deals into Customers (link or create), then recompute roll-ups, lifecycle,
     service owner and tier. Running it twice changes nothing the second time."""
-    result = _run(lambda: jobs.promote_workbook(path), path)
+    result, refused = _run(lambda: _attempt(lambda: jobs.promote_workbook(path)), path)
     promotion = result.promotion
     assert promotion is not None
     lang = result.report.lang
@@ -178,8 +192,8 @@ def promote(path: PathArg, format: FormatOpt = Format.text) -> None:
                                reason=t(f"reason_{item['reason']}", lang), extra=extra)))
         what = t("workbook_updated" if result.written else "nothing_to_write", lang)
         out.print(f"[bold]{escape(t('promote_summary', lang, promoted=len(promotion.promoted), skipped=len(promotion.skipped), what=what))}[/bold]")  # noqa: E501
-    if result.write_error is not None:
-        _fail(result.write_error.text(lang), result.write_error.exit_code)
+    if refused is not None:
+        _fail(refused.text(lang), refused.exit_code)
 
 
 @app.command()
@@ -221,8 +235,8 @@ def dedupe(
         out.print(escape(t("merged", lang, merged=", ".join(done.merged),
                            survivors=", ".join(done.survivors), path=path, id=done.merge_id)))
         return
-    result = _run(lambda: jobs.dedupe_workbook(path, threshold=threshold, write=write,
-                                               sheet_key=str(sheet_key)), path)
+    result, refused = _run(lambda: _attempt(lambda: jobs.dedupe_workbook(
+        path, threshold=threshold, write=write, sheet_key=str(sheet_key))), path)
     lang = result.lang
     if format is Format.json:
         typer.echo(json.dumps({"version": 1, "clusters": result.clusters}, ensure_ascii=False,
@@ -239,8 +253,8 @@ def dedupe(
                           f"{escape(reasons_text(pair['reasons'], lang))}")
         key = "clusters_written" if result.written else "clusters"
         out.print(f"[bold]{escape(t(key, lang, n=len(result.clusters)))}[/bold]")
-    if result.write_error is not None:
-        _fail(result.write_error.text(lang), result.write_error.exit_code)
+    if refused is not None:
+        _fail(refused.text(lang), refused.exit_code)
 
 
 @app.command("log")
@@ -354,7 +368,8 @@ def report(
     figures; rebuilds the Dashboard sheet unless --no-write."""
     from .report import render_html, render_text
 
-    result = _run(lambda: jobs.report_workbook(path, write=write), path)
+    result, refused = _run(lambda: _attempt(lambda: jobs.report_workbook(path, write=write)),
+                           path)
     figures = result.analytics
     assert figures is not None
     lang = result.report.lang
@@ -370,9 +385,8 @@ def report(
         out.print(escape(t("wrote_file", lang, path=out_file)))
     else:
         typer.echo(text)
-    if result.write_error is not None:
-        _fail(t("dashboard_not_rebuilt", lang, error=result.write_error.text(lang)),
-              result.write_error.exit_code)
+    if refused is not None:
+        _fail(t("dashboard_not_rebuilt", lang, error=refused.text(lang)), refused.exit_code)
 
 
 def _write_text(path: Path, text: str) -> None:

@@ -14,15 +14,24 @@ with a crash log, see `xlcrm.crash`::
      │    ├── HostileWorkbook        zip bomb, XML entity tricks, ...
      │    ├── SheetMissing           a data sheet or a key column is missing
      │    ├── SettingsInvalid        the Settings sheet holds a value we cannot use
-     │    ├── UnsafeToWrite          a write would drop parts of the workbook
      │    ├── AlreadyExists          `init` would overwrite a file
-     │    ├── HistoryUnreadable      the change-log database cannot be read (xlcrm.history)
-     │    └── RecordNotFound         `restore` finds no such record in the change log
-     ├── BusyError                   exit 3: the workbook is busy, nothing was written
-     │    ├── WorkbookOpen           an Excel ~$ / LibreOffice .~lock owner file exists
-     │    └── WorkbookChanged        the file changed since we read it
-     └── WriteDenied                 exit 77 (EX_NOPERM): the system will not let us replace
+     │    ├── HistoryUnreadable      the change-log database cannot be read
+     │    ├── RecordNotFound         `restore` finds no such record in the change log
+     │    └── AddinError             the Excel add-in cannot be built or installed
+     ├── AlreadyWatching             exit 3: another watcher already watches this folder
+     └── WriteRefused                the one channel for a write that did not happen: nothing
+          │                          was written; `.result` holds what the job found anyway
+          ├── BusyError              exit 3: the workbook is busy
+          │    ├── WorkbookOpen      an Excel ~$ / LibreOffice .~lock owner file exists
+          │    └── WorkbookChanged   the file changed since we read it
+          ├── UnsafeToWrite          exit 2: the change cannot be patched safely (a formula or
+          │                          merged cells across rows that would move), or it would
+          │                          lose a part of the workbook
+          └── WriteDenied            exit 77 (EX_NOPERM): the system will not let us replace
                                      the workbook (read-only file or folder, no rights)
+
+A job whose write is refused raises the refusal with its result attached (`error.result`: the
+report, the analytics...), so a caller shows what was found and says why nothing was written.
 """
 
 from __future__ import annotations
@@ -79,15 +88,22 @@ class SettingsInvalid(InputError):
     """The Settings sheet holds a value xlcrm cannot use."""
 
 
-class UnsafeToWrite(InputError):
-    """Writing this workbook would drop parts of it, so nothing was written."""
+class WriteRefused(XlcrmError):
+    """The workbook was not written."""
+
+    exit_code = 2
+    result: object = None  # what the job found before its write was refused
+
+
+class UnsafeToWrite(WriteRefused):
+    """This change cannot be written safely, so nothing was written."""
 
 
 class AlreadyExists(InputError):
     """The file exists already (use --force to overwrite)."""
 
 
-class BusyError(XlcrmError):
+class BusyError(WriteRefused):
     """The workbook is busy; nothing was written."""
 
     exit_code = 3
@@ -105,7 +121,21 @@ class RecordNotFound(InputError):
     """The change log has no such record"""
 
 
-class WriteDenied(XlcrmError):
+class HistoryUnreadable(InputError):
+    """The change-log database cannot be read"""
+
+
+class AddinError(InputError):
+    """The add-in cannot be built or installed"""
+
+
+class AlreadyWatching(XlcrmError):
+    """Another watcher already watches this folder"""
+
+    exit_code = 3
+
+
+class WriteDenied(WriteRefused):
     """The system does not allow xlcrm to replace the workbook; nothing was written."""
 
     exit_code = EXIT_DENIED

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InputError
+from .errors import HistoryUnreadable, InputError
 from .writer import state_dir
 
 GENESIS = "0" * 64
@@ -69,9 +69,6 @@ CREATE TABLE IF NOT EXISTS merges (
     record TEXT NOT NULL, sha_after TEXT, undone_at TEXT);
 """
 
-
-class HistoryUnreadable(InputError):
-    """The change-log database cannot be read"""
 
 
 @dataclass

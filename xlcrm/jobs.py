@@ -38,14 +38,7 @@ from .dedupe import (
     find_duplicate_customers,
 )
 from .edits import changelog_sheet, duplicates_sheet, issues_sheet
-from .errors import (
-    AlreadyExists,
-    BusyError,
-    NotAWorkbook,
-    RecordNotFound,
-    UnsafeToWrite,
-    XlcrmError,
-)
+from .errors import AlreadyExists, NotAWorkbook, RecordNotFound, UnsafeToWrite, WriteRefused
 from .guard import WORKBOOK_SUFFIXES
 from .history import Change, History, history_path
 from .ids import FilledId, fill_blank_ids
@@ -66,14 +59,13 @@ log = logging.getLogger("xlcrm")
 
 @dataclass
 class SyncResult:
-    """What a sync (or `validate --write`) did. When the write was refused (busy, changed,
-    or lossy), `write_error` says why and nothing was written; the report is still valid."""
+    """What a sync (or `validate --write`, `report`, `promote`) found and did. When its write
+    is refused, the job raises `WriteRefused` with this result attached (`error.result`)."""
 
     report: Report
     filled_ids: list[FilledId] = field(default_factory=list)
     written: bool = False
     backup: Path | None = None
-    write_error: XlcrmError | None = None
     promotion: Promotion | None = None
     changes: list[Change] = field(default_factory=list)  # logged by this run
     delivery: Delivery | None = None
@@ -156,7 +148,8 @@ def sync_job(session: WorkbookSession, today: dt.date | None = None) -> SyncResu
         tracker.apply("opportunities", stage, job="stage")
         promotion = promote_won_deals(data, today=today)
         apply_promotion(tracker, promotion)
-        report = validate(data, today=today)  # reports ambiguous won deals itself
+        found = duplicates_found(data)  # once, for the warnings and the Duplicates sheet
+        report = validate(data, today=today, duplicates=found)  # and ambiguous won deals
         figures = analyse(data, today=today, report=report,
                           stays=stage_history(history, today, pending=tracker))
         result = SyncResult(report=report, filled_ids=filled, promotion=promotion,
@@ -167,7 +160,8 @@ def sync_job(session: WorkbookSession, today: dt.date | None = None) -> SyncResu
         queue_report(session, data, report)
         session.fill_sheet(changelog_of(history, tracker))
         session.draw_dashboard(layout(figures, data.lang, today))
-        session.fill_sheet(duplicates_of(data))
+        session.fill_sheet(duplicates_sheet(duplicate_sheet_rows(data.sheets, found, data.lang),
+                                            data.lang))
         if _save(result, session):
             _commit(result, history, tracker, report, today, session)
         result.delivery = _deliver(history, data)
@@ -335,7 +329,6 @@ def report_job(session: WorkbookSession, write: bool = True, today: dt.date | No
 class DedupeResult:
     clusters: list[dict[str, Any]]
     written: bool = False
-    write_error: XlcrmError | None = None
     lang: Lang = "en"
     groups: int = 0  # clusters in every data sheet
 
@@ -360,11 +353,13 @@ def dedupe_job(session: WorkbookSession, threshold: float | None = None, write: 
                                         ID_FIELDS[sheet_key], data.lang), lang=data.lang,
                           groups=sum(len(m) for m in found.values()))
     if write:
-        holder = SyncResult(report=Report(workbook=session.path.name, counts={}))
         session.fill_sheet(duplicates_sheet(duplicate_sheet_rows(data.sheets, found, data.lang),
                                             data.lang))
-        _save(holder, session)
-        result.written, result.write_error = holder.written, holder.write_error
+        try:
+            result.written = session.save() is not None
+        except WriteRefused as error:
+            error.result = result
+            raise
     return result
 
 
@@ -456,12 +451,11 @@ def undo_merge_job(session: WorkbookSession, merge_id: str) -> list[str]:
     return list(found["merged"])
 
 
-def duplicates_of(data: WorkbookData) -> Any:
-    """The Duplicates sheet as sync writes it (every data sheet)."""
+def duplicates_found(data: WorkbookData) -> dict[str, Any]:
+    """The duplicate clusters of every data sheet, as Settings asks for them."""
     options = data.settings.options
-    found = all_duplicates(data.sheets, options.phone_region, options.duplicate_threshold,
-                           data.settings.closed_stages())
-    return duplicates_sheet(duplicate_sheet_rows(data.sheets, found, data.lang), data.lang)
+    return all_duplicates(data.sheets, options.phone_region, options.duplicate_threshold,
+                          data.settings.closed_stages())
 
 
 def change_log(path: Path, record: str | None = None, field_name: str | None = None,
@@ -501,14 +495,15 @@ def queue_promotion(session: WorkbookSession, promotion: Promotion) -> None:
 
 
 def _save(result: SyncResult, session: WorkbookSession) -> bool:
-    """Save; a refusal is recorded in `result`, not raised. True when nothing was refused."""
+    """Save; a refusal is raised with `result` attached. True when saved (or nothing needed
+    saving)."""
     try:
         result.backup = session.save()
-        result.written = result.backup is not None
-        return True
-    except (BusyError, UnsafeToWrite) as error:
-        result.write_error = error
-        return False
+    except WriteRefused as error:
+        error.result = result
+        raise
+    result.written = result.backup is not None
+    return True
 
 
 def _save_or_raise(session: WorkbookSession) -> Path | None:
@@ -541,8 +536,5 @@ def run_demo(folder: Path, sample: int = 40, today: dt.date | None = None) -> De
     for lang in schema.LANGS:
         path = folder / f"crm_{lang}.xlsx"
         init_workbook(path, lang=lang, sample=sample, force=True, today=today)
-        result = sync_workbook(path, today=today)
-        if result.write_error is not None:
-            raise result.write_error
-        results[lang] = result
+        results[lang] = sync_workbook(path, today=today)
     return DemoResult(folder=folder, workbooks=results)

@@ -69,14 +69,9 @@ def _summary(report: Report) -> str:
     return f"{report.errors} errors and {report.warnings} warnings found."
 
 
-def _refused(result: object, text: str, lang: str) -> str:
-    error = getattr(result, "write_error", None)
-    return text if error is None else f"{text}\n{error.text(lang)}"
-
-
 def xl_validate(xl: XlBook) -> str:
     result = validate_job(ExcelSession(xl), write=True)
-    return _refused(result, _summary(result.report), result.report.lang)
+    return _summary(result.report)
 
 
 def xl_sync(xl: XlBook) -> str:
@@ -87,7 +82,7 @@ def xl_sync(xl: XlBook) -> str:
             f"{len(result.changes)} 条。" if lang == "zh" else
             f"{len(result.filled_ids)} IDs filled, {promoted} won deals promoted, "
             f"{len(result.changes)} changes logged.")
-    return _refused(result, f"{_summary(result.report)}\n{done}", lang)
+    return f"{_summary(result.report)}\n{done}"
 
 
 def xl_promote(xl: XlBook) -> str:
@@ -98,13 +93,13 @@ def xl_promote(xl: XlBook) -> str:
     text = (f"{len(promotion.promoted)} 个赢单已转入客户，{len(promotion.skipped)} 个跳过。" if zh
             else f"{len(promotion.promoted)} won deals promoted, {len(promotion.skipped)} "
                  "skipped.")
-    return _refused(result, text, result.report.lang)
+    return text
 
 
 def xl_dashboard(xl: XlBook) -> str:
     result = report_job(ExcelSession(xl), write=True)
     lang = result.report.lang
-    return _refused(result, t("dashboard_rebuilt", lang), lang)
+    return t("dashboard_rebuilt", lang)
 
 
 def xl_changelog(xl: XlBook) -> str:
@@ -118,7 +113,7 @@ def xl_dedupe(xl: XlBook) -> str:
     result = dedupe_job(ExcelSession(xl), write=True)
     text = (f"找到 {result.groups} 组疑似重复记录。" if result.lang == "zh"
             else f"{result.groups} groups of likely duplicate records found.")
-    return _refused(result, text, result.lang)
+    return text
 
 
 def xl_help(xl: XlBook) -> str:

@@ -85,13 +85,16 @@ class _Sheet:
 
 
 def validate(data: WorkbookData, today: dt.date | None = None,
-             extra: Iterable[Issue] = ()) -> Report:
+             extra: Iterable[Issue] = (), duplicates: dict[str, list[Any]] | None = None
+             ) -> Report:
     """Check every sheet of a read workbook.
 
     Args:
         data: the workbook as read by `read_workbook`.
         today: the date warnings are computed against (default: today).
-        extra: issues found by other steps (e.g. possible duplicates) to include.
+        extra: issues found by other steps to include.
+        duplicates: the duplicate clusters by sheet key, when the caller found them already
+            (sync finds them once for the warnings and the Duplicates sheet).
     """
     progress.step("validate")
     today = today or dt.date.today()
@@ -105,7 +108,7 @@ def validate(data: WorkbookData, today: dt.date | None = None,
         report.extend(check_custom_fields(sheet, settings))
     report.extend(check_keys(sheets))
     report.extend(check_opportunity_rules(sheets, settings, today))
-    report.extend(check_duplicates(sheets, settings))
+    report.extend(check_duplicates(sheets, settings, duplicates))
     report.extend(ambiguous_customers(data))
     report.extend(extra)
     return report
@@ -331,16 +334,19 @@ def _last_touch(opps: _Sheet, inter: _Sheet) -> pd.Series:
 MAX_NAMED = 3  # records a possible-duplicate warning names; the Duplicates sheet has all
 
 
-def check_duplicates(sheets: dict[str, _Sheet], settings: Settings) -> list[Issue]:
-    """A `possible-duplicate` warning on each member of each cluster, in every data sheet."""
+def check_duplicates(sheets: dict[str, _Sheet], settings: Settings,
+                     found: dict[str, list[Any]] | None = None) -> list[Issue]:
+    """A `possible-duplicate` warning on each member of each cluster, in every data sheet
+    (`found`: the clusters by sheet key, when the caller has them already)."""
     issues: list[Issue] = []
     options = settings.options
     for key, marked in (("customers", "name"), ("opportunities", "title"),
                         ("interactions", "summary")):
         sheet = sheets[key]
         frame = sheet.frame
-        matches = find_duplicates(frame, key, options.phone_region,
-                                  options.duplicate_threshold, settings.closed_stages())
+        matches = found[key] if found is not None else find_duplicates(
+            frame, key, options.phone_region, options.duplicate_threshold,
+            settings.closed_stages())
         if not matches:
             continue
         id_field = ID_FIELDS[key]

@@ -40,7 +40,7 @@ import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from filelock import FileLock, Timeout
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
@@ -50,13 +50,14 @@ from watchdog.observers.polling import PollingObserver
 
 from . import jobs
 from .errors import (
-    BusyError,
+    AlreadyWatching,
     CorruptWorkbook,
     InputError,
     UnsafeToWrite,
     WorkbookChanged,
     WorkbookOpen,
     WriteDenied,
+    WriteRefused,
 )
 from .guard import WORKBOOK_SUFFIXES, file_sha256, owner_files, owner_name
 from .issues import Report
@@ -71,9 +72,6 @@ MAX_BACKOFF = 300.0
 QUIET_SECONDS = 60.0  # a damaged workbook is reported only after staying the same this long
 log = logging.getLogger("xlcrm.watch")
 
-
-class AlreadyWatching(BusyError):
-    """Another watcher already watches this folder"""
 
 
 def is_workbook(path: Path) -> bool:
@@ -240,6 +238,7 @@ class Watcher:
     def _run_job(self, path: Path, item: Tracked, sha: str, now: float) -> None:
         item.deferred = False
         started = time.perf_counter()
+        refused: WriteRefused | None = None
         try:
             if self.mode == "sync":
                 result = jobs.sync_workbook(path, source="watcher")
@@ -267,6 +266,8 @@ class Watcher:
             self._log(logging.WARNING, "write-blocked", path, t(
                 "watch_blocked", lang, error=shown, seconds=f"{item.backoff:.0f}"))
             return
+        except WriteRefused as error:  # busy, changed or unsafe: the findings still count
+            result, refused = cast(jobs.SyncResult, error.result), error
         report = result.report
         lang = report.lang
         self._publish(path, report)
@@ -274,7 +275,6 @@ class Watcher:
         item.last = {"at": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
                      "errors": report.errors, "warnings": report.warnings,
                      "written": result.written, "seconds": round(seconds, 2)}
-        refused = result.write_error
         if result.written:
             self._done(path, item, file_sha256(path))  # our own write: not a new save
             item.backoff = 0.0
