@@ -41,9 +41,16 @@ CODA = textwrap.dedent("""
 """)
 STEPS = {
     "sync": """
+        from xlcrm import progress
         from xlcrm.jobs import sync_workbook
-        result = sync_workbook(path)
-        extra = {"written": result.written, "changes": len(result.changes)}
+        marks = []
+        with progress.listening(lambda name, _: marks.append((name, time.perf_counter()))):
+            result = sync_workbook(path)
+        marks.append(("end", time.perf_counter()))
+        steps = {}
+        for (name, at), (_, after) in zip(marks, marks[1:]):
+            steps[name] = steps.get(name, 0) + after - at
+        extra = {"written": result.written, "changes": len(result.changes), "steps": steps}
     """,
     "calamine": """
         import python_calamine
@@ -101,6 +108,9 @@ def main() -> None:
               f"{figures['seconds'] / calamine['seconds']:11.2f}×{versus}")
     print(f"written: nothing-to-change {idle.get('written')}, one-cell edit "
           f"{edited.get('written')} ({edited.get('changes'):.0f} change logged)")
+    steps = edited["steps"]
+    print("sync after a one-cell edit, by step (from each step to the next): " + ", ".join(
+        f"{name} {seconds:.2f} s" for name, seconds in steps.items()))
 
 
 if __name__ == "__main__":

@@ -421,9 +421,12 @@ def stage_history(history: History, today: dt.date | None = None,
                      "field": c.field,
                      "new": c.new} for c in pending.changes if c.sheet == "opportunities"
                     and (c.action != "changed" or c.field == "stage")]
+    days: dict[str, dt.date] = {}  # a run's entries share one time: parsed once
     for entry in entries:
         rid, action = entry["record_id"], entry["action"]
-        when = parse_stamp(entry["at"]).astimezone().date()
+        when = days.get(entry["at"])
+        if when is None:
+            when = days[entry["at"]] = parse_stamp(entry["at"]).astimezone().date()
         if action == "added":
             vals = entry["new"] or {}
             stage = vals.get("stage")

@@ -212,6 +212,12 @@ class History:
 
     # -- commit -------------------------------------------------------------------------------
 
+    def last_run(self) -> tuple[str, str | None] | None:
+        """(run id, the workbook's hash after it) of the newest run, if any."""
+        row = self.db.execute("SELECT run_id, sha_after FROM runs ORDER BY rowid DESC LIMIT 1"
+                              ).fetchone()
+        return (str(row[0]), row[1]) if row else None
+
     def head(self) -> tuple[int, str]:
         row = self.db.execute("SELECT seq, hash FROM entries ORDER BY seq DESC LIMIT 1").fetchone()
         return (int(row[0]), str(row[1])) if row else (0, GENESIS)

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import memo, notify, progress, schema
 from . import normalize as nz
-from . import notify, schema
 from .analytics import Analytics, analyse
 from .changes import (
     Tracker,
@@ -68,6 +68,7 @@ class SyncResult:
     backup: Path | None = None
     promotion: Promotion | None = None
     changes: list[Change] = field(default_factory=list)  # logged by this run
+    run_id: str | None = None  # the change-log run that stored them
     delivery: Delivery | None = None
     analytics: Analytics | None = None
 
@@ -127,9 +128,20 @@ def validate_job(session: WorkbookSession, write: bool = False,
 
 
 def sync_workbook(path: Path, today: dt.date | None = None, source: str = "cli") -> SyncResult:
-    """The whole job on a workbook file (see `sync_job`)."""
+    """The whole job on a workbook file (see `sync_job`). A workbook exactly as the last sync
+    of the day left it gets that sync's report back, and nothing is read or written
+    (`xlcrm.memo`)."""
+    today = today or dt.date.today()
+    progress.step("read", name=path.name)
+    remembered = memo.recall(path, today)
+    if remembered is not None:  # (notifications still waiting make recall say no)
+        return SyncResult(report=remembered, delivery=Delivery())
+    memo.forget(path)
     with FileSession(path, source) as session:
-        return sync_job(session, today=today)
+        result = sync_job(session, today=today)
+        if result.run_id and session.sha256:
+            memo.remember(path, today, result.run_id, session.sha256, result.report)
+    return result
 
 
 def sync_job(session: WorkbookSession, today: dt.date | None = None) -> SyncResult:
@@ -218,6 +230,7 @@ def _commit(result: SyncResult, history: History, tracker: Tracker, report: Repo
     """Store the run's changes; queue its notifications (which must never fail the run)."""
     tracker.commit(session.sha256)
     result.changes = tracker.changes
+    result.run_id = tracker.run.run_id
     try:
         found = notify.events(tracker, report, tracker.data.settings, today)
         notify.queue(history, found, tracker.data)

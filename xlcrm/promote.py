@@ -64,20 +64,23 @@ def promote_won_deals(data: WorkbookData, today: dt.date | None = None) -> Promo
     customers = data.sheets["customers"].frame
     opps = data.sheets["opportunities"].frame
     is_won, done = _won_and_done(data)
-    index = _CustomerIndex(customers, settings.options.phone_region)
+    won = opps[is_won]
+    promoted_before = won["opportunity_id"].map(nz.record_id).isin(done)
+    links: dict[int, str] = {}  # opportunity frame index -> customer id, for roll-ups
+    for i, customer in won.loc[promoted_before, "customer_id"].items():  # the usual case
+        if not nz.is_blank(customer):
+            links[i] = nz.text(customer)
+    to_promote = won[~promoted_before]
+    index = _CustomerIndex(customers if len(to_promote) else customers.iloc[:0],
+                           settings.options.phone_region)
     parse_date = nz.date_parser(settings.day_first)
     new_customer_id = id_minter(data, "customers")
     new_interaction_id = id_minter(data, "interactions")
     opp_cells: list[tuple[int, int, Any]] = []
     opp_columns = data.sheets["opportunities"].columns
-    links: dict[int, str] = {}  # opportunity frame index -> customer id, for roll-ups
 
-    for i, opp in opps[is_won].iterrows():
+    for i, opp in to_promote.iterrows():  # only deals not promoted yet
         oid = nz.text(opp["opportunity_id"])
-        if nz.record_id(oid) in done:
-            if not nz.is_blank(opp["customer_id"]):
-                links[i] = nz.text(opp["customer_id"])
-            continue
         customer_id, created, matched_by = None, False, None
         if not nz.is_blank(opp["customer_id"]):
             customer_id = index.get(opp["customer_id"])
