@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -69,3 +71,53 @@ def test_dashboard_converts_with_its_charts(clean_book: Callable[..., Path],
     for title in ("Pipeline by stage (open deals)", "Forecast by expected close month",
                   "Customers by tier", "Customers by lifecycle"):
         assert text.count(title) >= 2, title
+
+
+def resave(path: Path, out: Path) -> Path:
+    """The workbook as LibreOffice saves it (its own shared strings, styles, relationship ids
+    and part names): opened and saved again as .xlsx."""
+    out.mkdir(exist_ok=True)
+    result = subprocess.run(
+        [str(soffice()), f"-env:UserInstallation=file://{out / 'lo-profile'}", "--headless",
+         "--norestore", "--convert-to", "xlsx:Calc MS Excel 2007 XML", "--outdir",
+         str(out / "saved"), str(path)], capture_output=True, text=True, timeout=300)
+    saved = out / "saved" / path.name
+    assert result.returncode == 0 and saved.is_file(), result.stderr
+    return saved
+
+
+def test_a_workbook_libreoffice_saved_is_patched_in_place(tmp_path: Path) -> None:
+    """A team that keeps its workbook in LibreOffice: rows typed below the Tables, a mistake,
+    a blank ID, saved by LibreOffice; sync fills the ID, grows the Table, marks the mistake and
+    keeps what LibreOffice wrote, and Calc opens the result again."""
+    from tests.test_day_one import typed
+    from xlcrm.jobs import init_workbook
+
+    path = init_workbook(tmp_path / "crm.xlsx", sample=10, mistakes=False, today=TODAY)
+    typed(path, 0, [{"Name": "Neue Kunden GmbH", "Email": "bad@@neue.de", "City": "Berlin"}])
+    saved = resave(path, tmp_path / "lo")
+    with zipfile.ZipFile(saved) as archive:
+        before = {n: archive.read(n) for n in archive.namelist()}
+    assert "xl/sharedStrings.xml" in before  # LibreOffice's own way of storing text
+    result = sync_workbook(saved, today=TODAY)
+    assert result.written and [f.value for f in result.filled_ids] == ["C-000011"]
+    assert [i.code for i in result.report.issues if i.severity == "error"] == ["invalid-email"]
+    with zipfile.ZipFile(saved) as archive:
+        after = {n: archive.read(n) for n in archive.namelist()}
+        customers = next(n for n in after if n.endswith("sheet1.xml"))
+    assert set(before) <= set(after) | {"xl/calcChain.xml"}
+    strings = re.compile(rb"<si>.*?</si>", re.S)
+    assert strings.findall(after["xl/sharedStrings.xml"]) == strings.findall(
+        before["xl/sharedStrings.xml"])  # LibreOffice's strings stay, in their order ...
+    count = re.search(rb'count="(\d+)"', after["xl/sharedStrings.xml"])
+    references = sum(len(re.findall(rb'<c [^>]*t="s"', data)) for name, data in after.items()
+                     if name.startswith("xl/worksheets/sheet"))
+    assert count is not None and int(count[1]) == references  # ... and their count is true
+    book = openpyxl.load_workbook(saved)
+    ws = book.worksheets[0]
+    assert ws.tables[next(iter(ws.tables))].ref.endswith("12")  # the typed row is inside
+    assert ws["A12"].value == "C-000011" and ws["B12"].value == "Neue Kunden GmbH"
+    assert b"xlcrm" in after[customers]  # the mark (conditional format) on the sheet
+    again = resave(saved, tmp_path / "lo2")  # and Calc reads what xlcrm wrote
+    values = openpyxl.load_workbook(again).worksheets[0]
+    assert values["A12"].value == "C-000011"

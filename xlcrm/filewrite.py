@@ -19,7 +19,9 @@ import json
 import re
 import zlib
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,18 +29,23 @@ from lxml import etree
 from openpyxl.utils import range_boundaries
 
 from . import notesxml
+from .dashboard import render_openpyxl
+from .edits import fill_engine_sheet
 from .errors import UnsafeToWrite
 from .graft import build, graft, sheet_parts
 from .issues import Issue, Report
 from .package import Package, parse, xml_bytes
 from .reader import WorkbookData
-from .session import EngineSheet, Plan, engine_name, engine_state
+from .session import Plan, engine_name, engine_state
 from .sheetxml import NS, RawCell, SheetXml, movable, place
 from .stylesxml import Styles
 
 MARK_FORMULA = '"xlcrm"="xlcrm"'
 MARK_COLORS = {"error": ("FFFFC7CE", "FF9C0006"), "warning": ("FFFFEB9C", "FF9C5700")}
 CALC_CHAIN = "xl/calcChain.xml"
+SHARED_STRINGS = "xl/sharedStrings.xml"
+_SHARED_CELL = re.compile(rb'<(?:\w+:)?c\b[^>]*?\bt="s"')
+_COUNT = re.compile(rb'(<(?:\w+:)?sst\b[^>]*?\scount=")(\d+)(")')
 _R = re.compile(rb'\br="([A-Z]+)(\d+)"')
 
 
@@ -103,21 +110,35 @@ def apply_plan(pkg: Package, plan: Plan, data: WorkbookData, temp: Path,
         _check_merged(sheet_xml(name), name, first, last, first_col, last_col)
     if plan.marks is not None:
         _marks(pkg, plan.marks, data, state, sheet_xml, parts)
-    formulas = False
+    formulas, shared = False, 0
     for name, xml in sheets.items():
         patched = xml.apply()
         formulas = formulas or xml.formulas_touched
+        shared += xml.shared_refs
         if patched != pkg.read(parts[name]):
             pkg.put(parts[name], patched)
     for name, (table, last) in plan.tables.items():
         _resize_table(pkg, parts[name], table, last)
     dropped: list[str] = []
-    for sheet in plan.engine.values():
-        dropped += _engine(pkg, styles, data, sheet, state)
+    engine = {engine_name(data, s.key, s.lang) for s in plan.engine.values()}
     if plan.dashboard is not None:
-        dropped += _dashboard(pkg, styles, data, plan.dashboard, state)
+        engine.add(engine_name(data, "dashboard", plan.dashboard.lang))
+    before = {name: _shared_refs(pkg.read(parts[name])) for name in engine
+              if name in parts} if pkg.has(SHARED_STRINGS) else {}
+    for sheet in plan.engine.values():
+        dropped += _regenerate(pkg, styles, engine_name(data, sheet.key, sheet.lang),
+                               sheet.digest(), partial(fill_engine_sheet, sheet=sheet), state)
+    if plan.dashboard is not None:
+        layout = plan.dashboard
+        dropped += _regenerate(pkg, styles, engine_name(data, "dashboard", layout.lang),
+                               layout.digest(), partial(render_openpyxl, layout), state)
+    for name, part in sheet_parts(pkg).items():  # a regenerated engine sheet's old cells
+        if name in before and part in pkg.changed:
+            shared += _shared_refs(pkg.read(part)) - before[name]
     if formulas:
         dropped += _drop_calc_chain(pkg)
+    if shared:
+        _count_shared(pkg, shared)
     if styles.changed:
         pkg.put("xl/styles.xml", styles.bytes())
     if not pkg.changed:
@@ -172,30 +193,13 @@ def _resize_table(pkg: Package, sheet_part: str, table: str, last: int) -> None:
         return
 
 
-def _engine(pkg: Package, styles: Styles, data: WorkbookData, sheet: EngineSheet,
-            state: dict[str, Any]) -> list[str]:
-    from .edits import fill_engine_sheet
-
-    name = engine_name(data, sheet.key, sheet.lang)
-    digest = sheet.digest()
+def _regenerate(pkg: Package, styles: Styles, name: str, digest: str,
+                fill: Callable[[Any], None], state: dict[str, Any]) -> list[str]:
+    """Rebuild the engine sheet `name` with `fill` (an openpyxl sheet) and graft it in, unless
+    it holds what xlcrm last wrote there and that is what `digest` says it would write."""
     if _unchanged(pkg, state, name, digest):
         return []
-    built = build(name, lambda ws: fill_engine_sheet(ws, sheet))
-    dropped = graft(pkg, styles, name, built)
-    state["engine"][name] = {"digest": digest, "part": sheet_parts(pkg)[name]}
-    return dropped
-
-
-def _dashboard(pkg: Package, styles: Styles, data: WorkbookData, layout: Any,
-               state: dict[str, Any]) -> list[str]:
-    from .dashboard import render_openpyxl
-
-    name = engine_name(data, "dashboard", layout.lang)
-    digest = layout.digest()
-    if _unchanged(pkg, state, name, digest):
-        return []
-    built = build(name, lambda ws: render_openpyxl(layout, ws))
-    dropped = graft(pkg, styles, name, built)
+    dropped = graft(pkg, styles, name, build(name, fill))
     state["engine"][name] = {"digest": digest, "part": sheet_parts(pkg)[name]}
     return dropped
 
@@ -208,6 +212,25 @@ def _unchanged(pkg: Package, state: dict[str, Any], name: str, digest: str) -> b
     parts = sheet_parts(pkg)
     return name in parts and parts[name] == entry.get("part") \
         and pkg.crc(parts[name]) == entry.get("crc")
+
+
+def _shared_refs(xml: bytes) -> int:
+    return len(_SHARED_CELL.findall(xml))
+
+
+def _count_shared(pkg: Package, change: int) -> None:
+    """Keep the shared-strings part's `count` (references to it) true: cells that held a
+    shared string and now hold something else no longer count. Its strings stay."""
+    if not pkg.has(SHARED_STRINGS):
+        return
+    data = pkg.read(SHARED_STRINGS)
+    head = data[:2048]
+    found = _COUNT.search(head)
+    if found is None:
+        return
+    count = max(int(found[2]) + change, 0)
+    pkg.put(SHARED_STRINGS, head[:found.start(2)] + str(count).encode() + head[found.end(2):]
+            + data[2048:])
 
 
 def _drop_calc_chain(pkg: Package) -> list[str]:

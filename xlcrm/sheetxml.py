@@ -110,6 +110,7 @@ class SheetXml:
         self.edits: dict[int, dict[int, Any]] = {}  # row -> column -> value
         self.inherit: dict[int, int] = {}  # a new row -> the row whose styles it takes
         self.formulas_touched = False
+        self.shared_refs = 0  # shared-string references added (+) or replaced (-)
         self._parsed: dict[int, list[_Cell]] = {}
 
     # reading ---------------------------------------------------------------------------------
@@ -198,6 +199,8 @@ class SheetXml:
             current = cells.get(column)
             if current is not None and current.has_formula:
                 self.formulas_touched = True
+            if current is not None and current.attrs.get("t") == "s":
+                self.shared_refs -= 1
             style = current.style if current is not None else (
                 above[column].style if column in above else None)
             xml = self._cell_xml(row, column, value, style)
@@ -216,6 +219,8 @@ class SheetXml:
                          + ref.encode() + b'"', value.xml, count=1)
             if b"<f" in xml:
                 self.formulas_touched = True
+            if re.match(rb'<(?:\w+:)?c\b[^>]*?\bt="s"', xml):
+                self.shared_refs += 1
             return xml
         if isinstance(value, float) and not math.isfinite(value):
             value = None
