@@ -534,3 +534,29 @@ def test_a_number_with_two_neighbours_swapped_is_one_typo() -> None:
                        tax_id="4178304"),
                      c("C2", "Joshua Dolan", kind="Individual", address=same_home,
                        tax_id="4173804")]) == [["C1", "C2"]]
+
+
+@pytest.mark.parametrize("structure", ["formula", "merged cells"])
+def test_a_merge_that_would_move_formulas_or_merged_cells_is_refused(
+        book: Path, cli: Callable[..., Any], structure: str) -> None:
+    """Closing up rows moves the cells below them; a formula with A1 references or merged
+    cells would change meaning, so nothing is written (exit 2) and the reason is given."""
+    sheet = read_workbook(book).sheets["customers"]
+    wb = openpyxl.load_workbook(book)
+    append_rows(sheet.name, sheet.table, sheet.columns, [
+        {"customer_id": "C-000903", "name": "Below Ltd", "city": "Hefei"}])(wb)
+    ws = wb[sheet.name]
+    row = sheet.last_row + 1  # C-000903, under the twins (the last two rows read)
+    notes = sheet.columns["notes"]
+    if structure == "formula":
+        ws.cell(row=row, column=notes, value=f"=LEN(B{row})")
+    else:
+        ws.merge_cells(start_row=row - 1, start_column=notes, end_row=row, end_column=notes)
+    wb.save(book)
+    before = book.read_bytes()
+    clusters = json.loads(cli("dedupe", book, "--format", "json").output)["clusters"]
+    number = next(n for n, c in enumerate(clusters, 1) if "C-000901" in c["record_ids"])
+    result = cli("dedupe", book, "--merge", "--cluster", str(number))
+    assert result.exit_code == 2, result.output
+    assert ("formula" if structure == "formula" else "merged cells") in result.stderr
+    assert book.read_bytes() == before
