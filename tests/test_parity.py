@@ -26,7 +26,7 @@ from xlcrm.ribbon import run
 from xlcrm.session import FileSession
 
 SHEETS = ("Customers", "Opportunities", "Interactions", "Issues", "Duplicates", "ChangeLog",
-          "Dashboard")
+          "Dashboard", "客户", "商机", "跟进记录", "校验问题", "疑似重复", "变更日志", "看板")
 FILE_JOBS: dict[str, Callable[[Path], Any]] = {
     "validate": lambda p: jobs.validate_workbook(p, write=True),
     "sync": lambda p: jobs.sync_workbook(p),
@@ -37,11 +37,11 @@ FILE_JOBS: dict[str, Callable[[Path], Any]] = {
 }
 
 
-@pytest.fixture(scope="module")
-def original(tmp_path_factory: pytest.TempPathFactory) -> Path:
+@pytest.fixture(scope="module", params=["en", "zh"])
+def original(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Path:
     """Sample records with their mistakes, a blank ID, a deal just won, and twins."""
     path = tmp_path_factory.mktemp("original") / "crm.xlsx"
-    init_workbook(path, sample=15, today=TODAY)
+    init_workbook(path, lang=request.param, sample=15, today=TODAY)
     data = read_workbook(path)
     book = openpyxl.load_workbook(path)
     opps, customers = data.sheets["opportunities"], data.sheets["customers"]
@@ -79,7 +79,7 @@ def standin_values(book: Book) -> dict[str, dict[tuple[int, int], Any]]:
 
 
 def without_run_columns(values: dict[str, dict[tuple[int, int], Any]]) -> None:
-    log = values.get("ChangeLog", {})
+    log = values.get("ChangeLog") or values.get("变更日志") or {}
     for key in [k for k in log if k[0] > 1 and k[1] in (1, 3)]:  # time, source
         del log[key]
 

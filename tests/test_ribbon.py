@@ -193,3 +193,12 @@ def test_the_module_imports_without_xlwings_or_excel() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == 0, result.stderr
+
+
+def test_a_missing_engine_sheet_is_added_like_the_file_path_does(path: Path) -> None:
+    book = Book(path)
+    book.sheets.items = [s for s in book.sheets.items if s.name != "Duplicates"]
+    run("dedupe", XlBook(book))
+    added = book.sheets["Duplicates"]
+    assert added.cells[(1, 1)] == schema.ENGINE_COLUMNS["duplicates"][0][1]
+    assert book.sheets.items[-1] is added

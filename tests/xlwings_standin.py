@@ -329,6 +329,13 @@ class Sheets:
     def __getitem__(self, name: str) -> Sheet:
         return next(s for s in self.items if s.name == name)
 
+    def add(self, name: str, after: Sheet | None = None) -> Sheet:
+        sheet = Sheet(name)
+        sheet.api.protected = False
+        position = self.items.index(after) + 1 if after is not None else 0
+        self.items.insert(position, sheet)
+        return sheet
+
 
 class App:
     def __init__(self) -> None:

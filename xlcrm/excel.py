@@ -161,6 +161,13 @@ class XlBook:
     def number_format(self, sheet: str, row: int, column: int, code: str) -> None:
         self.book.sheets[sheet].range((row, column)).number_format = code
 
+    def add_sheet(self, name: str, header: Sequence[Any]) -> None:
+        """A new sheet at the end, with a header row."""
+        sheets = self.book.sheets
+        ws = sheets.add(name, after=list(sheets)[-1])
+        if header:
+            ws.range((1, 1)).value = [list(header)]
+
     def clear_sheet(self, sheet: str) -> None:
         ws = self.book.sheets[sheet]
         for chart in list(ws.charts):
@@ -278,11 +285,12 @@ class ExcelSession(WorkbookSession):
         return self.path
 
     def _name(self, key: str, lang: Lang) -> str:
+        """The engine sheet's real name; a missing one is added, with its header."""
         assert self.data is not None
         name = engine_name(self.data, key, lang)
         if name not in self.xl.sheet_names():
-            raise SheetMissing(f"no sheet named {name} (the file path creates it: run sync "
-                               "once from the command line or the watcher)")
+            columns = schema.ENGINE_COLUMNS.get(key, ())
+            self.xl.add_sheet(name, [en if lang == "en" else zh for _, en, zh in columns])
         return name
 
     def _engine(self, sheet: EngineSheet) -> None:

@@ -19,7 +19,10 @@ Decisions the two old code paths disagreed on, now one behaviour for both:
 - **Duplicates sheet.** Sync fills it in both backends.
 - **Notifications.** Queued and sent after every successful sync in both backends.
 - **Hyperlinks.** Each Issues row links to its cell in both backends.
-- **Dashboard layout.** One layout (`xlcrm.dashboard.layout`), drawn by each backend.
+- **Dashboard layout.** One layout (`xlcrm.dashboard.layout`), drawn by each backend: the
+  same cells, number formats and charts; the file backend also draws the tiles' fills and
+  merges and makes each block an Excel Table (the ribbon leaves those cosmetic parts out).
+- **A missing engine sheet** is added at the end, with its header, in both backends.
 - **When the change log commits.** Only after the write succeeded. For an open workbook the
   ribbon saves the workbook at the end of a job that changed it (like the file path, a sync is
   a write), and commits the change log after that save. A job that fails before the save
