@@ -36,7 +36,9 @@ PRELUDE = textwrap.dedent("""
 """)
 CODA = textwrap.dedent("""
     print(json.dumps({"seconds": time.perf_counter() - started,
-                      "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                      "peak_mb": (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+                                  + resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+                      / 1024,  # with sync's second process (duplicates), at most
                       **(extra if "extra" in dir() else {})}))
 """)
 STEPS = {

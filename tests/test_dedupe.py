@@ -324,17 +324,17 @@ def test_the_forked_child_gives_the_same_result(monkeypatch: pytest.MonkeyPatch)
     alone = _pairs(frame, 0.85)
     monkeypatch.setattr(dedupe, "PARALLEL_FROM", 100)
     if sys.platform == "linux" and (dedupe.os.cpu_count() or 1) > 1:
-        with dedupe._Background(len(frame), sorted, [3, 1, 2]) as child:
+        with dedupe.Background(len(frame), sorted, [3, 1, 2]) as child:
             assert child.process is not None  # the forked path really runs here
             assert child.result() == [1, 2, 3]
     forked = []
-    result = dedupe._Background.result
+    result = dedupe.Background.result
 
     def noted(self: Any) -> Any:
         forked.append(self.process is not None)
         return result(self)
 
-    monkeypatch.setattr(dedupe._Background, "result", noted)
+    monkeypatch.setattr(dedupe.Background, "result", noted)
     assert _pairs(frame, 0.85) == alone
     if sys.platform == "linux" and (dedupe.os.cpu_count() or 1) > 1:
         assert forked == [True]  # the matcher's identifiers really came from the child
@@ -357,7 +357,7 @@ def test_a_child_that_dies_is_done_again_here(monkeypatch: pytest.MonkeyPatch) -
         return "here"
 
     monkeypatch.setattr(dedupe, "PARALLEL_FROM", 1)
-    with dedupe._Background(1, where) as child:
+    with dedupe.Background(1, where) as child:
         assert child.process is not None
         assert child.result() == "here"
         assert child.process is None  # ended and joined
@@ -384,7 +384,7 @@ def test_no_fork_means_all_of_it_here(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(dedupe.os, "cpu_count", lambda: 2)
     monkeypatch.setattr(dedupe.sys, "platform", "linux")
     monkeypatch.setattr(dedupe, "get_context", lambda _: NoFork)
-    with dedupe._Background(1, sorted, [2, 1]) as child:
+    with dedupe.Background(1, sorted, [2, 1]) as child:
         assert child.process is None and not gc.get_freeze_count()
         assert child.result() == [1, 2]
 
@@ -560,3 +560,36 @@ def test_a_merge_that_would_move_formulas_or_merged_cells_is_refused(
     assert result.exit_code == 2, result.output
     assert ("formula" if structure == "formula" else "merged cells") in result.stderr
     assert book.read_bytes() == before
+
+
+def test_sync_finds_the_same_duplicates_in_a_second_process(
+        book: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sync looks for duplicates in a forked child while it validates the rest (large
+    workbooks); the report and the Duplicates sheet are those of the single-process run."""
+    import shutil
+    import sys
+
+    from xlcrm import dedupe, jobs
+
+    other = tmp_path / "forked" / book.name
+    other.parent.mkdir()
+    shutil.copyfile(book, other)
+    alone = jobs.sync_workbook(book, today=TODAY)
+    forked: list[bool] = []
+    result = dedupe.Background.result
+
+    def noted(self: Any) -> Any:
+        forked.append(self.process is not None)
+        return result(self)
+
+    monkeypatch.setattr(jobs, "PARALLEL_SYNC", 0)
+    monkeypatch.setattr(dedupe.Background, "result", noted)
+    second = jobs.sync_workbook(other, today=TODAY)
+    if sys.platform == "linux" and (dedupe.os.cpu_count() or 1) > 1:
+        assert forked and forked[0]  # the child really found them
+    shown = [i.to_json() for i in alone.report.sorted_issues()]
+    assert [i.to_json() for i in second.report.sorted_issues()] == shown
+    assert any(i["code"] == "possible-duplicate" for i in shown)
+    sheets = [python_calamine.CalamineWorkbook.from_path(str(p)).get_sheet_by_name(
+        "Duplicates").to_python() for p in (book, other)]
+    assert sheets[0] == sheets[1] and len(sheets[0]) > 1

@@ -32,7 +32,7 @@ can check. Each pair carries its score and its reasons.
   customers. A shared phone with a different name is one switchboard, not one customer.
 - **A forked child**: from `PARALLEL_FROM` records, on Linux with a second core, the
   identifiers (phones, e-mails, tax numbers, addresses, cities) are keyed in a forked child
-  while this process folds and tokenises the names (`_Background`). Elsewhere (Windows,
+  while this process folds and tokenises the names (`Background`). Elsewhere (Windows,
   macOS, inside Excel), or if the child dies, it all runs in this process.
 """
 
@@ -181,7 +181,7 @@ class _Columns:
         raw_code, raw_names = pd.factorize(column("name"))
         both, distinct = pd.factorize(raw_code * 2 + self.person)
         raw_list = list(raw_names) + [None]  # code -1 → None
-        with _Background(size, _identifier_keys, column("phone"), column("email"),
+        with Background(size, _identifier_keys, column("phone"), column("email"),
                          column("tax_id"), column("address"), column("city"), self.person,
                          region) as child:
             # meanwhile, the names and their tokens
@@ -543,17 +543,20 @@ def _identifier_keys(phone: pd.Series, email: pd.Series, tax_raw: pd.Series,
 PARALLEL_FROM = 200_000  # records from which identifiers are keyed in a forked child
 
 
-class _Background:
+class Background:
     """`func(*args)` computed in a forked child process while this one goes on with other
     work: the inputs are shared by the fork (never copied or pickled), the result comes back
     pickled through a pipe. On Linux only, from `PARALLEL_FROM` records and with a second
     core; elsewhere (Windows, macOS, inside Excel), or if the child fails, computed here
     when the result is asked for. Use it in a `with` block, which ends the child."""
 
-    def __init__(self, size: int, func: Any, *args: Any) -> None:
+    def __init__(self, size: int, func: Any, *args: Any, start_from: int | None = None
+                 ) -> None:
         self.func, self.args = func, args
         self.process: Any = None
-        if size >= PARALLEL_FROM and (os.cpu_count() or 1) > 1 and sys.platform == "linux":
+        self._done, self._value = False, None
+        start_from = PARALLEL_FROM if start_from is None else start_from
+        if size >= start_from and (os.cpu_count() or 1) > 1 and sys.platform == "linux":
             context = get_context("fork")
             self.receive, send = context.Pipe(duplex=False)
             # frozen objects are never scanned by the collector, so the child does not
@@ -570,6 +573,13 @@ class _Background:
             send.close()
 
     def result(self) -> Any:
+        """The value (computed once; asking again gives the same value)."""
+        if not self._done:
+            self._value = self._compute()
+            self._done = True
+        return self._value
+
+    def _compute(self) -> Any:
         if self.process is not None:
             try:
                 status, value = self.receive.recv()
@@ -588,7 +598,7 @@ class _Background:
         self.process = None
         gc.unfreeze()
 
-    def __enter__(self) -> _Background:
+    def __enter__(self) -> Background:
         return self
 
     def __exit__(self, *_: object) -> None:

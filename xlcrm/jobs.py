@@ -32,6 +32,7 @@ from .changes import (
 from .dashboard import layout
 from .dedupe import (
     ID_FIELDS,
+    Background,
     all_duplicates,
     clusters_json,
     duplicate_sheet_rows,
@@ -55,6 +56,7 @@ from .validate import validate
 from .writer import TEMP_PREFIX, check_not_open, clean_stale_temps
 
 log = logging.getLogger("xlcrm")
+PARALLEL_SYNC = 50_000  # records from which sync looks for duplicates in a second process
 
 
 @dataclass
@@ -160,8 +162,12 @@ def sync_job(session: WorkbookSession, today: dt.date | None = None) -> SyncResu
         tracker.apply("opportunities", stage, job="stage")
         promotion = promote_won_deals(data, today=today)
         apply_promotion(tracker, promotion)
-        found = duplicates_found(data)  # once, for the warnings and the Duplicates sheet
-        report = validate(data, today=today, duplicates=found)  # and ambiguous won deals
+        size = sum(len(s.frame) for s in data.sheets.values())
+        with Background(size, duplicates_found, data, start_from=PARALLEL_SYNC) as pending:
+            # duplicates found once (warnings and Duplicates sheet), in a second process
+            # while this one validates everything else (ambiguous won deals included)
+            report = validate(data, today=today, duplicates=pending.result)
+            found = pending.result()
         figures = analyse(data, today=today, report=report,
                           stays=stage_history(history, today, pending=tracker))
         result = SyncResult(report=report, filled_ids=filled, promotion=promotion,

@@ -6,10 +6,13 @@ under their keys (``customer_id``), and every column we do not know under its ow
 
 from __future__ import annotations
 
+import os
 import zipfile
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 import python_calamine as calamine
@@ -22,6 +25,8 @@ from .schema import Lang, SheetDef, normalize_header
 from .settings import Settings, settings_from_tables
 from .sparse import Extent, TableInfo, read_sparse, sheet_extent, sheet_parts, sheet_tables
 from .writer import clean_stale_temps
+
+T = TypeVar("T")
 
 ROW = "_row"
 HEADER_SCAN_ROWS = 30
@@ -111,7 +116,8 @@ class _Source:
     would make that grid huge, see `xlcrm.sparse`) the cells that hold values."""
 
     def __init__(self, book: Any, archive: zipfile.ZipFile, name: str, member: str | None,
-                 extent: Extent | None, tables: list[TableInfo]) -> None:
+                 extent: Extent | None, tables: list[TableInfo],
+                 grid: list[list[Any]] | None = None) -> None:
         self.name = name
         self.sparse = extent is not None and extent.sparse
         self.tables = tables
@@ -120,7 +126,7 @@ class _Source:
             self.cells = read_sparse(archive, member)
         else:
             self._book = book
-            self._grid: list[list[Any]] | None = None
+            self._grid: list[list[Any]] | None = grid
 
     def grid(self) -> list[list[Any]]:
         if self._grid is None:
@@ -178,13 +184,16 @@ def _read(book: Any, archive: zipfile.ZipFile, path: Path, digest: str) -> Workb
     settings_names = [name for name in names if any(
         t.name.casefold() in _SETTINGS_NAMES for t in tables.get(name, []))]
     reading = [*(by_key[s.key] for s in schema.DATA_SHEETS), *settings_names]
-    extents = {name: sheet_extent(archive, members[name]) for name in reading
-               if name in members}
-    _check_budget(path, extents)
+    measured = [name for name in reading if name in members]
+    extents = dict(zip(measured, _in_parallel(
+        lambda name: _extent(path, members[name]), measured), strict=True))
+    _check_budget(path, extents)  # before calamine sees a sheet
+    dense = [name for name in reading if not (name in extents and extents[name].sparse)]
+    grids = dict(zip(dense, _in_parallel(lambda name: _grid(path, name), dense), strict=True))
 
     def source(name: str) -> _Source:
         return _Source(book, archive, name, members.get(name), extents.get(name),
-                       tables.get(name, []))
+                       tables.get(name, []), grids.get(name))
 
     sheets = {s.key: _read_sheet(source(by_key[s.key]), s, path) for s in schema.DATA_SHEETS}
     settings = settings_from_tables(_settings_tables([source(n) for n in settings_names]),
@@ -193,6 +202,28 @@ def _read(book: Any, archive: zipfile.ZipFile, path: Path, digest: str) -> Workb
         lang = settings.options.language
     return WorkbookData(path=path, sha256=digest, lang=lang, settings=settings, sheets=sheets,
                         sheet_names=names)
+
+
+def _in_parallel(func: Callable[[str], T], names: list[str]) -> list[T]:
+    """`func` over `names` in threads: zlib and calamine work outside the GIL, so the sheets of
+    a workbook are read side by side on as many cores as there are."""
+    if len(names) < 2 or (os.cpu_count() or 1) < 2:
+        return [func(name) for name in names]
+    with ThreadPoolExecutor(max_workers=min(len(names), os.cpu_count() or 2)) as pool:
+        return list(pool.map(func, names))
+
+
+def _extent(path: Path, member: str) -> Extent:
+    with zipfile.ZipFile(path) as archive:  # one handle a thread
+        return sheet_extent(archive, member)
+
+
+def _grid(path: Path, name: str) -> list[list[Any]]:
+    book = calamine.CalamineWorkbook.from_path(str(path))  # one reader a thread
+    try:
+        return list(book.get_sheet_by_name(name).to_python(skip_empty_area=False))
+    finally:
+        book.close()
 
 
 _SETTINGS_NAMES = {t.casefold() for t in schema.SETTINGS_TABLES}

@@ -85,7 +85,8 @@ class _Sheet:
 
 
 def validate(data: WorkbookData, today: dt.date | None = None,
-             extra: Iterable[Issue] = (), duplicates: dict[str, list[Any]] | None = None
+             extra: Iterable[Issue] = (),
+             duplicates: dict[str, list[Any]] | Callable[[], dict[str, list[Any]]] | None = None
              ) -> Report:
     """Check every sheet of a read workbook.
 
@@ -94,7 +95,9 @@ def validate(data: WorkbookData, today: dt.date | None = None,
         today: the date warnings are computed against (default: today).
         extra: issues found by other steps to include.
         duplicates: the duplicate clusters by sheet key, when the caller found them already
-            (sync finds them once for the warnings and the Duplicates sheet).
+            (sync finds them once for the warnings and the Duplicates sheet), or a function
+            that gives them, called after every other check (sync finds them meanwhile in a
+            second process).
     """
     progress.step("validate")
     today = today or dt.date.today()
@@ -108,7 +111,8 @@ def validate(data: WorkbookData, today: dt.date | None = None,
         report.extend(check_custom_fields(sheet, settings))
     report.extend(check_keys(sheets))
     report.extend(check_opportunity_rules(sheets, settings, today))
-    report.extend(check_duplicates(sheets, settings, duplicates))
+    found = duplicates() if callable(duplicates) else duplicates
+    report.extend(check_duplicates(sheets, settings, found))
     report.extend(ambiguous_customers(data))
     report.extend(extra)
     return report
