@@ -52,7 +52,7 @@ from .sample import sample_records, sample_rows
 from .schema import Lang
 from .session import FileSession, WorkbookSession
 from .template import copy_template
-from .validate import validate
+from .validate import NO_DUPLICATES, duplicate_warnings, validate
 from .writer import TEMP_PREFIX, check_not_open, clean_stale_temps
 
 log = logging.getLogger("xlcrm")
@@ -165,11 +165,13 @@ def sync_job(session: WorkbookSession, today: dt.date | None = None) -> SyncResu
         size = sum(len(s.frame) for s in data.sheets.values())
         with Background(size, duplicates_found, data, start_from=PARALLEL_SYNC) as pending:
             # duplicates found once (warnings and Duplicates sheet), in a second process
-            # while this one validates everything else (ambiguous won deals included)
-            report = validate(data, today=today, duplicates=pending.result)
+            # while this one validates everything else (ambiguous won deals included) and
+            # computes the dashboard, which needs no duplicates
+            report = validate(data, today=today, duplicates=NO_DUPLICATES)
+            figures = analyse(data, today=today, report=report,
+                              stays=stage_history(history, today, pending=tracker))
             found = pending.result()
-        figures = analyse(data, today=today, report=report,
-                          stays=stage_history(history, today, pending=tracker))
+        report.extend(duplicate_warnings(data, found))
         result = SyncResult(report=report, filled_ids=filled, promotion=promotion,
                             analytics=figures)
         queue_ids(session, filled)

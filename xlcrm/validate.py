@@ -84,20 +84,30 @@ class _Sheet:
         return out
 
 
+def duplicate_warnings(data: WorkbookData, found: dict[str, list[Any]]) -> list[Issue]:
+    """The `possible-duplicate` warnings of clusters found elsewhere (see `validate`)."""
+    settings = data.settings
+    sheets = {key: _Sheet(sd, schema.SHEETS_BY_KEY[key], data.lang, settings.day_first)
+              for key, sd in data.sheets.items()}
+    return check_duplicates(sheets, settings, found)
+
+
+NO_DUPLICATES: dict[str, list[Any]] = {key: [] for key in ID_FIELDS}
+
+
 def validate(data: WorkbookData, today: dt.date | None = None,
              extra: Iterable[Issue] = (),
-             duplicates: dict[str, list[Any]] | Callable[[], dict[str, list[Any]]] | None = None
-             ) -> Report:
+             duplicates: dict[str, list[Any]] | None = None) -> Report:
     """Check every sheet of a read workbook.
 
     Args:
         data: the workbook as read by `read_workbook`.
         today: the date warnings are computed against (default: today).
         extra: issues found by other steps to include.
-        duplicates: the duplicate clusters by sheet key, when the caller found them already
-            (sync finds them once for the warnings and the Duplicates sheet), or a function
-            that gives them, called after every other check (sync finds them meanwhile in a
-            second process).
+        duplicates: the duplicate clusters by sheet key, when the caller found them already,
+            or `NO_DUPLICATES` when the caller adds their warnings later
+            (`duplicate_warnings`: sync finds them once, in a second process, for the
+            warnings and the Duplicates sheet).
     """
     progress.step("validate")
     today = today or dt.date.today()
@@ -111,8 +121,7 @@ def validate(data: WorkbookData, today: dt.date | None = None,
         report.extend(check_custom_fields(sheet, settings))
     report.extend(check_keys(sheets))
     report.extend(check_opportunity_rules(sheets, settings, today))
-    found = duplicates() if callable(duplicates) else duplicates
-    report.extend(check_duplicates(sheets, settings, found))
+    report.extend(check_duplicates(sheets, settings, duplicates))
     report.extend(ambiguous_customers(data))
     report.extend(extra)
     return report
