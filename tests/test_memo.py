@@ -65,3 +65,13 @@ def test_anything_that_could_change_the_outcome_runs_in_full(
     assert ran == [True]
     if what == "a save":
         assert again.report.errors == 0 and shown(again) != shown(first)
+
+
+def test_the_command_says_there_was_nothing_to_change(
+        synced: tuple[Path, jobs.SyncResult], cli: Callable[..., Any]) -> None:
+    path, _ = synced
+    assert cli("sync", path).exit_code == 1  # today's first sync writes today's dashboard
+    result = cli("sync", path)  # the second has nothing to change
+    assert result.exit_code == 1  # the remembered error is still an error
+    assert "invalid-email" in result.stdout
+    assert "Nothing to change: the workbook already holds these results." in result.stdout

@@ -142,6 +142,8 @@ def sync(path: PathArg, format: FormatOpt = Format.text, show_all: AllOpt = Fals
             promoted = len(result.promotion.promoted) if result.promotion else 0
             out.print(t("sync_done", report.lang, ids=len(result.filled_ids), promoted=promoted,
                         changes=len(result.changes)))
+        elif refused is None:
+            out.print(t("sync_unchanged", report.lang))
         if delivery and (delivery.sent or delivery.failed):
             out.print(t("notified", report.lang, sent=delivery.sent, failed=delivery.failed))
     _exit(result, refused)

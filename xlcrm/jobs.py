@@ -316,7 +316,7 @@ def restore_job(session: WorkbookSession, record_id: str, at: dt.datetime | None
             tracker.apply(key, rows=[record], job="restore", user=os_user())
             session.append_rows(key, [record])
         session.fill_sheet(changelog_of(history, tracker))
-        backup = _save_or_raise(session)
+        backup = session.save()
         tracker.commit(session.sha256)
     return Restored(sheet.name, record_id, not len(present), fields, backup)
 
@@ -426,7 +426,7 @@ def merge_job(session: WorkbookSession, cluster: int | None = None,
         start_tracking(history, data, session.source, job="dedupe").commit()  # edits first
         queue_ids(session, filled)
         undo = apply_merge(session, data, plans)
-        backup = _save_or_raise(session)
+        backup = session.save()
         after = session.read()
         tracker = start_tracking(history, after, session.source, job="merge", user=os_user())
         tracker.commit(session.sha256)
@@ -463,7 +463,7 @@ def undo_merge_job(session: WorkbookSession, merge_id: str) -> list[str]:
                                 "it would overwrite those changes (restore single records with "
                                 "xlcrm restore instead)")
         undo_record(session, found["record"])
-        _save_or_raise(session)
+        session.save()
         after = session.read()
         tracker = start_tracking(history, after, session.source, job="undo-merge",
                                  user=os_user())
@@ -497,7 +497,7 @@ def changelog_job(session: WorkbookSession) -> int:
     with History(session.path) as history:
         tracker = start_tracking(history, data, session.source, job="changelog")
         session.fill_sheet(changelog_of(history, tracker))
-        _save_or_raise(session)
+        session.save()
         tracker.commit(session.sha256)
         return len(tracker.changes)
 
@@ -525,10 +525,6 @@ def _save(result: SyncResult, session: WorkbookSession) -> bool:
         raise
     result.written = result.backup is not None
     return True
-
-
-def _save_or_raise(session: WorkbookSession) -> Path | None:
-    return session.save()
 
 
 def queue_report(session: WorkbookSession, data: WorkbookData, report: Report) -> None:

@@ -63,6 +63,8 @@ TEXTS: dict[str, tuple[str, str]] = {
                         "已将 {sheet} 中的 {id} 恢复：{fields}。"),
     "restored_nothing": ("nothing (it already had those values)", "无变化（已是当时的值）"),
     "wrote_file": ("Wrote {path}", "已写入 {path}"),
+    "sync_unchanged": ("Nothing to change: the workbook already holds these results.",
+                       "无需改动：工作簿中已是这些结果。"),
     "dashboard_rebuilt": ("Dashboard rebuilt ✓", "看板已重建 ✓"),
     "dashboard_not_rebuilt": ("{error} (the Dashboard sheet was not rebuilt)",
                               "{error}（看板未重建）"),

@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from . import progress, schema
-from .errors import BusyError, UnsafeToWrite
+from .errors import UnsafeToWrite
 from .guard import file_sha256
 from .issues import Report
 from .reader import SheetData, WorkbookData, read_workbook
@@ -254,7 +254,7 @@ class WorkbookSession(ABC):
 
     def save(self) -> Path | None:
         """Apply the queue. Returns the backup of the previous version (None when nothing
-        was written). Raises BusyError or UnsafeToWrite with nothing written."""
+        was written). Raises a WriteRefused (busy, unsafe, denied) with nothing written."""
         assert self.data is not None, "read() first"
         for sheet in self.data.sheets.values():  # rows typed below a Table are records now
             typed = self._last(sheet)
@@ -369,5 +369,3 @@ def engine_name(data: WorkbookData, key: str, lang: Lang) -> str:
             return title
     return sdef.label(lang)
 
-
-__all__ = ["BusyError", "EngineSheet", "FileSession", "Plan", "WorkbookSession"]
