@@ -15,10 +15,11 @@ from __future__ import annotations
 import re
 import zipfile
 from pathlib import Path
+from xml.sax.saxutils import escape
 
 from lxml import etree
 
-from xlcrm.graft import _next_table_id, sheet_parts
+from xlcrm.graft import _STYLE, _next_table_id, sheet_parts
 from xlcrm.package import CT, Package, parse, relative, rels_name, resolve, xml_bytes
 from xlcrm.sheetxml import NS, RNS, SheetXml, place
 from xlcrm.stylesxml import Styles
@@ -28,7 +29,6 @@ SHEET_REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships
 CHARTSHEET_REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships/chartsheet"
 WORKBOOK_LEVEL_SKIP = ("/worksheet", "/chartsheet", "/styles", "/theme", "/sharedStrings",
                        "/calcChain")
-_STYLE = re.compile(rb'(<(?:\w+:)?(?:c|row)\b[^>]*?\ss=")(\d+)(")')
 _SHARED = re.compile(rb'<c\b([^>]*?)\bt="s"([^>]*)>\s*<v>(\d+)</v>\s*</c>')
 _DXF = re.compile(rb'(\b\w*[dD]xfId=")(\d+)(")')
 _NUMBERED = re.compile(r"\d+(?=\.\w+$)")
@@ -39,10 +39,6 @@ def _strings(source: zipfile.ZipFile) -> list[str]:
         return []
     root = parse(source.read("xl/sharedStrings.xml"))
     return ["".join(t.text or "" for t in si.iter(f"{NS}t")) for si in root]
-
-
-def _escape(text: str) -> bytes:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").encode()
 
 
 class _Copier:
@@ -128,7 +124,7 @@ def graft_excel(target: Path, source_path: Path, out: Path, attach: bool = True)
         part = resolve("xl/workbook.xml", str(rel.get("Target")))
         data = source.read(part)
         data = _SHARED.sub(lambda m: b"<c" + m[1] + b't="inlineStr"' + m[2] + b"><is><t>"
-                           + _escape(strings[int(m[3])]) + b"</t></is></c>", data)
+                           + escape(strings[int(m[3])]).encode() + b"</t></is></c>", data)
         data = _STYLE.sub(lambda m: m[1] + str(styles.import_xf(source_styles, int(m[2])))
                           .encode() + m[3], data)
         data = data.replace(b' tabSelected="1"', b"")

@@ -60,24 +60,24 @@ def parts(path: Path) -> dict[str, bytes]:
 
 
 def owned(path: Path) -> set[str]:
-    """The parts xlcrm may change: the data sheets with their Tables and notes, the engine
-    sheets with everything under them, styles, the package's lists, the calculation chain."""
-    out = {"xl/styles.xml", "[Content_Types].xml", "xl/calcChain.xml",
+    """The parts xlcrm may change: the data sheets with their Tables and notes (not their
+    drawings: a logo on Customers is the user's), the engine sheets with everything under
+    them, styles, shared strings' count, the package's lists, the calculation chain."""
+    out = {"xl/styles.xml", "xl/sharedStrings.xml", "[Content_Types].xml", "xl/calcChain.xml",
            "xl/_rels/workbook.xml.rels"}
     with Package(path) as pkg:
         found = sheet_parts(pkg)
-        for name in (*DATA_SHEETS, *ENGINE_SHEETS):
-            if name not in found:
-                continue
-            stack = [found[name]]
+        for name in DATA_SHEETS:
+            out |= {found[name], rels_name(found[name])}
+            out |= {t for kind in ("table", "comments", "vmlDrawing")
+                    for _, t in pkg.related(found[name], kind)}
+        for name in ENGINE_SHEETS:
+            stack = [found[name]] if name in found else []
             while stack:
                 part = stack.pop()
-                if part in out:
-                    continue
-                out |= {part, rels_name(part)}
-                if name in DATA_SHEETS and part != found[name]:
-                    continue  # a data sheet's drawing is the user's, not ours
-                stack += [t for _, t in pkg.related(part)]
+                if part not in out:
+                    out |= {part, rels_name(part)}
+                    stack += [t for _, t in pkg.related(part)]
     return out
 
 

@@ -94,6 +94,13 @@ def test_validate_never_touches_a_persons_note_or_fill(path: Path) -> None:
 def test_sync_writes_the_ids_it_fills_and_saves_before_logging(path: Path) -> None:
     """Sync fills blank IDs in the open workbook, writes the Duplicates sheet, saves the
     workbook, and only then commits the change log."""
+    customers_data = read_workbook(path).sheets["customers"]
+    wb = openpyxl.load_workbook(path)
+    append_rows(customers_data.name, customers_data.table, customers_data.columns, [
+        {"customer_id": "C-000901", "name": "Twin Robotics Ltd", "phone": "13912345678"},
+        {"customer_id": "C-000902", "name": "Twin Robotics Limited", "phone": "13912345678"}
+    ])(wb)
+    wb.save(path)
     book = Book(path)
     customers = book.sheets["Customers"]
     blank = (3, 1)
@@ -102,7 +109,13 @@ def test_sync_writes_the_ids_it_fills_and_saves_before_logging(path: Path) -> No
     assert customers.cells[blank] not in (None, old_id)
     assert customers.cells[blank].startswith("C-")
     assert book.saves == 1
-    assert rows_below_header(book, "Duplicates", 6) is not None
+    duplicates = rows_below_header(book, "Duplicates", 6)
+    warned = validate_workbook(path).report.issues  # the file as Excel would save it ...
+    members = {(r[1], r[2]) for r in duplicates}
+    assert duplicates and len(members) == len(duplicates)  # ... one row per member
+    assert {"C-000901", "C-000902"} <= {i.record_id for i in warned
+                                        if i.code == "possible-duplicate"} <= {
+        rid for _, rid in members}
     with History(path) as history:
         assert {e["job"] for e in history.entries()} >= {"sync"}
 

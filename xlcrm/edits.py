@@ -5,7 +5,6 @@ before grafting them into the workbook (`fill_engine_sheet`).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -21,17 +20,17 @@ from .history import parse_stamp
 from .issues import Report
 from .schema import Lang
 from .session import EngineSheet
+from .sheetxml import ILLEGAL_XML
 from .template import protect_sheet, write_engine_header
 
 CHANGELOG_TEXT = 250  # characters of a value shown in the ChangeLog sheet
 LINK_FONT = Font(color="0563C1", underline="single")
-_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 
 def put(cell: Cell, value: Any) -> None:
     """Set a cell's value; user text never becomes a formula."""
     if isinstance(value, str):
-        value = _ILLEGAL.sub("", value)
+        value = ILLEGAL_XML.sub("", value)
         cell.value = value
         if value.startswith("="):
             cell.data_type = "s"

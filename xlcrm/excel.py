@@ -282,6 +282,7 @@ class ExcelSession(WorkbookSession):
         if plan.dashboard is not None:
             self._dashboard(plan.dashboard)
         xl.save()
+        self.data.sha256 = file_sha256(self.path) if self.path.is_file() else ""
         return self.path
 
     def _name(self, key: str, lang: Lang) -> str:

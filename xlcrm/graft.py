@@ -19,6 +19,7 @@ from lxml import etree
 from openpyxl import Workbook
 from openpyxl.worksheet.worksheet import Worksheet
 
+from . import sparse
 from .package import CT, Package, parse, relative, rels_name, resolve, xml_bytes
 from .stylesxml import Styles
 
@@ -32,12 +33,8 @@ _NUMBERED = re.compile(r"\d+(?=\.\w+$)")
 
 
 def sheet_parts(pkg: Package) -> dict[str, str]:
-    """Sheet name -> its part."""
-    book = parse(pkg.read("xl/workbook.xml"))
-    targets = {rel.get("Id"): resolve("xl/workbook.xml", str(rel.get("Target")))
-               for rel in pkg.rels("xl/workbook.xml")}
-    return {str(s.get("name")): targets[s.get(f"{RNS}id")]
-            for s in book.iter(f"{NS}sheet") if s.get(f"{RNS}id") in targets}
+    """Sheet name -> its part (the reader's lookup, on the package as it is being changed)."""
+    return sparse.sheet_parts(pkg)
 
 
 def build(name: str, fill: Callable[[Worksheet], None]) -> bytes:

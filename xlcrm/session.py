@@ -98,6 +98,7 @@ class WorkbookSession(ABC):
     """See the module docstring."""
 
     source = "cli"
+    backend = "abstract"  # what `close_rows` snapshots can only be put back by
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -106,8 +107,6 @@ class WorkbookSession(ABC):
         self._next_row: dict[str, int] = {}
         self._table_end: dict[str, int] = {}
         self._first_free: dict[str, int] = {}
-        self.written = False
-        self.backup: Path | None = None
 
     # reading ---------------------------------------------------------------------------------
 
@@ -127,8 +126,9 @@ class WorkbookSession(ABC):
 
     @property
     def sha256(self) -> str | None:
-        """The file's hash after the last save (what the change log ties its runs to)."""
-        return file_sha256(self.path) if self.path.is_file() else None
+        """The file's hash as read, or after the last save (what the change log ties its runs
+        to); each backend keeps `data.sha256` current when it saves."""
+        return self.data.sha256 if self.data is not None and self.data.sha256 else None
 
     @abstractmethod
     def block(self, sheet: str, first_row: int, last_row: int, first_col: int,
@@ -232,8 +232,6 @@ class WorkbookSession(ABC):
             self._table_end[name] = int(snapshot["table_end"])
             self.plan.tables[name] = (snapshot["table"], int(snapshot["table_end"]))
 
-    backend = "abstract"
-
     def stored_json(self, value: Any) -> Any:
         return value
 
@@ -267,13 +265,11 @@ class WorkbookSession(ABC):
         if plan.empty():
             return None
         progress.step("write", name=self.path.name)
-        self.backup = self._flush(plan)
-        self.written = self.written or self.backup is not None
-        return self.backup
+        return self._flush(plan)
 
     @abstractmethod
     def _flush(self, plan: Plan) -> Path | None:
-        """Apply `plan` in this backend."""
+        """Apply `plan` in this backend, and set `data.sha256` to the saved file's hash."""
 
     def close(self) -> None:  # noqa: B027 - most backends hold nothing
         """Release what the session holds."""

@@ -53,7 +53,7 @@ _ROW_START = re.compile(rb"\s*<((?:\w+:)?)row\b([^>]*?)(/?)>", re.S)
 _CELL = re.compile(rb"<((?:\w+:)?)c\b([^>]*?)(?:/>|>(.*?)</(?:\w+:)?c>)", re.S)
 _ATTR = re.compile(rb'(\w+)="([^"]*)"')
 _REF = re.compile(rb"([A-Z]{1,3})(\d+)")
-_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+ILLEGAL_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")  # not XML 1.0
 _A1 = re.compile(r"(?<![A-Za-z_\[\]])\$?[A-Za-z]{1,3}\$?\d+(?![\w(\[])")
 _STRING = re.compile(r'"[^"]*"')
 EXCEL_EPOCH = dt.datetime(1899, 12, 30)
@@ -239,7 +239,7 @@ class SheetXml:
         if isinstance(value, dt.date):
             serial = _serial(value)
             return f'<{p}c r="{ref}"{s}><{p}v>{_number(serial)}</{p}v></{p}c>'.encode()
-        text = _ILLEGAL.sub("", str(value))
+        text = ILLEGAL_XML.sub("", str(value))
         return (f'<{p}c r="{ref}"{s} t="inlineStr"><{p}is><{p}t xml:space="preserve">'
                 f"{escape(text)}</{p}t></{p}is></{p}c>").encode()
 

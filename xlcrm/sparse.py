@@ -19,7 +19,7 @@ import re
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from lxml import etree
 from openpyxl.utils.cell import column_index_from_string
@@ -33,8 +33,13 @@ _ROW = re.compile(rb"<(?:\w+:)?row\b[^>]*?\br=\"(\d+)\"")
 _WIDE = re.compile(rb"<(?:\w+:)?c\b[^>]*?\br=\"([A-Z]{2,3})\d")
 _FAST_ROW = re.compile(rb'<row r="(\d+)"')
 _FAST_WIDE = re.compile(rb'<c r="([A-Z]{2,3})\d')
-_DATE_IDS = frozenset({*range(14, 23), *range(27, 37), *range(45, 48), *range(50, 59)})
+DATE_FORMAT_IDS = frozenset({*range(14, 23), *range(27, 37), *range(45, 48), *range(50, 59)})
 _QUOTED = re.compile(r'"[^"]*"|\[[^\]]*\]|\\.')
+
+
+def is_date_format(code: str) -> bool:
+    """A custom number format that shows a date: d, m or y outside quotes and brackets."""
+    return any(ch in _QUOTED.sub("", code).lower() for ch in "dmy")
 EXCEL_EPOCH = dt.datetime.combine(nz.EXCEL_EPOCH, dt.time())
 
 
@@ -69,7 +74,13 @@ class Extent:
         return self.cells * 120 + self.claimed * 32
 
 
-def sheet_parts(archive: zipfile.ZipFile) -> dict[str, str]:
+class Parts(Protocol):
+    """What `sheet_parts` reads from: a zip, or a package being changed."""
+
+    def read(self, name: str) -> bytes: ...
+
+
+def sheet_parts(archive: Parts) -> dict[str, str]:
     """Sheet name -> the zip member holding its XML."""
     book = etree.fromstring(archive.read("xl/workbook.xml"))
     rels = etree.fromstring(archive.read("xl/_rels/workbook.xml.rels"))
@@ -138,13 +149,13 @@ def _date_styles(archive: zipfile.ZipFile) -> set[int]:
     root = etree.fromstring(archive.read("xl/styles.xml"))
     custom = set()
     for fmt in root.iter(f"{NS}numFmt"):
-        code = _QUOTED.sub("", fmt.get("formatCode", "")).lower()
-        if any(ch in code for ch in "dmy"):
+        if is_date_format(fmt.get("formatCode", "")):
             custom.add(int(fmt.get("numFmtId", "0")))
     xfs = root.find(f"{NS}cellXfs")
     if xfs is None:
         return set()
-    return {i for i, xf in enumerate(xfs) if int(xf.get("numFmtId", "0")) in _DATE_IDS | custom}
+    dates = DATE_FORMAT_IDS | custom
+    return {i for i, xf in enumerate(xfs) if int(xf.get("numFmtId", "0")) in dates}
 
 
 def read_sparse(archive: zipfile.ZipFile, member: str) -> dict[int, dict[int, Any]]:

@@ -6,16 +6,14 @@ so every cell of the workbook keeps its look."""
 from __future__ import annotations
 
 import copy
-import re
 
 from lxml import etree
 
 from .package import parse, xml_bytes
+from .sparse import DATE_FORMAT_IDS, is_date_format
 
 NS = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
 DATE_FORMAT, DATETIME_FORMAT = "yyyy-mm-dd", "yyyy-mm-dd hh:mm"
-_DATE_IDS = frozenset({*range(14, 23), *range(27, 37), *range(45, 48), *range(50, 59)})
-_QUOTED = re.compile(r'"[^"]*"|\[[^\]]*\]|\\.')
 # the order of styleSheet's children (CT_Stylesheet)
 ORDER = ("numFmts", "fonts", "fills", "borders", "cellStyleXfs", "cellXfs", "cellStyles",
          "dxfs", "tableStyles", "colors", "extLst")
@@ -61,7 +59,7 @@ class Styles:
         if not 0 <= xf < len(xfs):
             return None
         number = int(xfs[xf].get("numFmtId", "0"))
-        if number in _DATE_IDS:
+        if number in DATE_FORMAT_IDS:
             return DATE_FORMAT
         for fmt in self._list("numFmts"):
             if int(fmt.get("numFmtId", "-1")) == number:
@@ -72,7 +70,7 @@ class Styles:
         if xf is None:
             return False
         code = self.format_code(xf)
-        return code is not None and any(ch in _QUOTED.sub("", code).lower() for ch in "dmy")
+        return code is not None and is_date_format(code)
 
     def number_format(self, code: str) -> int:
         """The numFmtId of a custom format code, added when missing."""
