@@ -25,8 +25,10 @@ TODAY = dt.date(2026, 11, 25)
 
 @pytest.fixture(autouse=True)
 def _no_files_outside_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Run every test from tmp_path so nothing lands in the repository."""
+    """Run every test from tmp_path so nothing lands in the repository (nor in the user's
+    cache folder: the sheet cache of each test is its own)."""
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XLCRM_CACHE_DIR", str(tmp_path / ".sheet-cache"))
 
 
 @pytest.fixture

@@ -21,7 +21,8 @@ class FilledId:
 
 
 def id_minter(data: WorkbookData, sheet_key: str) -> Iterator[str]:
-    """New IDs for a sheet: the prefix from Settings and the numbers after the highest in use."""
+    """New IDs for a sheet: the prefix from Settings and the numbers after the highest in use
+    (looked for when the first ID is asked for: a job that mints none pays nothing)."""
     sdef = schema.SHEETS_BY_KEY[sheet_key]
     assert sdef.id_field and sdef.id_option
     options = data.settings.options
@@ -30,8 +31,8 @@ def id_minter(data: WorkbookData, sheet_key: str) -> Iterator[str]:
     column = data.sheets[sheet_key].frame[sdef.id_field]
     used = [int(m.group(1)) for v in column if not nz.is_blank(v)
             if (m := pattern.match(nz.text(v)))]
-    return (f"{prefix}{number:0{options.id_digits}d}"
-            for number in itertools.count(max(used, default=0) + 1))
+    for number in itertools.count(max(used, default=0) + 1):
+        yield f"{prefix}{number:0{options.id_digits}d}"
 
 
 def fill_blank_ids(data: WorkbookData) -> list[FilledId]:

@@ -39,6 +39,8 @@ def is_blank(value: Any) -> bool:
 
 def text(value: Any) -> str:
     """A cell value as the text a user sees (12.0 → "12")."""
+    if type(value) is str:  # the common case first
+        return value.strip()
     if value is None or value is pd.NaT:
         return ""
     if isinstance(value, float) and value.is_integer():
@@ -52,6 +54,8 @@ def text(value: Any) -> str:
 
 def record_id(value: Any) -> str:
     """The form IDs are compared in: width-folded, trimmed, case-folded."""
+    if type(value) is str and value.isascii():  # NFKC leaves ASCII as it is
+        return value.strip().lower()
     return unicodedata.normalize("NFKC", text(value)).strip().casefold()
 
 

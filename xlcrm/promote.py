@@ -65,7 +65,7 @@ def promote_won_deals(data: WorkbookData, today: dt.date | None = None) -> Promo
     opps = data.sheets["opportunities"].frame
     is_won, done = _won_and_done(data)
     won = opps[is_won]
-    promoted_before = won["opportunity_id"].map(nz.record_id).isin(done)
+    promoted_before = nz.map_unique(won["opportunity_id"], nz.record_id, "").isin(done)
     links: dict[int, str] = {}  # opportunity frame index -> customer id, for roll-ups
     for i, customer in won.loc[promoted_before, "customer_id"].items():  # the usual case
         if not nz.is_blank(customer):
@@ -139,10 +139,12 @@ def _won_and_done(data: WorkbookData) -> tuple[pd.Series, set[str]]:
     opps = data.sheets["opportunities"].frame
     inter = data.sheets["interactions"].frame
     won_names = {normalize_value(s.name) for s in data.settings.stages if s.kind == "won"}
-    is_won = opps["stage"].map(lambda v: normalize_value(v) in won_names).astype(bool)
+    is_won = nz.map_unique(opps["stage"], lambda v: normalize_value(v) in won_names,
+                           False).astype(bool)
     won_outcomes = {normalize_value(w) for w in WON_OUTCOME}
-    done = set(inter.loc[inter["outcome"].map(lambda v: normalize_value(v) in won_outcomes)
-                         .astype(bool), "opportunity_id"].map(nz.record_id))
+    outcome_won = nz.map_unique(inter["outcome"], lambda v: normalize_value(v) in won_outcomes,
+                                False).astype(bool)
+    done = set(nz.map_unique(inter.loc[outcome_won, "opportunity_id"], nz.record_id, ""))
     return is_won, done
 
 
@@ -152,9 +154,9 @@ def ambiguous_customers(data: WorkbookData) -> list[Issue]:
     without promoting (so that validate, the ribbon and the watcher report it too)."""
     opps = data.sheets["opportunities"].frame
     is_won, done = _won_and_done(data)
-    pending = opps[is_won & opps["customer_id"].map(nz.is_blank).astype(bool)
-                   & ~opps["company"].map(nz.is_blank).astype(bool)
-                   & ~opps["opportunity_id"].map(nz.record_id).isin(done)]
+    pending = opps[is_won & nz.map_unique(opps["customer_id"], nz.is_blank, True).astype(bool)
+                   & ~nz.map_unique(opps["company"], nz.is_blank, True).astype(bool)
+                   & ~nz.map_unique(opps["opportunity_id"], nz.record_id, "").isin(done)]
     if pending.empty:
         return []
     index = _CustomerIndex(data.sheets["customers"].frame, data.settings.options.phone_region)
@@ -244,8 +246,9 @@ def _roll_up(data: WorkbookData, result: Promotion, opps: pd.DataFrame,
     rates = settings.rates()  # the default currency is 1
     parse_date = nz.date_parser(settings.day_first)
     wins: dict[str, list[tuple[dt.date, float | None]]] = {}
-    for i, customer_id in links.items():
-        opp = opps.loc[i]
+    linked = opps.loc[list(links), ["closed_at", "stage_changed_at", "amount", "currency",
+                                    "opportunity_id"]]
+    for customer_id, opp in zip(links.values(), linked.to_dict("records"), strict=True):
         closed = parse_date(opp["closed_at"]) or parse_date(opp["stage_changed_at"])
         amount = nz.parse_number(opp["amount"])
         code = (settings.options.default_currency if nz.is_blank(opp["currency"])
@@ -260,7 +263,7 @@ def _roll_up(data: WorkbookData, result: Promotion, opps: pd.DataFrame,
 
     inter = data.sheets["interactions"].frame
     last_touch = nz.date_column(inter["date"], settings.day_first).groupby(
-        inter["customer_id"].map(nz.record_id)).max().to_dict()
+        nz.map_unique(inter["customer_id"], nz.record_id, "")).max().to_dict()
     lifecycle = _lifecycle_labels(settings.choices("lifecycle"), lang)
     churned = {normalize_value(w) for w in (lifecycle[CHURNED], *(
         d[CHURNED] for d in (LIFECYCLE_DEFAULTS[2], LIFECYCLE_DEFAULTS[3])))}

@@ -18,7 +18,7 @@ import pandas as pd
 import python_calamine as calamine
 from lxml import etree
 
-from . import progress, schema
+from . import progress, schema, sheetcache
 from .errors import CorruptWorkbook, EncryptedWorkbook, HostileWorkbook, SheetMissing
 from .guard import check_workbook_file, file_sha256
 from .schema import Lang, SheetDef, normalize_header
@@ -183,10 +183,22 @@ def _read(book: Any, archive: zipfile.ZipFile, path: Path, digest: str) -> Workb
     tables = {name: sheet_tables(archive, member, name) for name, member in members.items()}
     settings_names = [name for name in names if any(
         t.name.casefold() in _SETTINGS_NAMES for t in tables.get(name, []))]
-    reading = [*(by_key[s.key] for s in schema.DATA_SHEETS), *settings_names]
+    cache = sheetcache.Book(path, archive)  # sheets read before, unchanged since
+    keys: dict[str, str | None] = {}
+    hits: dict[str, sheetcache.Entry] = {}
+    for s in schema.DATA_SHEETS:
+        name = by_key[s.key]
+        if cache.on and name in members:
+            key = keys[name] = cache.key(members[name], name, tables.get(name, []))
+            entry = cache.load(key) if key else None
+            if entry is not None and entry.sheet.key == s.key:
+                hits[name] = entry
+    reading = [*(by_key[s.key] for s in schema.DATA_SHEETS if by_key[s.key] not in hits),
+               *settings_names]
     measured = [name for name in reading if name in members]
     extents = dict(zip(measured, _in_parallel(
         lambda name: _extent(path, members[name]), measured), strict=True))
+    extents |= {name: e.extent for name, e in hits.items() if e.extent is not None}
     _check_budget(path, extents)  # before calamine sees a sheet
     dense = [name for name in reading if not (name in extents and extents[name].sparse)]
     grids = dict(zip(dense, _in_parallel(lambda name: _grid(path, name), dense), strict=True))
@@ -195,7 +207,16 @@ def _read(book: Any, archive: zipfile.ZipFile, path: Path, digest: str) -> Workb
         return _Source(book, archive, name, members.get(name), extents.get(name),
                        tables.get(name, []), grids.get(name))
 
-    sheets = {s.key: _read_sheet(source(by_key[s.key]), s, path) for s in schema.DATA_SHEETS}
+    sheets: dict[str, SheetData] = {}
+    for s in schema.DATA_SHEETS:
+        name = by_key[s.key]
+        if name in hits:
+            sheets[s.key] = hits[name].sheet
+            continue
+        sheets[s.key] = _read_sheet(source(name), s, path)
+        if keys.get(name):
+            cache.store(str(keys[name]), sheets[s.key], extents.get(name))
+    cache.flush()
     settings = settings_from_tables(_settings_tables([source(n) for n in settings_names]),
                                     lang)
     if settings.options.language:

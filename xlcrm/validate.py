@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from openpyxl.utils import get_column_letter
 
@@ -34,6 +35,7 @@ class _Sheet:
     lang: Lang
     day_first: bool = False
     parsed: dict[str, pd.Series] = field(default_factory=dict)
+    factors: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
     @property
     def frame(self) -> pd.DataFrame:
@@ -45,17 +47,28 @@ class _Sheet:
         except KeyError:
             return key
 
+    def mapped(self, key: str, func: Callable[[Any], Any], default: Any = None) -> pd.Series:
+        """`func` of each distinct value of a column (`nz.map_unique`, with the column's
+        distinct values found once for all the checks that read it)."""
+        if key not in self.factors:
+            self.factors[key] = pd.factorize(self.frame[key].to_numpy(dtype=object),
+                                             use_na_sentinel=True)
+        codes, uniques = self.factors[key]
+        results = np.empty(len(uniques) + 1, dtype=object)
+        results[:-1] = [func(value) for value in uniques]
+        results[-1] = default  # code -1 (missing) indexes the last slot
+        return pd.Series(results[codes], index=self.frame.index, dtype=object)
+
     def blank(self, key: str) -> pd.Series:
         if f"blank:{key}" not in self.parsed:
-            self.parsed[f"blank:{key}"] = nz.map_unique(self.frame[key], nz.is_blank,
-                                                     default=True).astype(bool)
+            self.parsed[f"blank:{key}"] = self.mapped(key, nz.is_blank, True).astype(bool)
         return self.parsed[f"blank:{key}"]
 
     def values(self, key: str, parse: Callable[[Any], Any]) -> pd.Series:
         """The column parsed with `parse` (None where blank or unparsable)."""
         cache_key = f"{parse.__name__}:{key}"
         if cache_key not in self.parsed:
-            self.parsed[cache_key] = nz.map_unique(self.frame[key], parse)
+            self.parsed[cache_key] = self.mapped(key, parse)
         return self.parsed[cache_key]
 
     def issues(self, code: Code, mask: pd.Series, key: str, **params: Any) -> list[Issue]:
@@ -176,8 +189,7 @@ def _check_type(sheet: _Sheet, key: str, kind: FieldType | str, present: pd.Seri
         bad = present & sheet.values(key, lambda v: nz.email_key(nz.text(v))).isna()
         return sheet.issues(Code.INVALID_EMAIL, bad, key)
     if kind == "phone":
-        bad = present & nz.map_unique(sheet.frame[key],
-                                      lambda v: nz.phone_e164(nz.text(v), region)).isna()
+        bad = present & sheet.mapped(key, lambda v: nz.phone_e164(nz.text(v), region)).isna()
         if bad.any():  # a foreign number typed without its country code: read it in the
             bad &= ~_valid_in_own_country(sheet, key, bad)  # record's own country
         return sheet.issues(Code.INVALID_PHONE, bad, key)
@@ -188,8 +200,8 @@ def _check_type(sheet: _Sheet, key: str, kind: FieldType | str, present: pd.Seri
         active = settings.active_people()
         if not settings.people:
             return []  # an empty People table means owners are not checked
-        bad = present & ~nz.map_unique(sheet.frame[key],
-                                    lambda v: normalize_value(v) in active, False).astype(bool)
+        bad = present & ~sheet.mapped(key, lambda v: normalize_value(v) in active,
+                                      False).astype(bool)
         return sheet.issues(Code.UNKNOWN_OWNER, bad, key)
     if kind == "choice":
         allowed = choices if choices is not None else (
@@ -197,9 +209,8 @@ def _check_type(sheet: _Sheet, key: str, kind: FieldType | str, present: pd.Seri
         if not allowed:
             return []
         folded = {normalize_value(a) for a in allowed}
-        bad = present & ~nz.map_unique(sheet.frame[key],
-                                    lambda v: normalize_value(nz.text(v)) in folded,
-                                    False).astype(bool)
+        bad = present & ~sheet.mapped(key, lambda v: normalize_value(nz.text(v)) in folded,
+                                      False).astype(bool)
         return sheet.issues(Code.INVALID_CHOICE, bad, key, allowed=" / ".join(allowed[:12]))
     return []
 
