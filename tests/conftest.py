@@ -5,12 +5,16 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import socket
 from collections.abc import Callable, Iterator
+from email import message_from_bytes
+from email.message import Message
 from pathlib import Path
 from typing import Any
 
 import openpyxl
 import pytest
+from aiosmtpd.controller import Controller
 from openpyxl.utils import get_column_letter, range_boundaries
 from typer.testing import CliRunner
 
@@ -167,3 +171,32 @@ def append_rows(sheet: str, table: str | None, columns: dict[str, int],
 
 def _row_blank(ws: Any, row: int, min_col: int, max_col: int) -> bool:
     return all(ws.cell(row=row, column=c).value in (None, "") for c in range(min_col, max_col + 1))
+
+
+class Inbox:
+    """aiosmtpd handler keeping every message it is sent."""
+
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append(message_from_bytes(envelope.content))
+        return "250 OK"
+
+    def to(self, address: str) -> list[str]:
+        return [str(m.get_payload()) for m in self.messages if m["To"] == address]
+
+
+@pytest.fixture
+def inbox() -> Iterator[tuple[Inbox, int]]:
+    handler = Inbox()
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    yield handler, controller.port
+    controller.stop()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

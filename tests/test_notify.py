@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import json
-import socket
 import threading
 from collections.abc import Callable, Iterator
-from email import message_from_bytes
-from email.message import Message
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
 import openpyxl
 import pytest
-from aiosmtpd.controller import Controller
 
-from tests.conftest import TODAY, append_rows, edit_cells, user_edit
+from tests.conftest import TODAY, Inbox, append_rows, edit_cells, free_port, user_edit
 from xlcrm.history import History
 from xlcrm.jobs import sync_workbook
 from xlcrm.notify import webhook_payload
@@ -51,40 +47,11 @@ class Hook:
         self.server.server_close()
 
 
-class Inbox:
-    """aiosmtpd handler keeping every message it is sent."""
-
-    def __init__(self) -> None:
-        self.messages: list[Message] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append(message_from_bytes(envelope.content))
-        return "250 OK"
-
-    def to(self, address: str) -> list[str]:
-        return [str(m.get_payload()) for m in self.messages if m["To"] == address]
-
-
 @pytest.fixture
 def hook() -> Iterator[Hook]:
     server = Hook()
     yield server
     server.close()
-
-
-@pytest.fixture
-def inbox() -> Iterator[tuple[Inbox, int]]:
-    handler = Inbox()
-    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    yield handler, controller.port
-    controller.stop()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def set_options(path: Path, **options: Any) -> None:

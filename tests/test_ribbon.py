@@ -215,3 +215,35 @@ def test_a_missing_engine_sheet_is_added_like_the_file_path_does(path: Path) -> 
     added = book.sheets["Duplicates"]
     assert added.cells[(1, 1)] == schema.ENGINE_COLUMNS["duplicates"][0][1]
     assert book.sheets.items[-1] is added
+
+
+def test_claim_takes_the_selected_pool_customers_as_the_excel_user(path: Path) -> None:
+    """Claim 领取: the selected rows of Customers, as Excel's user name; each refusal said."""
+    customers_data = read_workbook(path).sheets["customers"]
+    wb = openpyxl.load_workbook(path)
+    append_rows(customers_data.name, customers_data.table, customers_data.columns, [
+        {"customer_id": "C-000801", "name": "Pool Prospect Ltd"},
+        {"customer_id": "C-000802", "name": "Owned Prospect Ltd", "owner": "Bob Li"},
+    ])(wb)
+    wb.save(path)
+    rows = {r["customer_id"]: int(r["_row"])
+            for r in read_workbook(path).sheets["customers"].frame.to_dict("records")}
+    book = Book(path)
+    book.app.api.UserName = "Alice Chen"
+    book.select("Customers", rows["C-000801"], rows["C-000802"])
+    message = run("claim", XlBook(book))
+    assert message.splitlines() == [
+        "Alice Chen claimed C-000801.",
+        "not claimed: C-000802: owned by Bob Li, not in the pool"]
+    owner = customers_data.columns["owner"]
+    assert book.sheets["Customers"].cells[(rows["C-000801"], owner)] == "Alice Chen"
+    assert book.saves == 1
+    with History(path) as history:
+        assert [(e["user"], e["new"]) for e in history.entries(record="C-000801")
+                if e["job"] == "claim" and e["field"] == "owner"] == [("Alice Chen",
+                                                                       "Alice Chen")]
+    book.select("Issues", 2)
+    assert run("claim", XlBook(book)).startswith("Select the rows")
+    book.app.api.UserName = "Somebody Else"
+    book.select("Customers", rows["C-000801"])
+    assert "not an active person" in run("claim", XlBook(book))

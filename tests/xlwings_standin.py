@@ -337,9 +337,14 @@ class Sheets:
         return sheet
 
 
+class AppApi:
+    UserName = ""  # noqa: N815 - the COM name
+
+
 class App:
     def __init__(self) -> None:
         self.alerts: list[str] = []
+        self.api = AppApi()
 
     def alert(self, prompt: str, title: str | None = None, **_: Any) -> None:
         self.alerts.append(prompt)
@@ -366,6 +371,11 @@ class Book:
             sheets.append(sheet)
         self.sheets = Sheets(sheets)
         self.saves = 0
+        self.selection: Range | None = None
+
+    def select(self, sheet: str, first_row: int, last_row: int | None = None) -> None:
+        """The user selects rows (a range of cells in them) on a sheet."""
+        self.selection = Range(self.sheets[sheet], first_row, 1, last_row or first_row, 3)
 
     def save(self) -> None:
         """Excel saves the book (the stand-in counts the saves)."""

@@ -76,6 +76,8 @@ class Analytics:
     team: pd.DataFrame  # owner, open_deals, pipeline, weighted, won_deals, won_amount,
     #                     interactions_30d
     notes: list[tuple[str, str]] = field(default_factory=list)  # (English, Chinese)
+    pool: pd.DataFrame = field(  # owner, due_soon: customers about to go back to the pool
+        default_factory=lambda: pd.DataFrame({"owner": [], "due_soon": []}))
 
     def note_lines(self, lang: str) -> list[str]:
         return [pair[0 if lang == "en" else 1] for pair in self.notes]
@@ -91,7 +93,7 @@ class Analytics:
 
 
 def analyse(data: WorkbookData, today: dt.date | None = None, report: Report | None = None,
-            stays: pd.DataFrame | None = None) -> Analytics:
+            stays: pd.DataFrame | None = None, pool: Any = None) -> Analytics:
     """All figures for one workbook.
 
     Args:
@@ -101,6 +103,7 @@ def analyse(data: WorkbookData, today: dt.date | None = None, report: Report | N
             make the attention list.
         stays: the stage history (`xlcrm.changes.stage_history`); without it time in stage is
             the current stays only, from Stage Changed (or Created).
+        pool: the lead pool's figures (`xlcrm.pool.figures`), shown when the pool is on.
     """
     progress.step("analyse")
     today = today or dt.date.today()
@@ -167,13 +170,19 @@ def analyse(data: WorkbookData, today: dt.date | None = None, report: Report | N
         "dormant_customers": int(len(dormant_all)),
         "currency": settings.options.default_currency,
     }
+    pool_table = None
+    if pool is not None and settings.options.pool_enabled:
+        kpis |= {"pool_size": pool.in_pool, "pool_recycled_week": pool.recycled_week,
+                 "pool_claimed_week": pool.claimed_week}
+        pool_table = pd.DataFrame(pool.due_by_owner, columns=["owner", "due_soon"])
+    extra = {} if pool_table is None else {"pool": pool_table}
     return Analytics(kpis=kpis, pipeline=pipeline, forecast=forecast, funnel=funnel,
                      win_by_owner=win_owner, win_by_source=win_source,
                      time_in_stage=in_stage, attention=attention, largest_open=largest,
                      tiers=tiers, lifecycle=lifecycle, rfm=rfm, segments=segments,
                      top_customers=top, dormant=dormant, activity_by_owner=by_owner,
                      activity_by_customer=by_customer, team=team,
-                     notes=currency_notes(opps, settings))
+                     notes=currency_notes(opps, settings), **extra)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -334,6 +334,32 @@ def restore(
                            fields=fields)))
 
 
+@app.command()
+def claim(
+    path: PathArg,
+    customer_ids: Annotated[list[str], typer.Argument(help="IDs of the customers to claim.")],
+    person: Annotated[str, typer.Option("--as", help="Who claims them: a name or e-mail in "
+                                                     "Settings → People.")],
+    format: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.text,
+) -> None:
+    """Take customers from the lead pool (公海) within the Settings' limits. Exit 0 when all
+    were claimed, 1 when some were refused (the others are claimed), 2 when none could be."""
+    lang = workbook_lang(path)
+    done = _run(lambda: jobs.claim_workbook(path, customer_ids, person), path)
+    if format is Format.json:
+        out.print_json(data={"person": done.person, "claimed": done.claimed,
+                             "refused": [{"customer_id": c, "reason": r, "message": m}
+                                         for c, r, m in done.refused]})
+    else:
+        if done.claimed:
+            out.print(escape(t("claimed", lang, person=done.person,
+                               ids=", ".join(done.claimed))))
+        for _, _, message in done.refused:
+            err.print(escape(t("claim_refused", lang, message=message)))
+    if done.refused:
+        raise typer.Exit(EXIT_ERRORS if done.claimed else 2)
+
+
 def log_json(entry: dict[str, Any]) -> dict[str, Any]:
     """A stored entry in the `xlcrm log --format json` shape."""
     sheet = schema.SHEETS_BY_KEY.get(str(entry["sheet"]))

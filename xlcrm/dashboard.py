@@ -50,6 +50,10 @@ TITLES: dict[str, tuple[str, str]] = {
                       "：共 {n} 个（列出价值最高的 {shown} 个）"),
     "activity_by_owner": ("Interactions by owner", "各负责人跟进次数"),
     "activity_by_customer": ("Most contacted customers (90 days)", "近 90 天跟进最多的客户"),
+    "pool": ("Lead pool: {size} customers in the pool, {recycled} recycled and {claimed} "
+             "claimed in the last 7 days; about to go back, by owner",
+             "公海：池中 {size} 个客户，近 7 天回收 {recycled} 个、领取 {claimed} 个；"
+             "即将回到公海的客户（按客户经理）"),
 }
 
 KPI_LABELS: dict[str, tuple[str, str]] = {
@@ -77,7 +81,7 @@ COLUMN_LABELS: dict[str, tuple[str, str]] = {
     "lifetime_value": ("Lifetime value", "累计成交金额"), "lifecycle": ("Lifecycle", "生命周期"),
     "segment": ("Segment", "分群"), "open_deals": ("Open deals", "进行中商机"),
     "pipeline": ("Pipeline", "商机金额"), "won_deals": ("Won deals", "成交次数"),
-    "won_amount": ("Won amount", "成交金额"),
+    "won_amount": ("Won amount", "成交金额"), "due_soon": ("Due soon", "即将回收"),
     "interactions_30d": ("Interactions 30 d", "30 天跟进"),
     "interactions_90d": ("Interactions 90 d", "90 天跟进"), "reason": ("Reason", "原因"),
     "opportunity_id": ("OpportunityID", "商机编号"), "title": ("Opportunity", "商机名称"),
@@ -182,6 +186,13 @@ def layout(analytics: Analytics, lang: Lang, today: dt.date) -> Layout:
             title += _t("dormant_count", lang).format(
                 n=analytics.kpis.get("dormant_customers", len(table)), shown=len(table))
         row = _block(out, key, table, columns, chart, values, row, lang, title)
+    if "pool_size" in analytics.kpis:  # the lead pool is on
+        kpis = analytics.kpis
+        title = _t("pool", lang).format(size=kpis["pool_size"],
+                                        recycled=kpis["pool_recycled_week"],
+                                        claimed=kpis["pool_claimed_week"])
+        row = _block(out, "pool", analytics.pool, ("owner", "due_soon"), None, (), row, lang,
+                     title)
     return out
 
 

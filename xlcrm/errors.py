@@ -17,6 +17,7 @@ with a crash log, see `xlcrm.crash`::
      │    ├── AlreadyExists          `init` would overwrite a file
      │    ├── HistoryUnreadable      the change-log database cannot be read
      │    ├── RecordNotFound         `restore` finds no such record in the change log
+     │    ├── UnknownPerson          `claim --as` names nobody active in Settings → People
      │    └── AddinError             the Excel add-in cannot be built or installed
      ├── AlreadyWatching             exit 3: another watcher already watches this folder
      └── WriteRefused                the one channel for a write that did not happen: nothing
@@ -119,6 +120,10 @@ class WorkbookChanged(BusyError):
 
 class RecordNotFound(InputError):
     """The change log has no such record"""
+
+
+class UnknownPerson(InputError):
+    """Not an active person in Settings → People"""
 
 
 class HistoryUnreadable(InputError):

@@ -194,6 +194,18 @@ class XlBook:
     def save(self) -> None:
         self.book.save()
 
+    def selected_rows(self) -> tuple[str, list[int]]:
+        """The sheet of the current selection and the rows it covers (every area of it)."""
+        selection = self.book.selection
+        rows: list[int] = []
+        for area in getattr(selection, "areas", [selection]):
+            rows.extend(range(int(area.row), int(area.last_cell.row) + 1))
+        return str(selection.sheet.name), sorted(set(rows))
+
+    def user_name(self) -> str:
+        """Excel's user name (File → Options → General), who the ribbon acts as."""
+        return str(self.book.app.api.UserName or "")
+
     def alert(self, text: str) -> None:
         self.book.app.alert(text, title="xlcrm")
 

@@ -286,6 +286,21 @@ class History:
             out.append(item)
         return out
 
+    def owner_moves(self) -> list[tuple[str, str, str, Any, Any]]:
+        """Every stored change of a customer's owner, oldest first: (record_id, at, job, old,
+        new), values decoded. The lead pool reads who released or claimed a customer when."""
+        sql = ("SELECT record_id, at, job, old, new FROM entries WHERE sheet = 'customers' "
+               "AND action = 'changed' AND field = 'owner' ORDER BY seq")
+        return [(rid, at, job, None if old is None else json.loads(old),
+                 None if new is None else json.loads(new))
+                for rid, at, job, old, new in self.db.execute(sql)]
+
+    def first_seen(self, sheet: str) -> dict[str, str]:
+        """When each record of a sheet was first logged (its 'added' entry), by record ID."""
+        sql = ("SELECT record_id, min(at) FROM entries WHERE sheet = ? AND action = 'added' "
+               "GROUP BY record_id")
+        return dict(self.db.execute(sql, (sheet,)).fetchall())
+
     def stage_entries(self) -> list[dict[str, Any]]:
         """The entries the stage history needs (opportunities added, deleted, stage changed),
         with `new` cut down to stage, stage_changed_at and created_at."""

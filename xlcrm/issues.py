@@ -37,10 +37,12 @@ class Code(StrEnum):
     NO_FOLLOW_UP = "no-follow-up"
     POSSIBLE_DUPLICATE = "possible-duplicate"
     AMBIGUOUS_CUSTOMER = "ambiguous-customer"
+    EDIT_BY_NON_OWNER = "edit-by-non-owner"
 
 
 WARNINGS = frozenset({Code.CLOSE_DATE_PAST, Code.STALLED, Code.NO_FOLLOW_UP,
-                      Code.POSSIBLE_DUPLICATE, Code.AMBIGUOUS_CUSTOMER})
+                      Code.POSSIBLE_DUPLICATE, Code.AMBIGUOUS_CUSTOMER,
+                      Code.EDIT_BY_NON_OWNER})
 
 # Message templates, {field} is the column's label, other names come from Issue.params.
 MESSAGES: dict[Code, tuple[str, str]] = {
@@ -80,6 +82,8 @@ MESSAGES: dict[Code, tuple[str, str]] = {
                               "({candidates}); set its CustomerID",
                               "赢单未转客户：{value} 匹配到多个客户（{candidates}），"
                               "请填写客户编号"),
+    Code.EDIT_BY_NON_OWNER: ("{who} changed {what}; the owner is {value}",
+                             "{who}修改了{what}；负责人是{value}"),
 }
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import memo, notify, progress, schema
+from . import memo, notify, pool, progress, schema
 from . import normalize as nz
 from .analytics import Analytics, analyse
 from .changes import (
@@ -39,13 +39,22 @@ from .dedupe import (
     find_duplicate_customers,
 )
 from .edits import changelog_sheet, duplicates_sheet, issues_sheet
-from .errors import AlreadyExists, NotAWorkbook, RecordNotFound, UnsafeToWrite, WriteRefused
+from .errors import (
+    AlreadyExists,
+    NotAWorkbook,
+    RecordNotFound,
+    SettingsInvalid,
+    UnknownPerson,
+    UnsafeToWrite,
+    WriteRefused,
+)
 from .guard import WORKBOOK_SUFFIXES
 from .history import Change, History, history_path
 from .ids import FilledId, fill_blank_ids
 from .issues import Report
 from .merge import apply_merge, plan_merge, undo_record
 from .notify import Delivery
+from .ownership import non_owner_edits
 from .promote import Promotion, promote_won_deals
 from .reader import ROW, WorkbookData
 from .sample import sample_records, sample_rows
@@ -73,6 +82,7 @@ class SyncResult:
     run_id: str | None = None  # the change-log run that stored them
     delivery: Delivery | None = None
     analytics: Analytics | None = None
+    pool: Any = None  # pool.Recycling, for sync
 
 
 def init_workbook(path: Path, lang: Lang = "en", sample: int = 0, force: bool = False,
@@ -160,6 +170,8 @@ def sync_job(session: WorkbookSession, today: dt.date | None = None) -> SyncResu
         tracker = start_tracking(history, data, session.source, job="sync")
         stage = stage_cells(tracker, today)
         tracker.apply("opportunities", stage, job="stage")
+        moves = pool.Moves.of(history) if data.settings.options.pool_enabled else pool.Moves()
+        recycling = recycle_step(tracker, moves, today)
         promotion = promote_won_deals(data, today=today)
         apply_promotion(tracker, promotion)
         size = sum(len(s.frame) for s in data.sheets.values())
@@ -167,15 +179,19 @@ def sync_job(session: WorkbookSession, today: dt.date | None = None) -> SyncResu
             # duplicates found once (warnings and Duplicates sheet), in a second process
             # while this one validates everything else (ambiguous won deals included) and
             # computes the dashboard, which needs no duplicates
-            report = validate(data, today=today, duplicates=NO_DUPLICATES)
+            report = validate(data, today=today, duplicates=NO_DUPLICATES,
+                              extra=non_owner_edits(tracker))
             figures = analyse(data, today=today, report=report,
-                              stays=stage_history(history, today, pending=tracker))
+                              stays=stage_history(history, today, pending=tracker),
+                              pool=pool.figures(data, moves, today))
             found = pending.result()
         report.extend(duplicate_warnings(data, found))
         result = SyncResult(report=report, filled_ids=filled, promotion=promotion,
-                            analytics=figures)
+                            analytics=figures, pool=recycling)
         queue_ids(session, filled)
         session.set_cells(data.sheets["opportunities"].name, stage)
+        session.set_cells(data.sheets["customers"].name, recycling.cells)
+        session.set_cells(data.sheets["opportunities"].name, recycling.opportunity_cells)
         queue_promotion(session, promotion)
         queue_report(session, data, report)
         session.fill_sheet(changelog_of(history, tracker))
@@ -183,8 +199,87 @@ def sync_job(session: WorkbookSession, today: dt.date | None = None) -> SyncResu
         session.fill_sheet(duplicates_sheet(duplicate_sheet_rows(data.sheets, found, data.lang),
                                             data.lang))
         if _save(result, session):
-            _commit(result, history, tracker, report, today, session)
+            _commit(result, history, tracker, report, today, session, recycling)
         result.delivery = _deliver(history, data)
+    return result
+
+
+def recycle_step(tracker: Tracker, moves: pool.Moves, today: dt.date) -> pool.Recycling:
+    """The lead pool's step of a sync: customers past their limit lose their owner (logged as
+    job ``pool``), pool markers of customers given an owner by hand are cleared.
+
+    Raises:
+        SettingsInvalid: the pool is on, but Customers has no In Pool Since / Pool Reason
+            column to record it in.
+    """
+    data = tracker.data
+    recycling = pool.recycle(data, moves, today)
+    if recycling.missing:
+        names = [schema.CUSTOMERS.field(k).label(data.lang) for k in recycling.missing]
+        raise SettingsInvalid(
+            f"Settings: pool_enabled is on, but {data.sheets['customers'].name} has no "
+            f"column {' / '.join(names)}; add it to the Table (or turn the pool off)",
+            zh=f"设置：已开启公海（pool_enabled），但{data.sheets['customers'].name}表没有"
+               f"“{'、'.join(names)}”列；请在表格中添加该列（或关闭公海）")
+    tracker.apply("customers", recycling.cells, job="pool")
+    tracker.apply("opportunities", recycling.opportunity_cells, job="pool")
+    return recycling
+
+
+@dataclass
+class ClaimResult:
+    person: str
+    claimed: list[str]
+    refused: list[tuple[str, str, str]]  # (customer id, reason, message)
+    lang: Lang = "en"
+    backup: Path | None = None
+
+
+def claim_workbook(path: Path, customer_ids: list[str], person: str,
+                   today: dt.date | None = None, source: str = "cli") -> ClaimResult:
+    """Take customers from the lead pool (see `claim_job`)."""
+    with FileSession(path, source) as session:
+        return claim_job(session, customer_ids, person, today)
+
+
+def claim_job(session: WorkbookSession, customer_ids: list[str], person: str,
+              today: dt.date | None = None, rows: list[int] | None = None) -> ClaimResult:
+    """Give the named customers in the lead pool to `person` (a name or e-mail in Settings →
+    People), within the Settings' limits; the others are refused, each with its reason. The
+    claims are logged as job ``claim`` under the person's name. `rows` (the ribbon's
+    selection) adds the customers on those Excel rows of the Customers sheet.
+
+    Raises:
+        InputError: `person` is not an active person in Settings → People.
+        WriteRefused: the workbook is open or changed; nothing was written.
+    """
+    at = None
+    if today is not None:  # the claim is dated the day asked for (the limits count days)
+        at = dt.datetime.combine(today, dt.datetime.now().time()).astimezone()
+    today = today or dt.date.today()
+    data = session.read()
+    who = data.settings.person(person)
+    if who is None or not who.active:
+        raise UnknownPerson(f"{person} is not an active person in Settings → People",
+                            zh=f"{person} 不是“设置 → 人员”中的在职人员")
+    filled = fill_blank_ids(data)
+    if rows:
+        frame = data.sheets["customers"].frame
+        chosen = frame[frame[ROW].isin(rows)]["customer_id"]
+        customer_ids = [*customer_ids, *(nz.text(v) for v in chosen if not nz.is_blank(v))]
+    with History(session.path) as history:
+        moves = pool.Moves.of(history)
+        claim = pool.claim(data, moves, customer_ids, who, today)
+        result = ClaimResult(who.name, claim.claimed, claim.refused, data.lang)
+        if not claim.cells:
+            return result
+        tracker = start_tracking(history, data, session.source, job="claim", at=at)
+        tracker.apply("customers", claim.cells, job="claim", user=who.name)
+        queue_ids(session, filled)
+        session.set_cells(data.sheets["customers"].name, claim.cells)
+        session.fill_sheet(changelog_of(history, tracker))
+        result.backup = session.save()
+        tracker.commit(session.sha256)
     return result
 
 
@@ -234,13 +329,14 @@ def changelog_of(history: History, tracker: Tracker) -> Any:
 
 
 def _commit(result: SyncResult, history: History, tracker: Tracker, report: Report,
-            today: dt.date, session: WorkbookSession) -> None:
+            today: dt.date, session: WorkbookSession,
+            recycling: pool.Recycling | None = None) -> None:
     """Store the run's changes; queue its notifications (which must never fail the run)."""
     tracker.commit(session.sha256)
     result.changes = tracker.changes
     result.run_id = tracker.run.run_id
     try:
-        found = notify.events(tracker, report, tracker.data.settings, today)
+        found = notify.events(tracker, report, tracker.data.settings, today, recycling)
         notify.queue(history, found, tracker.data)
     except Exception as error:  # noqa: BLE001 - notifications never fail a sync
         log.warning("notifications not queued: %s: %s", type(error).__name__, error)
@@ -334,11 +430,14 @@ def report_job(session: WorkbookSession, write: bool = True, today: dt.date | No
     today = today or dt.date.today()
     data = session.read()
     report = validate(data, today=today)
-    stays = None
+    stays, moves = None, pool.Moves()
     if history_path(session.path).exists():
         with History(session.path, create=False) as history:
             stays = stage_history(history, today)
-    figures = analyse(data, today=today, report=report, stays=stays)
+            if data.settings.options.pool_enabled:
+                moves = pool.Moves.of(history)
+    figures = analyse(data, today=today, report=report, stays=stays,
+                      pool=pool.figures(data, moves, today))
     result = SyncResult(report=report, analytics=figures)
     if write:
         session.draw_dashboard(layout(figures, data.lang, today))

@@ -51,6 +51,14 @@ TEXTS: dict[str, tuple[str, str]] = {
                  "新的大额商机：{title}（{id}），金额 {amount}，负责人 {owner}"),
     "deal-stalled": ("Deal stalled: {title} ({id}) in {stage} for {days} days, owner {owner}",
                      "商机停滞：{title}（{id}）在“{stage}”阶段已 {days} 天，负责人 {owner}"),
+    "pool-warning": ("Customer {name} ({id}) goes back to the lead pool on {due} ({reason}) "
+                     "unless followed up, owner {owner}",
+                     "客户 {name}（{id}）将于 {due} 回到公海（{reason}），除非及时跟进，客户经理 "
+                     "{owner}"),
+    "pool-recycled": ("Customer {name} ({id}) went back to the lead pool ({reason}), former "
+                      "owner {owner}", "客户 {name}（{id}）已回到公海（{reason}），原客户经理 "
+                      "{owner}"),
+    "edit-by-non-owner": ("{message} ({id})", "{message}（{id}）"),
     "subject": ("[xlcrm] {workbook}: {count} update(s)", "[xlcrm] {workbook}：{count} 条提醒"),
     "more": ("… and {count} more", "……另有 {count} 条"),
 }
@@ -81,9 +89,11 @@ def _text(kind: str, lang: Lang, **values: Any) -> str:
 
 
 def events(tracker: Tracker, report: Report, settings: Settings,
-           today: dt.date | None = None) -> list[Event]:
+           today: dt.date | None = None, pool: Any = None) -> list[Event]:
     """The events of one run, for the rules in Settings. The first run of a workbook (the
-    baseline) raises no change events; stalled deals are told once per stay in a stage."""
+    baseline) raises no change events; stalled deals are told once per stay in a stage, a
+    customer about to go back to the lead pool once per due date (`pool`: the run's
+    `xlcrm.pool.Recycling`)."""
     data, lang = tracker.data, tracker.data.lang
     today = today or dt.date.today()
     rules: dict[str, list[NotifyRule]] = {}
@@ -153,6 +163,23 @@ def events(tracker: Tracker, report: Report, settings: Settings,
                      owner=nz.text(record.get("owner")))
         customer = customers.get(nz.text(record.get("customer_id")), {})
         add("deal-stalled", str(issue.record_id), text, record, customer, key=key)
+    for issue in report.issues:
+        if issue.code == Code.EDIT_BY_NON_OWNER and issue.record_id:
+            text = _text("edit-by-non-owner", lang, message=issue.message, id=issue.record_id)
+            owner = {"owner": issue.value}
+            add("edit-by-non-owner", issue.record_id, text, owner, {})
+    if pool is not None:
+        from .pool import REASONS
+        from .pool import text as pool_text
+
+        for kind, items in (("pool-warning", pool.warned), ("pool-recycled", pool.recycled)):
+            for item in items:
+                values = {"owner": item.owner}
+                text = _text(kind, lang, name=item.name, id=item.customer_id,
+                             due=item.due.isoformat(), owner=item.owner,
+                             reason=pool_text(REASONS, item.reason, lang, days=item.days))
+                add(kind, item.customer_id, text, values, {},
+                    key=f"{kind}|{item.customer_id}|{item.due.isoformat()}")
     return found
 
 

@@ -20,7 +20,15 @@ from . import schema
 from .errors import XlcrmError
 from .excel import ExcelSession, XlBook
 from .issues import Report
-from .jobs import changelog_job, dedupe_job, promote_job, report_job, sync_job, validate_job
+from .jobs import (
+    changelog_job,
+    claim_job,
+    dedupe_job,
+    promote_job,
+    report_job,
+    sync_job,
+    validate_job,
+)
 from .messages import t
 
 HELP = {
@@ -28,12 +36,14 @@ HELP = {
            "Find Duplicates: list likely duplicate records.\nPromote Won Deals: move won "
            "deals into Customers.\nSync: IDs, change log, promotion, validation, dashboard, "
            "duplicates, notifications.\nDashboard: rebuild the Dashboard sheet.\nChange Log: "
-           "record and show what changed.\n\nEach button saves the workbook when it changed "
+           "record and show what changed.\nClaim: take the selected customers from the lead "
+           "pool, as your Excel user name.\n\nEach button saves the workbook when it changed "
            "it.\nDocs: README.md and docs/ of the xlcrm project."),
     "zh": ("xlcrm — CRM 客户管理\n\n校验：检查所有工作表并标记问题单元格。\n"
            "查重：列出疑似重复的记录。\n成交转客户：将赢单商机转入客户表。\n"
            "同步：编号、变更日志、转客户、校验、看板、查重、通知。\n看板：重建看板。\n"
-           "变更日志：记录并显示变更。\n\n按钮改动工作簿后会保存工作簿。\n"
+           "变更日志：记录并显示变更。\n领取：以 Excel 用户名从公海领取选中的客户。\n\n"
+           "按钮改动工作簿后会保存工作簿。\n"
            "文档：xlcrm 项目的 README.md 与 docs/。"),
 }
 
@@ -116,11 +126,24 @@ def xl_dedupe(xl: XlBook) -> str:
     return text
 
 
+def xl_claim(xl: XlBook) -> str:
+    """Claim the selected customer rows from the lead pool, as Excel's user name."""
+    lang = "zh" if schema.CUSTOMERS.zh in xl.sheet_names() else "en"
+    sheet, rows = xl.selected_rows()
+    if sheet not in (schema.CUSTOMERS.en, schema.CUSTOMERS.zh) or not rows:
+        return t("claim_select", lang)
+    result = claim_job(ExcelSession(xl), [], xl.user_name(), rows=rows)
+    lines = [t("claimed", lang, person=result.person, ids=", ".join(result.claimed))
+             ] if result.claimed else []
+    lines += [t("claim_refused", lang, message=message) for _, _, message in result.refused]
+    return "\n".join(lines) or t("claim_select", lang)
+
+
 def xl_help(xl: XlBook) -> str:
     return HELP["zh" if schema.CUSTOMERS.zh in xl.sheet_names() else "en"]
 
 
 ACTIONS: dict[str, Callable[[XlBook], str]] = {
     "validate": xl_validate, "dedupe": xl_dedupe, "promote": xl_promote, "sync": xl_sync,
-    "dashboard": xl_dashboard, "changelog": xl_changelog, "help": xl_help,
+    "dashboard": xl_dashboard, "changelog": xl_changelog, "claim": xl_claim, "help": xl_help,
 }

@@ -89,6 +89,9 @@ CUSTOMERS = SheetDef(
               width=14),
         Field("created_at", "Created", "创建日期", "date", width=12),
         Field("notes", "Notes", "备注", "text", width=30),
+        Field("locked", "Locked", "锁定", "text", width=8),
+        Field("pooled_at", "In Pool Since", "进入公海日期", "date", engine=True, width=13),
+        Field("pool_reason", "Pool Reason", "公海原因", "text", engine=True, width=22),
     ),
 )
 
@@ -201,6 +204,10 @@ SETTINGS_TABLES: dict[str, tuple[tuple[str, str, str], ...]] = {
                      ("owner", "Service Owner", "客服负责人")),
     "Notifications": (("event", "Event", "事件"), ("recipients", "Recipients", "通知对象"),
                       ("channels", "Channel", "渠道"), ("threshold", "Threshold", "阈值")),
+    "Pool": (("tier", "Tier", "客户等级"),
+             ("follow_up_days", "Days Without Follow-up", "未跟进天数"),
+             ("win_days", "Days Without a Win", "未成交天数"),
+             ("warn_days", "Warn Days Ahead", "提前提醒天数")),
 }
 
 # Notification events, channels and recipient words (Settings → Notifications), either language.
@@ -210,6 +217,9 @@ NOTIFY_EVENTS: dict[str, tuple[str, str]] = {
     "deal-lost": ("deal-lost", "输单"),
     "big-deal": ("big-deal", "大额商机"),
     "deal-stalled": ("deal-stalled", "商机停滞"),
+    "pool-warning": ("pool-warning", "即将进入公海"),
+    "pool-recycled": ("pool-recycled", "进入公海"),
+    "edit-by-non-owner": ("edit-by-non-owner", "非负责人修改"),
 }
 NOTIFY_CHANNELS = {"email": "email", "e-mail": "email", "mail": "email", "邮件": "email",
                    "邮箱": "email", "webhook": "webhook", "群机器人": "webhook",
@@ -226,6 +236,9 @@ DEFAULT_NOTIFY_RULES: tuple[tuple[str, tuple[str, str], tuple[str, str], float |
     ("deal-lost", ("owner, managers", "负责人, 经理"), ("email", "邮件"), None),
     ("big-deal", ("managers", "经理"), ("email, webhook", "邮件, 群机器人"), 1_000_000),
     ("deal-stalled", ("owner", "负责人"), ("email", "邮件"), None),
+    ("pool-warning", ("owner", "客户经理"), ("email", "邮件"), None),
+    ("pool-recycled", ("owner, managers", "客户经理, 经理"), ("email", "邮件"), None),
+    ("edit-by-non-owner", ("owner", "负责人"), ("email", "邮件"), None),
 )
 
 # Words accepted for enumerations in Settings, in either language.

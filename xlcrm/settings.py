@@ -150,6 +150,20 @@ class NotifyRule(BaseModel):
         return parse_number(value) if isinstance(value, str) else value
 
 
+class PoolRule(BaseModel):
+    """Settings → Pool: when an owned customer goes back to the lead pool (公海). A row with a
+    Tier applies to that tier; the row without one to every other customer. A blank number
+    turns that rule off."""
+
+    tier: str | None = None
+    follow_up_days: int | None = Field(default=None, ge=1)
+    win_days: int | None = Field(default=None, ge=1)
+    warn_days: int = Field(default=3, ge=0)
+
+
+DEFAULT_POOL_RULES = (PoolRule(follow_up_days=30, win_days=90, warn_days=3),)
+
+
 class Options(BaseModel):
     """Free-form options, typed. Unknown option keys are kept in `extra`."""
 
@@ -174,7 +188,29 @@ class Options(BaseModel):
     smtp_user: str = ""
     smtp_from: str = ""
     language: Lang | None = None
+    pool_enabled: bool = False
+    pool_exempt_open_deals: bool = True
+    pool_exempt_won: bool = True
+    pool_open_deals: Literal["keep", "release"] = "keep"
+    pool_claims_per_day: int = Field(default=10, ge=0)
+    pool_max_owned: int = Field(default=0, ge=0)
+    pool_cooldown_days: int = Field(default=30, ge=0)
+    pool_protect_days: int = Field(default=7, ge=0)
+    edit_policy: Literal["off", "warn"] = "warn"
     extra: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("pool_enabled", "pool_exempt_open_deals", "pool_exempt_won",
+                     mode="before")
+    @classmethod
+    def _yes_no(cls, value: Any) -> Any:
+        return parse_bool(value, default=False) if isinstance(value, str) else value
+
+    @field_validator("pool_open_deals", "edit_policy", mode="before")
+    @classmethod
+    def _word(cls, value: Any) -> Any:
+        words = {"保留": "keep", "释放": "release", "关闭": "off", "提醒": "warn"}
+        return words.get(normalize_value(value), normalize_value(value)) if isinstance(
+            value, str) else value
 
 
 OPTION_DESCRIPTIONS: dict[str, tuple[str, str]] = {
@@ -215,6 +251,28 @@ OPTION_DESCRIPTIONS: dict[str, tuple[str, str]] = {
     "smtp_user": ("SMTP login (the password comes from XLCRM_SMTP_PASSWORD, never the workbook)",
                   "SMTP 登录名（密码从环境变量 XLCRM_SMTP_PASSWORD 读取，不写在工作簿里）"),
     "smtp_from": ("Sender address of notification e-mails", "通知邮件的发件人地址"),
+    "pool_enabled": ("Lead pool (公海) on: customers nobody follows lose their owner by the "
+                     "rules of the Pool table (yes/no)",
+                     "开启公海：按“公海规则”表，长期无人跟进的客户回到公海（是/否）"),
+    "pool_exempt_open_deals": ("A customer with an open deal never goes to the pool (yes/no)",
+                               "有进行中商机的客户不进入公海（是/否）"),
+    "pool_exempt_won": ("A customer who has bought before never goes to the pool (yes/no)",
+                        "已成交过的客户不进入公海（是/否）"),
+    "pool_open_deals": ("A customer's open deals when it goes to the pool: keep (their owner "
+                        "stays) or release (their owner is cleared too)",
+                        "客户进入公海时其进行中的商机：keep（保留负责人）或 release"
+                        "（一并清空负责人）"),
+    "pool_claims_per_day": ("Customers one person may claim from the pool a day (0 = no limit)",
+                            "每人每天可从公海领取的客户数（0 = 不限）"),
+    "pool_max_owned": ("Customers one person may own at most; a claim past it is refused "
+                       "(0 = no cap)", "每人最多拥有的客户数，超过则不能领取（0 = 不限）"),
+    "pool_cooldown_days": ("Days before a customer's former owner may claim it back",
+                           "原负责人在客户进入公海后多少天内不能再领取"),
+    "pool_protect_days": ("Days after a claim during which the customer cannot go back to "
+                          "the pool", "领取后的保护期天数（期内不会回到公海）"),
+    "edit_policy": ("Edits to another owner's records: warn (an edit-by-non-owner warning, "
+                    "and the owner is told) or off",
+                    "修改他人负责的记录：warn（给出 edit-by-non-owner 警告并通知负责人）或 off"),
 }
 
 
@@ -226,6 +284,28 @@ class Settings(BaseModel):
     custom_fields: list[CustomField] = Field(default_factory=list)
     service_rules: list[ServiceRule] = Field(default_factory=list)
     notify_rules: list[NotifyRule] = Field(default_factory=list)
+    pool_rules: list[PoolRule] = Field(default_factory=lambda: list(DEFAULT_POOL_RULES))
+
+    def person(self, value: object) -> Person | None:
+        """The person a name or an e-mail address names (case and width folded)."""
+        wanted = normalize_value(value)
+        if not wanted:
+            return None
+        for person in self.people:
+            if wanted in (normalize_value(person.name), normalize_value(person.email or "")):
+                return person
+        return None
+
+    def pool_rule(self, tier: object) -> PoolRule | None:
+        """The Pool row for a customer's tier (else the row without a tier)."""
+        wanted = normalize_value(tier)
+        general = None
+        for rule in self.pool_rules:
+            if rule.tier is None or not rule.tier.strip():
+                general = general or rule
+            elif normalize_value(rule.tier) == wanted:
+                return rule
+        return general
 
     def stage(self, value: object) -> Stage | None:
         """The stage named by a cell value, if any (case and width folded)."""
@@ -338,6 +418,7 @@ def settings_from_tables(tables: Mapping[str, list[dict[str, Any]] | None], lang
                       defaults.service_rules)
         notify = _rows("Notifications", tables.get("Notifications"), NotifyRule,
                        defaults.notify_rules)
+        pool = _rows("Pool", tables.get("Pool"), PoolRule, defaults.pool_rules)
         lists = defaults.lists
         if tables.get("Lists") is not None:
             lists = {key: [] for key in schema.LISTS}
@@ -361,7 +442,8 @@ def settings_from_tables(tables: Mapping[str, list[dict[str, Any]] | None], lang
     if not stages:
         raise SettingsInvalid("Settings: the Stages table has no stage")
     settings = Settings(stages=stages, people=people, lists=lists, options=options,
-                        custom_fields=custom, service_rules=rules, notify_rules=notify)
+                        custom_fields=custom, service_rules=rules, notify_rules=notify,
+                        pool_rules=pool)
     try:
         settings.tiers()
     except ValueError:
@@ -379,7 +461,8 @@ def _rows(table: str, rows: Iterable[dict[str, Any]] | None, model: Any,
     for row in rows:
         values = {k: (_text(v) if isinstance(v, str) else v) for k, v in row.items()
                   if not _blank(v)}
-        if all(values.get(k) is None for k in ("name", "column", "field", "event")):
+        if model is PoolRule and not values or model is not PoolRule and all(
+                values.get(k) is None for k in ("name", "column", "field", "event")):
             continue  # a blank row inside a table
         if model is Stage and "order" not in values:
             values["order"] = len(out) + 1
