@@ -261,3 +261,41 @@ def test_the_pool_needs_its_columns(book: Path) -> None:
     user_edit(book, drop)
     with pytest.raises(SettingsInvalid, match="In Pool Since"):
         sync_workbook(book, today=DAY0)
+
+
+def set_general_rule(path: Path, follow_up: int | None, win: int | None) -> None:
+    """Type new days into the Pool table's row without a Tier."""
+
+    def change(book: openpyxl.Workbook) -> None:
+        ws = book["Settings"]
+        table = next(t for t in ws.tables.values() if t.name == "Pool")
+        first, top, _, bottom = range_boundaries(table.ref)
+        for row in range(top + 1, bottom + 1):
+            if ws.cell(row=row, column=first).value in (None, ""):
+                ws.cell(row=row, column=first + 1).value = follow_up
+                ws.cell(row=row, column=first + 2).value = win
+
+    user_edit(path, change)
+
+
+def test_a_claimed_customer_is_protected_for_the_protection_days(book: Path) -> None:
+    set_general_rule(book, follow_up=2, win=None)
+    sync_workbook(book, today=DAY0)
+    assert claim_workbook(book, ["C-9"], "Bob Li", today=DAY0).claimed == ["C-9"]
+    for day in (3, 6):  # two days without a follow-up, but inside the 7 protected days
+        sync_workbook(book, today=DAY0 + dt.timedelta(days=day))
+        assert owners(book)["C-9"][0] == "Bob Li"
+    sync_workbook(book, today=DAY0 + dt.timedelta(days=7))
+    assert owners(book)["C-9"] == (None, DAY0 + dt.timedelta(days=7),
+                                   "No follow-up for 2 days")
+
+
+def test_open_deals_go_with_the_customer_when_settings_say_release(book: Path) -> None:
+    set_options(book, pool_exempt_open_deals="否", pool_open_deals="release")
+    sync_workbook(book, today=DAY0)
+    assert owners(book)["C-5"][:2] == (None, DAY0)  # its open deal no longer exempts it
+    deals = read_workbook(book).sheets["opportunities"].frame
+    owner_of = dict(zip(deals["opportunity_id"], deals["owner"], strict=True))
+    assert owner_of == {"O-1": None, "O-2": "Bob Li"}  # the won deal keeps its owner
+    released = [e for e in change_log(book, record="O-1") if e["job"] == "pool"]
+    assert [(e["field"], e["old"], e["new"]) for e in released] == [("owner", "Bob Li", None)]
