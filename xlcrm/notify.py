@@ -26,8 +26,8 @@ from urllib.parse import urlparse
 
 import pandas as pd
 
+from . import messages, schema
 from . import normalize as nz
-from . import schema
 from .changes import CONTACT_FIELDS, Tracker, show
 from .history import History, now_utc
 from .issues import Code, Report
@@ -169,15 +169,13 @@ def events(tracker: Tracker, report: Report, settings: Settings,
             owner = {"owner": issue.value}
             add("edit-by-non-owner", issue.record_id, text, owner, {})
     if pool is not None:
-        from .pool import REASONS
-        from .pool import text as pool_text
-
         for kind, items in (("pool-warning", pool.warned), ("pool-recycled", pool.recycled)):
             for item in items:
                 values = {"owner": item.owner}
                 text = _text(kind, lang, name=item.name, id=item.customer_id,
                              due=item.due.isoformat(), owner=item.owner,
-                             reason=pool_text(REASONS, item.reason, lang, days=item.days))
+                             reason=messages.t(f"pool_reason_{item.reason}", lang,
+                                               days=item.days))
                 add(kind, item.customer_id, text, values, {},
                     key=f"{kind}|{item.customer_id}|{item.due.isoformat()}")
     return found

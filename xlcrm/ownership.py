@@ -21,12 +21,9 @@ from . import normalize as nz
 from . import schema
 from .changes import Tracker
 from .issues import Code, Issue, make_message
+from .messages import t
 from .reader import ROW
 from .schema import normalize_value
-
-UNKNOWN = ("{author} (not in Settings → People)", "{author}（不在“设置 → 人员”中）")
-DELETED = ("deleted {sheet} record {id}", "删除了{sheet}记录 {id}")
-CHANGED = ("{fields} of {sheet} record {id}", "{sheet}记录 {id} 的{fields}")
 
 
 def non_owner_edits(tracker: Tracker) -> list[Issue]:
@@ -39,7 +36,7 @@ def non_owner_edits(tracker: Tracker) -> list[Issue]:
     person = settings.person(author)
     if person is not None and person.role == "manager":
         return []
-    who = person.name if person else UNKNOWN[lang == "zh"].format(author=author)
+    who = person.name if person else t("author_unknown", lang, author=author)
     me = normalize_value(person.name if person else author)
     grouped: dict[tuple[str, str], list[Any]] = {}
     for change in tracker.user_changes:
@@ -67,13 +64,13 @@ def non_owner_edits(tracker: Tracker) -> list[Issue]:
             continue
         label = sheet.name
         if deleted is not None:
-            what = DELETED[lang == "zh"].format(sheet=label, id=rid)
+            what = t("edit_deleted", lang, sheet=label, id=rid)
             row = cell = field = None
         else:
             names = [c.field for c in changes if c.field]
             fields = ("、" if lang == "zh" else ", ").join(
                 schema.field_label(key, name, lang) for name in names)
-            what = CHANGED[lang == "zh"].format(fields=fields, sheet=label, id=rid)
+            what = t("edit_changed", lang, fields=fields, sheet=label, id=rid)
             field = names[0] if names else None
             row = int(record[ROW]) if record is not None else None
             column = sheet.columns.get(field or "")

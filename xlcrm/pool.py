@@ -31,30 +31,12 @@ import pandas as pd
 
 from . import normalize as nz
 from .history import History, parse_stamp
+from .messages import t
 from .reader import ROW, WorkbookData
-from .schema import Lang, normalize_value
+from .schema import normalize_value
 from .settings import Person, parse_bool, split_choices
 
 LOCK_TAGS = {"locked", "lock", "锁定"}
-REASONS = {
-    "follow_up": ("No follow-up for {days} days", "{days} 天未跟进"),
-    "win": ("No won deal for {days} days", "{days} 天未成交"),
-}
-REFUSALS = {
-    "unknown": ("{id}: no such customer", "{id}：没有这个客户"),
-    "owned": ("{id}: owned by {owner}, not in the pool", "{id}：客户经理是{owner}，不在公海"),
-    "locked": ("{id}: locked", "{id}：已锁定"),
-    "cooldown": ("{id}: {person} released it on {since}; may claim it again from {until}",
-                 "{id}：{person}于 {since} 释放该客户，{until} 起才能再次领取"),
-    "daily": ("{id}: {person} has claimed {limit} customers today, the daily limit",
-              "{id}：{person}今天已领取 {limit} 个客户，达到每日上限"),
-    "cap": ("{id}: {person} owns {limit} customers, the most one person may own",
-            "{id}：{person}已拥有 {limit} 个客户，达到上限"),
-}
-
-
-def text(table: dict[str, tuple[str, str]], key: str, lang: Lang, **values: Any) -> str:
-    return table[key][0 if lang == "en" else 1].format(**values)
 
 
 @dataclass
@@ -133,7 +115,7 @@ def recycle(data: WorkbookData, moves: Moves, today: dt.date) -> Recycling:
             result.warned.append(item)
             continue
         result.recycled.append(item)
-        reason = text(REASONS, item.reason, lang, days=item.days)
+        reason = t(f"pool_reason_{item.reason}", lang, days=item.days)
         result.cells += [(item.row, columns["owner"], None),
                          (item.row, columns["pooled_at"], dt.datetime.combine(today, dt.time())),
                          (item.row, columns["pool_reason"], reason)]
@@ -288,8 +270,8 @@ def claim(data: WorkbookData, moves: Moves, customer_ids: list[str], person: Per
         elif options.pool_max_owned and owned >= options.pool_max_owned:
             why = ("cap", {"limit": options.pool_max_owned})
         if why is not None:
-            result.refused.append((customer_id, why[0], text(
-                REFUSALS, why[0], lang, id=customer_id, person=person.name, **why[1])))
+            result.refused.append((customer_id, why[0], t(
+                f"claim_{why[0]}", lang, id=customer_id, person=person.name, **why[1])))
             continue
         assert record is not None
         row = int(record[ROW])
