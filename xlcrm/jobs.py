@@ -51,7 +51,7 @@ from .errors import (
 from .guard import WORKBOOK_SUFFIXES
 from .history import Change, History, history_path
 from .ids import FilledId, fill_blank_ids
-from .issues import Report
+from .issues import Issue, Report
 from .merge import apply_merge, plan_merge, undo_record
 from .notify import Delivery
 from .ownership import non_owner_edits
@@ -61,7 +61,7 @@ from .sample import sample_records, sample_rows
 from .schema import Lang
 from .session import FileSession, WorkbookSession
 from .template import copy_template
-from .validate import NO_DUPLICATES, duplicate_warnings, validate
+from .validate import NO_DUPLICATES, duplicate_warnings, field_issues, validate
 from .writer import TEMP_PREFIX, check_not_open, clean_stale_temps
 
 log = logging.getLogger("xlcrm")
@@ -175,16 +175,18 @@ def sync_job(session: WorkbookSession, today: dt.date | None = None) -> SyncResu
         promotion = promote_won_deals(data, today=today)
         apply_promotion(tracker, promotion)
         size = sum(len(s.frame) for s in data.sheets.values())
-        with Background(size, duplicates_found, data, start_from=PARALLEL_SYNC) as pending:
-            # duplicates found once (warnings and Duplicates sheet), in a second process
-            # while this one validates everything else (ambiguous won deals included) and
-            # computes the dashboard, which needs no duplicates
-            report = validate(data, today=today, duplicates=NO_DUPLICATES,
+        with Background(size, checked_elsewhere, data, start_from=PARALLEL_SYNC) as pending:
+            # a second process checks each field and finds the duplicates (once, for the
+            # warnings and the Duplicates sheet) while this one checks the keys and rules
+            # (ambiguous won deals included) and computes the dashboard, which needs only
+            # the rules' warnings
+            report = validate(data, today=today, duplicates=NO_DUPLICATES, fields=[],
                               extra=non_owner_edits(tracker))
             figures = analyse(data, today=today, report=report,
                               stays=stage_history(history, today, pending=tracker),
                               pool=pool.figures(data, moves, today))
-            found = pending.result()
+            fields, found = pending.result()
+        report.issues[:0] = fields  # first, as `validate` puts them
         report.extend(duplicate_warnings(data, found))
         result = SyncResult(report=report, filled_ids=filled, promotion=promotion,
                             analytics=figures, pool=recycling)
@@ -569,6 +571,11 @@ def undo_merge_job(session: WorkbookSession, merge_id: str) -> list[str]:
         tracker.commit(session.sha256)
         history.mark_undone(merge_id, tracker.run.at)
     return list(found["merged"])
+
+
+def checked_elsewhere(data: WorkbookData) -> tuple[list[Issue], dict[str, Any]]:
+    """What sync's second process computes: the field checks and the duplicate clusters."""
+    return field_issues(data), duplicates_found(data)
 
 
 def duplicates_found(data: WorkbookData) -> dict[str, Any]:

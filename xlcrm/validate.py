@@ -108,9 +108,22 @@ def duplicate_warnings(data: WorkbookData, found: dict[str, list[Any]]) -> list[
 NO_DUPLICATES: dict[str, list[Any]] = {key: [] for key in ID_FIELDS}
 
 
+def field_issues(data: WorkbookData) -> list[Issue]:
+    """The checks of each field on its own (required, types, choices, owners, IDs, custom
+    fields): the part of `validate` that needs nothing from the other sheets."""
+    settings = data.settings
+    issues: list[Issue] = []
+    for key, sd in data.sheets.items():
+        sheet = _Sheet(sd, schema.SHEETS_BY_KEY[key], data.lang, settings.day_first)
+        issues += check_fields(sheet, settings)
+        issues += check_custom_fields(sheet, settings)
+    return issues
+
+
 def validate(data: WorkbookData, today: dt.date | None = None,
              extra: Iterable[Issue] = (),
-             duplicates: dict[str, list[Any]] | None = None) -> Report:
+             duplicates: dict[str, list[Any]] | None = None,
+             fields: list[Issue] | None = None) -> Report:
     """Check every sheet of a read workbook.
 
     Args:
@@ -121,6 +134,8 @@ def validate(data: WorkbookData, today: dt.date | None = None,
             or `NO_DUPLICATES` when the caller adds their warnings later
             (`duplicate_warnings`: sync finds them once, in a second process, for the
             warnings and the Duplicates sheet).
+        fields: the `field_issues`, when the caller finds them elsewhere (sync: in that
+            second process, and puts them first, where they are here).
     """
     progress.step("validate")
     today = today or dt.date.today()
@@ -129,9 +144,12 @@ def validate(data: WorkbookData, today: dt.date | None = None,
               for key, sd in data.sheets.items()}
     report = Report(workbook=data.path.name, lang=data.lang, counts=data.counts(),
                     sheet_order=[s.name for s in data.sheets.values()])
-    for sheet in sheets.values():
-        report.extend(check_fields(sheet, settings))
-        report.extend(check_custom_fields(sheet, settings))
+    if fields is None:
+        for sheet in sheets.values():
+            report.extend(check_fields(sheet, settings))
+            report.extend(check_custom_fields(sheet, settings))
+    else:
+        report.extend(fields)
     report.extend(check_keys(sheets))
     report.extend(check_opportunity_rules(sheets, settings, today))
     report.extend(check_duplicates(sheets, settings, duplicates))
