@@ -34,7 +34,23 @@ FILE_JOBS: dict[str, Callable[[Path], Any]] = {
     "dashboard": lambda p: jobs.report_workbook(p, write=True),
     "dedupe": lambda p: jobs.dedupe_workbook(p, write=True),
     "changelog": lambda p: jobs.changelog_job(FileSession(p)),
+    "claim": lambda p: jobs.claim_workbook(p, ["C-000902"], claimant(p)),
 }
+
+
+def claimant(path: Path) -> str:
+    """Who claims in the claim button's run: a sales person of the workbook's language."""
+    return "Alice Chen" if read_workbook(path).lang == "en" else "张伟"
+
+
+def select_for_claim(book: Book, path: Path) -> None:
+    """What a person does before pressing Claim: selects a pool customer's row, as a user
+    Excel knows by name."""
+    customers = read_workbook(path).sheets["customers"]
+    frame = customers.frame
+    book.app.api.UserName = claimant(path)
+    book.select(customers.name, int(frame.loc[frame["customer_id"] == "C-000902",
+                                              "_row"].iloc[0]))
 
 
 @pytest.fixture(scope="module", params=["en", "zh"])
@@ -92,8 +108,12 @@ def test_ribbon_and_file_leave_the_same_values(action: str, original: Path,
         path.parent.mkdir()
         shutil.copyfile(original, path)
     book = Book(excel)
+    if action == "claim":
+        select_for_claim(book, excel)
     message = run(action, XlBook(book))
     assert not message.startswith("xlcrm:"), message
+    if action == "claim":  # claimed, not refused (the same refusal on both sides would pass)
+        assert message.startswith(claimant(file)), message
     FILE_JOBS[action](file)
     ribbon, cli = standin_values(book), file_values(file)
     without_run_columns(ribbon)
