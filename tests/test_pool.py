@@ -9,7 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import openpyxl
+import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from openpyxl.utils import get_column_letter, range_boundaries
 from typer.testing import CliRunner
 
@@ -299,3 +302,93 @@ def test_open_deals_go_with_the_customer_when_settings_say_release(book: Path) -
     assert owner_of == {"O-1": None, "O-2": "Bob Li"}  # the won deal keeps its owner
     released = [e for e in change_log(book, record="O-1") if e["job"] == "pool"]
     assert [(e["field"], e["old"], e["new"]) for e in released] == [("owner", "Bob Li", None)]
+
+
+# ---------------------------------------------------------------------------------------------
+# The rules as properties: any team's customers, any day
+
+# days before the run, often at the limits' edges (30 and 90 days, tier A's 60, the warnings)
+days_ago = st.one_of(st.integers(0, 200), st.sampled_from(
+    [25, 26, 27, 28, 29, 30, 31, 54, 55, 56, 59, 60, 61, 85, 86, 87, 88, 89, 90, 91]))
+customer_shapes = st.lists(st.fixed_dictionaries({
+    "owner": st.sampled_from(["Alice Chen", "Bob Li", None]),
+    "created": days_ago,
+    "touched": st.one_of(st.none(), days_ago),  # the last interaction
+    "tier": st.sampled_from(["A", "B", None]),
+    "locked": st.sampled_from([None, "yes", "no", "锁定"]),
+    "deal": st.sampled_from([None, "Proposal", "Won", "Lost"]),
+}), min_size=1, max_size=25)
+
+
+@settings(max_examples=40, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(shapes=customer_shapes, open_exempt=st.booleans(), won_exempt=st.booleans())
+def test_recycling_follows_the_rules_for_any_customers(
+        tmp_path: Path, shapes: list[dict[str, Any]], open_exempt: bool,
+        won_exempt: bool) -> None:
+    from xlcrm import pool
+    from xlcrm.settings import PoolRule
+
+    data = empty_book(tmp_path)
+    data.settings = data.settings.model_copy(update={
+        "pool_rules": [PoolRule(follow_up_days=30, win_days=90, warn_days=3),
+                       PoolRule(tier="A", follow_up_days=60, warn_days=5)],
+        "options": data.settings.options.model_copy(update={
+            "pool_enabled": True, "pool_exempt_open_deals": open_exempt,
+            "pool_exempt_won": won_exempt})})
+    customers, opportunities, interactions = [], [], []
+    for n, shape in enumerate(shapes):
+        cid = f"C-{n}"
+        customers.append({"customer_id": cid, "name": f"Company {n}", "owner": shape["owner"],
+                          "tier": shape["tier"], "locked": shape["locked"],
+                          "created_at": ago(shape["created"]), "_row": n + 2})
+        if shape["touched"] is not None:
+            interactions.append({"interaction_id": f"I-{n}", "customer_id": cid,
+                                 "date": ago(shape["touched"]), "_row": len(interactions) + 2})
+        if shape["deal"]:
+            opportunities.append({"opportunity_id": f"O-{n}", "title": "Deal", "customer_id": cid,
+                                  "stage": shape["deal"], "closed_at": ago(shape["created"]),
+                                  "_row": len(opportunities) + 2})
+    for key, rows in (("customers", customers), ("opportunities", opportunities),
+                      ("interactions", interactions)):
+        frame = data.sheets[key].frame
+        data.sheets[key].frame = pd.DataFrame(rows, columns=frame.columns, dtype=object)
+
+    done = pool.recycle(data, pool.Moves(), DAY0)
+    recycled = {d.customer_id for d in done.recycled}
+    warned = {d.customer_id for d in done.warned}
+    for n, shape in enumerate(shapes):
+        cid = f"C-{n}"
+        locked = shape["locked"] in ("yes", "锁定")
+        exempt = (shape["owner"] is None or locked
+                  or (open_exempt and shape["deal"] == "Proposal")
+                  or (won_exempt and shape["deal"] == "Won"))
+        follow, warn = (60, 5) if shape["tier"] == "A" else (30, 3)
+        last_touch = min(shape["created"], shape["touched"] if shape["touched"] is not None
+                         else shape["created"])  # days ago of the latest activity
+        due_in = [follow - last_touch]
+        if shape["tier"] != "A":  # the A row has no win rule
+            due_in.append(90 - shape["created"])  # a won deal closed the day it was created
+        left = min(due_in)
+        assert (cid in recycled) == (not exempt and left <= 0), (cid, shape)
+        assert (cid in warned) == (not exempt and 0 < left <= warn), (cid, shape)
+
+    # applied, the same run changes nothing more: every recycled customer has left its owner
+    frame = data.sheets["customers"].frame
+    columns = {v: k for k, v in data.sheets["customers"].columns.items()}
+    for row, column, value in done.cells:
+        frame.loc[frame["_row"] == row, columns[column]] = value
+    again = pool.recycle(data, pool.Moves(), DAY0)
+    assert again.recycled == [] and again.cells == []
+
+
+_EMPTY: dict[str, Any] = {}
+
+
+def empty_book(tmp_path: Path) -> Any:
+    """The data of an empty `xlcrm init` workbook (read once; a fresh copy each time)."""
+    import copy
+
+    if "data" not in _EMPTY:
+        _EMPTY["data"] = read_workbook(init_workbook(tmp_path / "empty.xlsx", lang="en"))
+    return copy.deepcopy(_EMPTY["data"])
