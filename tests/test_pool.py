@@ -392,3 +392,17 @@ def empty_book(tmp_path: Path) -> Any:
     if "data" not in _EMPTY:
         _EMPTY["data"] = read_workbook(init_workbook(tmp_path / "empty.xlsx", lang="en"))
     return copy.deepcopy(_EMPTY["data"])
+
+
+def test_sync_says_who_went_to_the_pool(book: Path, tmp_path: Path) -> None:
+    import json
+    import shutil
+
+    copy = tmp_path / "copy" / book.name
+    copy.parent.mkdir()
+    shutil.copyfile(book, copy)
+    run = CliRunner().invoke(app, ["sync", str(book)])
+    assert ("Lead pool: 2 customer(s) went back to the pool (C-1, C-8); 1 more will go within "
+            "their warning days") in " ".join(run.stdout.split()), run.output
+    payload = json.loads(CliRunner().invoke(app, ["sync", str(copy), "--format", "json"]).stdout)
+    assert payload["pool"] == {"recycled": ["C-1", "C-8"], "warned": ["C-2"]}

@@ -29,6 +29,7 @@ from .errors import EXIT_BUG, InputError, WriteRefused, XlcrmError
 from .history import parse_stamp, parse_user_time
 from .issues import Report
 from .messages import env_lang, reasons_text, t, workbook_lang
+from .pool import Recycling
 from .schema import Lang
 
 app = typer.Typer(
@@ -128,10 +129,13 @@ def sync(path: PathArg, format: FormatOpt = Format.text, show_all: AllOpt = Fals
     result, refused = _run(lambda: _attempt(lambda: jobs.sync_workbook(path)), path)
     report = result.report
     delivery = result.delivery
+    pool = result.pool or Recycling()
     if format is Format.json:
         payload = {"version": 1, "workbook": report.workbook, "filled_ids": len(result.filled_ids),
                    "written": result.written, "changes": len(result.changes),
                    "promoted": len(result.promotion.promoted) if result.promotion else 0,
+                   "pool": {"recycled": [d.customer_id for d in pool.recycled],
+                            "warned": [d.customer_id for d in pool.warned]},
                    "notifications": {"sent": delivery.sent if delivery else 0,
                                      "failed": delivery.failed if delivery else 0},
                    "validation": report.to_json()}
@@ -144,6 +148,10 @@ def sync(path: PathArg, format: FormatOpt = Format.text, show_all: AllOpt = Fals
                         changes=len(result.changes)))
         elif refused is None:
             out.print(t("sync_unchanged", report.lang))
+        if pool.recycled or pool.warned:
+            out.print(escape(t("pool_done", report.lang, n=len(pool.recycled),
+                               ids=", ".join(d.customer_id for d in pool.recycled) or "-",
+                               warned=len(pool.warned))))
         if delivery and (delivery.sent or delivery.failed):
             out.print(t("notified", report.lang, sent=delivery.sent, failed=delivery.failed))
     _exit(result, refused)

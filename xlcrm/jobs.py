@@ -158,8 +158,9 @@ def sync_workbook(path: Path, today: dt.date | None = None, source: str = "cli")
 
 def sync_job(session: WorkbookSession, today: dt.date | None = None) -> SyncResult:
     """The whole job: read, fill blank IDs, log what changed since the last run (and date the
-    stage changes), promote won deals, validate, write back safely, then store the change log
-    and send notifications.
+    stage changes), send quiet customers back to the lead pool (when Settings turn it on),
+    promote won deals, validate, write back safely, then store the change log and send
+    notifications.
 
     Nothing is logged when the write is refused: the next run finds the same changes.
     """

@@ -63,6 +63,10 @@ TEXTS: dict[str, tuple[str, str]] = {
                         "已将 {sheet} 中的 {id} 恢复：{fields}。"),
     "claimed": ("{person} claimed {ids}.", "{person} 已领取 {ids}。"),
     "claim_refused": ("not claimed: {message}", "未领取：{message}"),
+    "pool_done": ("Lead pool: {n} customer(s) went back to the pool ({ids}); {warned} more "
+                  "will go within their warning days (their owners are told).",
+                  "公海：{n} 个客户回到公海（{ids}）；另有 {warned} 个将在提醒期内回收"
+                  "（已通知其客户经理）。"),
     "pool_reason_follow_up": ("No follow-up for {days} days", "{days} 天未跟进"),
     "pool_reason_win": ("No won deal for {days} days", "{days} 天未成交"),
     "claim_unknown": ("{id}: no such customer", "{id}：没有这个客户"),
