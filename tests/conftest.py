@@ -200,3 +200,16 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def set_options(path: Path, **options: Any) -> None:
+    """Set values in Settings → Options, as a user would type them."""
+
+    def change(book: openpyxl.Workbook) -> None:
+        ws = book["Settings"] if "Settings" in book.sheetnames else book["设置"]
+        cells = {c.value: c for row in ws.iter_rows() for c in row if c.value in options}
+        for key, value in options.items():
+            cell = cells[key]
+            ws.cell(row=cell.row, column=cell.column + 1).value = value
+
+    user_edit(path, change)

@@ -12,7 +12,15 @@ from typing import Any
 import openpyxl
 import pytest
 
-from tests.conftest import TODAY, Inbox, append_rows, edit_cells, free_port, user_edit
+from tests.conftest import (
+    TODAY,
+    Inbox,
+    append_rows,
+    edit_cells,
+    free_port,
+    set_options,
+    user_edit,
+)
 from xlcrm.history import History
 from xlcrm.jobs import sync_workbook
 from xlcrm.notify import webhook_payload
@@ -52,19 +60,6 @@ def hook() -> Iterator[Hook]:
     server = Hook()
     yield server
     server.close()
-
-
-def set_options(path: Path, **options: Any) -> None:
-    """Set values in Settings → Options, as a user would type them."""
-
-    def change(book: openpyxl.Workbook) -> None:
-        ws = book["Settings"] if "Settings" in book.sheetnames else book["设置"]
-        cells = {c.value: c for row in ws.iter_rows() for c in row if c.value in options}
-        for key, value in options.items():
-            cell = cells[key]
-            ws.cell(row=cell.row, column=cell.column + 1).value = value
-
-    user_edit(path, change)
 
 
 def set_rule_channels(path: Path, event: str, channels: str) -> None:

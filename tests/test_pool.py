@@ -16,8 +16,7 @@ from hypothesis import strategies as st
 from openpyxl.utils import get_column_letter, range_boundaries
 from typer.testing import CliRunner
 
-from tests.conftest import Inbox, append_rows, user_edit
-from tests.test_notify import set_options
+from tests.conftest import Inbox, append_rows, set_options, user_edit
 from xlcrm.cli import app
 from xlcrm.errors import SettingsInvalid, UnknownPerson
 from xlcrm.issues import Code

@@ -185,7 +185,7 @@ def sync_job(session: WorkbookSession, today: dt.date | None = None) -> SyncResu
                               extra=non_owner_edits(tracker))
             figures = analyse(data, today=today, report=report,
                               stays=stage_history(history, today, pending=tracker),
-                              pool=pool.figures(data, moves, today))
+                              pool=pool.figures(data, moves, today, recycling.warned))
             fields, found = pending.result()
         report.issues[:0] = fields  # first, as `validate` puts them
         report.extend(duplicate_warnings(data, found))

@@ -309,13 +309,21 @@ class Package:
 
     def _raw(self, info: zipfile.ZipInfo) -> bytes:
         """A member's compressed bytes, as stored."""
-        self._file.seek(info.header_offset)
-        header = self._file.read(_LOCAL.size)
-        fields = _LOCAL.unpack(header)
-        if fields[0] != 0x04034B50:
+        data = stored_bytes(self._file, info)
+        if data is None:
             raise CorruptWorkbook(f"{self.path.name}: damaged zip entry {info.filename}")
-        self._file.seek(info.header_offset + _LOCAL.size + fields[9] + fields[10])
-        return self._file.read(info.compress_size)
+        return data
+
+
+def stored_bytes(stream: BinaryIO, info: zipfile.ZipInfo) -> bytes | None:
+    """A zip member's bytes as stored (compressed), read from `stream` past its local header;
+    None when no local header is where the central directory says."""
+    stream.seek(info.header_offset)
+    fields = _LOCAL.unpack(stream.read(_LOCAL.size))
+    if fields[0] != 0x04034B50:
+        return None
+    stream.seek(info.header_offset + _LOCAL.size + fields[9] + fields[10])
+    return stream.read(info.compress_size)
 
 
 def _rels_source(rels: str) -> str:

@@ -27,11 +27,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-import pandas as pd
-
 from . import normalize as nz
 from .history import History, parse_stamp
 from .messages import t
+from .promote import last_interactions
 from .reader import ROW, WorkbookData
 from .schema import normalize_value
 from .settings import Person, parse_bool, split_choices
@@ -130,7 +129,7 @@ def due_customers(data: WorkbookData, moves: Moves, today: dt.date) -> list[Due]
     options = settings.options
     frame = data.sheets["customers"].frame
     parse = nz.date_parser(settings.day_first)
-    touched = _last_interaction(data)
+    touched = last_interactions(data)
     open_deal, won_deal = _deals(data)
     out = []
     for record in frame.to_dict("records"):
@@ -180,15 +179,6 @@ def is_locked(record: dict[str, Any]) -> bool:
     tags = record.get("tags")
     return not nz.is_blank(tags) and any(
         normalize_value(t) in LOCK_TAGS for t in split_choices(nz.text(tags)))
-
-
-def _last_interaction(data: WorkbookData) -> dict[str, dt.date]:
-    inter = data.sheets["interactions"].frame
-    if inter.empty:
-        return {}
-    dates = nz.date_column(inter["date"], data.settings.day_first)
-    last = dates.groupby(nz.map_unique(inter["customer_id"], nz.record_id, "")).max()
-    return {rid: stamp.date() for rid, stamp in last.items() if rid and pd.notna(stamp)}
 
 
 def _deals(data: WorkbookData) -> tuple[set[str], dict[str, dt.date | None]]:
@@ -297,15 +287,18 @@ class PoolFigures:
     due_by_owner: list[tuple[str, int]]  # owner, customers due within their warning days
 
 
-def figures(data: WorkbookData, moves: Moves, today: dt.date) -> PoolFigures:
+def figures(data: WorkbookData, moves: Moves, today: dt.date,
+            due: list[Due] | None = None) -> PoolFigures:
     """Pool size, recycled and claimed in the last 7 days, and per owner the customers that
-    are about to go back to the pool."""
+    are about to go back to the pool (`due`: those a sync's `recycle` just warned, so they are
+    not looked for twice)."""
     frame = data.sheets["customers"].frame
     parse = nz.date_parser(data.settings.day_first)
     week = today - dt.timedelta(days=6)
     pooled = [parse(v) for v in frame["pooled_at"]] if "pooled_at" in frame else []
     in_pool = int(frame["owner"].map(nz.is_blank).sum()) if len(frame) else 0
-    due = due_customers(data, moves, today) if data.settings.options.pool_enabled else []
+    if due is None:
+        due = due_customers(data, moves, today) if data.settings.options.pool_enabled else []
     by_owner = Counter(d.owner for d in due)
     return PoolFigures(
         in_pool=in_pool,

@@ -261,9 +261,7 @@ def _roll_up(data: WorkbookData, result: Promotion, opps: pd.DataFrame,
             amount *= rates[code]  # into the default currency, at the Settings' rate
         wins.setdefault(nz.record_id(customer_id), []).append((closed or today, amount))
 
-    inter = data.sheets["interactions"].frame
-    last_touch = nz.date_column(inter["date"], settings.day_first).groupby(
-        nz.map_unique(inter["customer_id"], nz.record_id, "")).max().to_dict()
+    last_touch = last_interactions(data)
     lifecycle = _lifecycle_labels(settings.choices("lifecycle"), lang)
     churned = {normalize_value(w) for w in (lifecycle[CHURNED], *(
         d[CHURNED] for d in (LIFECYCLE_DEFAULTS[2], LIFECYCLE_DEFAULTS[3])))}
@@ -286,10 +284,8 @@ def _roll_up(data: WorkbookData, result: Promotion, opps: pd.DataFrame,
         dates = sorted(d for d, _ in deals)
         values["first_purchase"] = dates[0] if dates else None
         values["last_purchase"] = dates[-1] if dates else None
-        touched = last_touch.get(rid)
         activity = [d for d in (values["last_purchase"], nz.parse_date(record.get("created_at")),
-                                touched.date() if isinstance(touched, pd.Timestamp) else None)
-                    if d is not None]
+                                last_touch.get(rid)) if d is not None]
         if normalize_value(record.get("lifecycle")) in churned and record.get("lifecycle"):
             values["lifecycle"] = record["lifecycle"]  # set by hand, never overwritten
         elif activity and max(activity) < horizon:
@@ -313,6 +309,16 @@ def _roll_up(data: WorkbookData, result: Promotion, opps: pd.DataFrame,
                 cells.append((int(record[ROW]), rows.columns[key], value))
     if cells:
         result.cells[rows.name] = cells
+
+
+def last_interactions(data: WorkbookData) -> dict[str, dt.date]:
+    """The day of each customer's latest interaction, by record ID (roll-ups, the lead pool)."""
+    inter = data.sheets["interactions"].frame
+    if inter.empty:
+        return {}
+    dates = nz.date_column(inter["date"], data.settings.day_first)
+    last = dates.groupby(nz.map_unique(inter["customer_id"], nz.record_id, "")).max()
+    return {rid: stamp.date() for rid, stamp in last.items() if rid and pd.notna(stamp)}
 
 
 def settings_split(value: Any) -> list[str]:

@@ -43,13 +43,14 @@ import numpy as np
 import pandas as pd
 from lxml import etree
 
+from .package import stored_bytes
+
 log = logging.getLogger(__name__)
 
 FORMAT = 1  # bump when what an entry holds changes
 MIN_RECORDS = 5_000
 MAX_BYTES = 1024**3
 KEEP_DAYS = 14
-_LOCAL = b"PK\x03\x04"
 _REL_NS = "{http://schemas.openxmlformats.org/package/2006/relationships}"
 _SECTIONS = re.compile(rb"<(?:\w+:)?(numFmts|cellXfs)\b.*?</(?:\w+:)?\1>", re.S)
 _DATE1904 = re.compile(rb"\bdate1904\s*=\s*[\"'](?:1|true)[\"']")
@@ -270,10 +271,4 @@ def _raw(path: Path, archive: zipfile.ZipFile, member: str) -> bytes | None:
     if info is None:
         return None
     with open(path, "rb") as stream:
-        stream.seek(info.header_offset)
-        header = stream.read(30)
-        if header[:4] != _LOCAL:
-            return None
-        skip = int.from_bytes(header[26:28], "little") + int.from_bytes(header[28:30], "little")
-        stream.seek(info.header_offset + 30 + skip)
-        return stream.read(info.compress_size)
+        return stored_bytes(stream, info)

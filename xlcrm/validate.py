@@ -99,24 +99,24 @@ class _Sheet:
 
 def duplicate_warnings(data: WorkbookData, found: dict[str, list[Any]]) -> list[Issue]:
     """The `possible-duplicate` warnings of clusters found elsewhere (see `validate`)."""
-    settings = data.settings
-    sheets = {key: _Sheet(sd, schema.SHEETS_BY_KEY[key], data.lang, settings.day_first)
-              for key, sd in data.sheets.items()}
-    return check_duplicates(sheets, settings, found)
+    return check_duplicates(_sheets(data), data.settings, found)
 
 
 NO_DUPLICATES: dict[str, list[Any]] = {key: [] for key in ID_FIELDS}
 
 
-def field_issues(data: WorkbookData) -> list[Issue]:
+def _sheets(data: WorkbookData) -> dict[str, _Sheet]:
+    return {key: _Sheet(sd, schema.SHEETS_BY_KEY[key], data.lang, data.settings.day_first)
+            for key, sd in data.sheets.items()}
+
+
+def field_issues(data: WorkbookData, sheets: dict[str, _Sheet] | None = None) -> list[Issue]:
     """The checks of each field on its own (required, types, choices, owners, IDs, custom
     fields): the part of `validate` that needs nothing from the other sheets."""
-    settings = data.settings
     issues: list[Issue] = []
-    for key, sd in data.sheets.items():
-        sheet = _Sheet(sd, schema.SHEETS_BY_KEY[key], data.lang, settings.day_first)
-        issues += check_fields(sheet, settings)
-        issues += check_custom_fields(sheet, settings)
+    for sheet in (sheets or _sheets(data)).values():
+        issues += check_fields(sheet, data.settings)
+        issues += check_custom_fields(sheet, data.settings)
     return issues
 
 
@@ -140,16 +140,10 @@ def validate(data: WorkbookData, today: dt.date | None = None,
     progress.step("validate")
     today = today or dt.date.today()
     settings = data.settings
-    sheets = {key: _Sheet(sd, schema.SHEETS_BY_KEY[key], data.lang, settings.day_first)
-              for key, sd in data.sheets.items()}
+    sheets = _sheets(data)
     report = Report(workbook=data.path.name, lang=data.lang, counts=data.counts(),
                     sheet_order=[s.name for s in data.sheets.values()])
-    if fields is None:
-        for sheet in sheets.values():
-            report.extend(check_fields(sheet, settings))
-            report.extend(check_custom_fields(sheet, settings))
-    else:
-        report.extend(fields)
+    report.extend(field_issues(data, sheets) if fields is None else fields)
     report.extend(check_keys(sheets))
     report.extend(check_opportunity_rules(sheets, settings, today))
     report.extend(check_duplicates(sheets, settings, duplicates))
