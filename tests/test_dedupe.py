@@ -593,3 +593,80 @@ def test_sync_finds_the_same_duplicates_in_a_second_process(
     sheets = [python_calamine.CalamineWorkbook.from_path(str(p)).get_sheet_by_name(
         "Duplicates").to_python() for p in (book, other)]
     assert sheets[0] == sheets[1] and len(sheets[0]) > 1
+
+
+# ---------------------------------------------------------------------------------------------
+# People: an ID number or a date of birth kept in an extra column is evidence
+
+def person(cid: str, name: str, **kw: Any) -> dict[str, Any]:
+    return c(cid, name, kind="Individual", **kw)
+
+
+@pytest.mark.parametrize("header", ["SSN", "身份证号", "ID Number"])
+def test_an_id_number_in_an_extra_column_identifies_a_person(header: str) -> None:
+    # the first name replaced outright: without the number, two people at one address
+    home = {"address": "16 Wade Street", "city": "Salisbury", header: "7528902"}
+    a = person("C1", "Rosie Reid", **home)
+    b = person("C2", "Kyle Reid", **home)
+    assert clusters([dict(a, **{header: None}), dict(b, **{header: None})]) == []
+    [pair] = find_duplicate_customers(pd.DataFrame([a, b]), "CN", 0.85)[0].pairs
+    assert "same ID number 7528902" in pair.reasons
+
+
+def test_an_id_number_never_equals_a_tax_number() -> None:
+    assert clusters([c("C1", "Acme Ltd", tax_id="DE123456789"),
+                     person("C2", "Ann Smith", SSN="DE123456789")]) == []
+
+
+def test_a_birth_date_corroborates_and_a_different_one_contradicts() -> None:
+    a = person("C1", "Breana Domkus", address="112 Frome Street", city="Maribyrnong",
+               **{"Date of Birth": "19320411"})
+    moved = person("C2", "Breana Domkus", address="4 Fenwick Place", city="Maribyrnong",
+                   **{"Date of Birth": "1932-04-11"})
+    assert clusters([a, moved]) == [["C1", "C2"]]
+    from xlcrm.messages import reasons_text
+
+    [pair] = find_duplicate_customers(pd.DataFrame([a, moved]), "CN", 0.85)[0].pairs
+    assert "出生日期相同 19320411" in reasons_text(pair.reasons, "zh")
+    # the same name and address, born years apart: father and son
+    father = person("C1", "John Smith", address="5 Kellway Street", city="Toowong",
+                    生日="1950-03-01")
+    son = person("C2", "John Smith", address="5 Kellway Street", city="Toowong",
+                 生日="1985-07-12")
+    assert clusters([father, son]) == []
+    # a typo in one digit of the date is still the same person
+    typo = dict(son, 生日="1950-03-07")
+    assert clusters([father, typo]) == [["C1", "C2"]]
+
+
+def test_a_record_that_matches_a_head_office_and_its_branch_joins_only_one() -> None:
+    head = c("C1", "Northwind Traders GmbH", city="Berlin", phone="030 1234567",
+             email="info@northwind.de")
+    branch = c("C2", "Northwind Traders GmbH", city="München", phone="089 7654321",
+               email="muc@northwind.de")
+    again = c("C3", "Northwind Traders", phone="+49 30 1234567", email="ap@northwind.de")
+    assert clusters([head, branch]) == []
+    assert clusters([head, branch, again]) == [["C1", "C3"]]
+
+
+def test_one_letter_off_in_a_company_brand_is_no_pair_on_the_name_alone() -> None:
+    assert clusters([c("C1", "Tefule Optics AG", city="Köln"),
+                     c("C2", "Tefuue Optics AG", city="Köln")]) == []
+    # a person's name typed wrong is still the person (FEBRL's typos)
+    assert clusters([c("C1", "Gabrielle Langer", kind="Individual", city="Perth"),
+                     c("C2", "Gabrielle Lamger", kind="Individual", city="Perth")]) == [
+        ["C1", "C2"]]
+
+
+@pytest.mark.parametrize(("a", "b"), [("Bivarzor Textiles K.K.", "Bivarzor Textiles Corporation"),
+                                      ("Sakura Kabushiki Kaisha", "SAKURA KK")])
+def test_japanese_legal_forms_fold_away(a: str, b: str) -> None:
+    assert name_words(a) == name_words(b)
+
+
+@pytest.mark.parametrize(("a", "b"), [("Pacific Trading Ltd", "Pacific Trading Co"),
+                                      ("Global Services Inc.", "Global Services LLC")])
+def test_a_name_of_place_and_trade_words_alone_is_generic(a: str, b: str) -> None:
+    assert clusters([c("C1", a, city="上海"), c("C2", b, city="上海")]) == []
+    assert clusters([c("C1", a, phone="021-62345678"), c("C2", b, phone="+86 21 6234 5678")]
+                    ) == [["C1", "C2"]]

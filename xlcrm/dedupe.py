@@ -71,6 +71,13 @@ FREE_MAIL = frozenset({
     "proton.me", "protonmail.com", "gmx.com", "mail.com", "yandex.com",
 })
 _CJK = re.compile(r"[\u3400-\u9fff]")
+GENERIC_PLACES = frozenset({  # words that name no one in particular: a region, a boast
+    "pacific", "atlantic", "asia", "asian", "euro", "europe", "european", "china", "sino",
+    "america", "american", "national", "united", "general", "global", "world", "orient",
+    "oriental", "eastern", "western", "northern", "southern", "first", "new", "great",
+    "royal", "standard", "universal", "metro", "city", "star", "golden", "sun", "east", "west",
+    "north", "south", "central", "modern", "premier", "prime", "best", "top", "the", "and",
+})
 GENERIC_WORDS = frozenset({  # what is left of a name once region and legal form are gone
     "科技", "技术", "贸易", "商贸", "实业", "建设", "建筑", "工程", "投资", "控股", "集团",
     "电子", "信息", "网络", "软件", "医药", "制药", "生物", "环保", "能源", "物流", "食品",
@@ -144,6 +151,28 @@ def duplicate_rows(frame: pd.DataFrame, sheet: str, matches: list[Match],
     return out
 
 
+# Extra columns (not in the contract) that identify a person, found by their header: an ID
+# number is compared like another tax number, a date of birth corroborates or contradicts.
+ID_NUMBER_HEADERS = frozenset({
+    "ssn", "socialsecuritynumber", "socsecid", "nationalid", "idnumber", "idno", "idno.",
+    "passport", "passportnumber", "passportno", "personalid", "身份证", "身份证号",
+    "身份证号码", "证件号", "证件号码", "护照号", "护照号码",
+})
+BIRTH_DATE_HEADERS = frozenset({
+    "dateofbirth", "dob", "birthday", "birthdate", "出生日期", "生日", "出生年月日",
+})
+
+
+def identity_column(frame: pd.DataFrame, headers: frozenset[str]) -> str | None:
+    """The first extra column whose header (folded as headers are) is one of `headers`."""
+    from .schema import normalize_header
+
+    for column in frame.columns:
+        if normalize_header(column) in headers:
+            return str(column)
+    return None
+
+
 class Keys(NamedTuple):
     """One customer's comparison keys (None where the cell is blank or invalid)."""
 
@@ -157,8 +186,10 @@ class Keys(NamedTuple):
     uid: str | None  # any other tax number, as upper-case letters and digits
     address: str | None  # people's addresses only: companies share buildings
     city: str | None
+    birth: str | None  # people's date of birth (an extra column), as YYYYMMDD
     tokens: tuple[frozenset[str], float]  # and their weight
     holders: int  # records with this folded name (three or more: a common name)
+    person: bool  # Customer Type says Individual
 
 
 class _Columns:
@@ -181,9 +212,13 @@ class _Columns:
         raw_code, raw_names = pd.factorize(column("name"))
         both, distinct = pd.factorize(raw_code * 2 + self.person)
         raw_list = list(raw_names) + [None]  # code -1 → None
+        id_header = identity_column(frame, ID_NUMBER_HEADERS)
+        id_numbers = column(id_header) if id_header else column("")
+        birth_header = identity_column(frame, BIRTH_DATE_HEADERS)
+        births = column(birth_header) if birth_header else column("")
         with Background(size, _identifier_keys, column("phone"), column("email"),
                          column("tax_id"), column("address"), column("city"), self.person,
-                         region) as child:
+                         region, id_numbers, births) as child:
             # meanwhile, the names and their tokens
             folded = nz.name_words_many([raw_list[c] for c in
                                          (np.asarray(distinct) // 2).tolist()])
@@ -192,7 +227,7 @@ class _Columns:
             ((self.phone_code, self.phones), (self.email_code, self.emails),
              (self.domain_code, self.domains), (self.tax_code, self.taxes),
              (self.uid_code, self.uids), (self.address_code, self.addresses),
-             (self.city_code, self.cities)) = child.result()
+             (self.city_code, self.cities), (self.birth_code, self.births)) = child.result()
         self.idf: dict[str, float] = {}  # by token text, for the pairs compared in Python
         self._tokens: dict[int, tuple[frozenset[str], float]] = {}
 
@@ -254,8 +289,10 @@ class _Columns:
                       values(self.uid_code, self.uids),
                       values(self.address_code, self.addresses),
                       values(self.city_code, self.cities),
+                      values(self.birth_code, self.births),
                       [self.tokens_of(p) for p in positions.tolist()],
                       np.append(self.key_count, 0)[self.key_code[positions]].tolist(),
+                      self.person[positions].tolist(),
                       strict=True)
         return dict(zip(positions.tolist(), (Keys(*row) for row in columns), strict=True))
 
@@ -289,7 +326,8 @@ class _Columns:
                 firsts.append(order[:-step][near])
                 seconds.append(order[step:][near])
         for codes in (self.phone_code, self.email_code, self.tax_code, self.uid_code,
-                      self.domain_code, self.key_code, self.address_code, self.words_code):
+                      self.domain_code, self.key_code, self.address_code, self.words_code,
+                      self.birth_code):
             for a, b in _group_pairs(codes):
                 firsts.append(a)
                 seconds.append(b)
@@ -337,7 +375,7 @@ class _Columns:
         words, or both carry a tax number or an address (to be compared)."""
         keep = np.zeros(len(a), dtype=bool)
         for codes in (self.tax_code, self.phone_code, self.email_code, self.uid_code,
-                      self.domain_code, self.key_code, self.words_code):
+                      self.domain_code, self.key_code, self.words_code, self.birth_code):
             keep |= (codes[a] >= 0) & (codes[a] == codes[b])
         keep |= (self.uid_code[a] >= 0) & (self.uid_code[b] >= 0)  # one digit apart?
         keep |= (self.address_code[a] >= 0) & (self.address_code[b] >= 0)
@@ -519,10 +557,12 @@ class _Columns:
 
 
 def _identifier_keys(phone: pd.Series, email: pd.Series, tax_raw: pd.Series,
-                     address: pd.Series, city: pd.Series, person: np.ndarray, region: str
+                     address: pd.Series, city: pd.Series, person: np.ndarray, region: str,
+                     id_numbers: pd.Series, births: pd.Series
                      ) -> list[tuple[np.ndarray, list[Any]]]:
-    """Codes and keys of phones, e-mails, company domains, tax IDs, other tax numbers,
-    people's addresses and cities (see `Keys`)."""
+    """Codes and keys of phones, e-mails, company domains, tax IDs, other tax numbers (or,
+    where a record has none, its ID number from an extra column, marked `ID_MARK`), people's
+    addresses, cities and dates of birth (see `Keys`)."""
     phone_code, phones = _keyed(phone, many=partial(nz.phone_keys, region=region))
     email_code, emails = _keyed(email, many=nz.email_keys)
     domains = [e[e.rindex("@") + 1:] for e in emails]
@@ -530,14 +570,20 @@ def _identifier_keys(phone: pd.Series, email: pd.Series, tax_raw: pd.Series,
     tax_code, taxes = _keyed(tax_raw, many=nz.tax_id_keys)
     # a tax number that is not a valid unified code (a foreign VAT or EIN, a typo) still
     # identifies, less surely: compared as upper-case letters and digits
-    uid = _keyed(tax_raw.where(tax_code < 0, None),
-                 lambda v: u if len(u := _id_text(v)) >= 6 else None)
+    other = tax_raw.where(tax_code < 0, None).astype(object)
+    no_tax = other.map(nz.is_blank).to_numpy(dtype=bool) & (tax_code < 0)
+    ids = id_numbers.where(no_tax & ~id_numbers.map(nz.is_blank).to_numpy(dtype=bool), None)
+    other = other.where(~no_tax, ids.map(lambda v: None if v is None else (ID_MARK, v)))
+    uid = _keyed(other, _uid_key)
     addresses = _keyed(address.where(person, None),
                        lambda v: nz.name_words(v) if len(nz.text(v)) >= 6 else None)
     cities = _keyed(city, many=lambda v: [c.replace(" ", "") for c in  # company_key
                                           nz.name_words_many(v)])
+    born = nz.date_column(births.where(person, None))
+    birth = _keyed(pd.Series([None if pd.isna(d) else d.strftime("%Y%m%d") for d in born],
+                             dtype=object), lambda v: v)
     return [(phone_code, phones), (email_code, emails), domain, (tax_code, taxes), uid,
-            addresses, cities]
+            addresses, cities, birth]
 
 
 PARALLEL_FROM = 200_000  # records from which identifiers are keyed in a forked child
@@ -772,12 +818,17 @@ def pinyin_words(name: str) -> str:
                     for word in name.split())
 
 
-def generic_name(key: str | None) -> bool:
+def generic_name(key: str | None, words: Iterable[str] = ()) -> bool:
     """A folded name too generic to identify a company by itself: a common industry word
     (科技, 园林, Trading), a region and such a word (the region is folded away already), two
     Chinese characters or fewer, or three letters or fewer. It needs a second, independent
-    piece of evidence (a phone, e-mail, tax ID, company domain or address)."""
+    piece of evidence (a phone, e-mail, tax ID, company domain or address). `words`, the
+    name's words: a name made only of industry and place words (Pacific Trading, Global
+    Services) is generic too."""
     if not key:
+        return True
+    words = list(words)
+    if words and all(w in GENERIC_WORDS or w in GENERIC_PLACES for w in words):
         return True
     if key in GENERIC_WORDS:
         return True
@@ -794,6 +845,24 @@ def one_typo_apart(a: str, b: str) -> bool:
     wrong = [i for i, (u, v) in enumerate(zip(a, b, strict=True)) if u != v]
     return len(wrong) == 1 or (len(wrong) == 2 and wrong[1] == wrong[0] + 1
                                and a[wrong[0]] == b[wrong[1]] and a[wrong[1]] == b[wrong[0]])
+
+
+ID_MARK = "ID:"  # an ID number's key starts so: never equal to a tax number's
+
+
+def _uid_key(value: Any) -> str | None:
+    """A tax number (or a marked ID number) as upper-case letters and digits, if long enough."""
+    mark = ""
+    if isinstance(value, tuple):
+        mark, value = value
+    return mark + u if len(u := _id_text(value)) >= 6 else None
+
+
+def _number_reason(same: bool, a: str, b: str) -> str:
+    """"same tax number X", "tax number X ~ Y", or the same of an ID number."""
+    label = "ID number" if a.startswith(ID_MARK) else "tax number"
+    a, b = a.removeprefix(ID_MARK), b.removeprefix(ID_MARK)
+    return f"same {label} {a}" if same else f"{label} {a} ~ {b}"
 
 
 def _id_text(value: Any) -> str:
@@ -820,8 +889,12 @@ def score_pair(records: _Columns, x: Keys, y: Keys, threshold: float = 0.0) -> P
     address = fuzz.token_set_ratio(aa, ab) / 100 if aa and ab else 0.0
     if aa and ab and address < 0.5:
         conflicts.append("different addresses")
+    same_birth = x.birth is not None and x.birth == y.birth
+    if x.birth and y.birth and not same_birth and not one_typo_apart(x.birth, y.birth):
+        conflicts.append("different birth dates")  # a typo in a date is one digit
     if conflicts and threshold > 0.7 and not (same["tax ID"] or same["phone"] or same["e-mail"]
-                                              or same_uid or near_uid or address >= 0.9):
+                                              or same_uid or near_uid or address >= 0.9
+                                              or same_birth):
         return None  # a name, or a shared domain, against a conflict scores 0.7 at most
     name = 1.0 if x.key and x.key == y.key else records.name_similarity(x.tokens, y.tokens)
     strong = same["phone"] or same["e-mail"]  # one person's line or mailbox
@@ -830,6 +903,8 @@ def score_pair(records: _Columns, x: Keys, y: Keys, threshold: float = 0.0) -> P
         score = 0.99
     elif "different tax IDs" in conflicts:
         score = min(0.5, 0.5 * name)  # two legal entities, whatever else they share
+    elif "different birth dates" in conflicts and not (strong or same_uid or near_uid):
+        score = min(0.5, 0.5 * name)  # two people (a father and son at one address)
     elif strong and name >= 0.8:
         score = 0.9 + 0.09 * name
     elif strong and name >= 0.5:
@@ -843,6 +918,9 @@ def score_pair(records: _Columns, x: Keys, y: Keys, threshold: float = 0.0) -> P
         score = 0.9  # the same name or (people) the same address
     elif near_uid and name >= 0.25 and ca and cb and "different cities" not in conflicts:
         score = 0.86  # ... or a name word and the city
+    elif same_birth and (name >= 0.5 or (address >= 0.8 and name >= 0.2)) and not (
+            "different phones" in conflicts or "different cities" in conflicts):
+        score = 0.9  # one person: born the same day, and the name or the address agrees
     elif address >= 0.9 and name >= 0.6 and "different phones" not in conflicts:
         score = 0.9
     elif address >= 0.95 and name >= 0.25 and not conflicts:
@@ -852,7 +930,10 @@ def score_pair(records: _Columns, x: Keys, y: Keys, threshold: float = 0.0) -> P
     elif domain_only and name >= 0.8:
         score = 0.7  # the same firm's branch in another city
     elif (name >= 0.95 and not conflicts and x.holders <= 2  # else a common name
-          and not (generic_name(x.key) or generic_name(y.key))):  # a name alone, if specific
+          and not (generic_name(x.key, x.tokens[0]) or generic_name(y.key, y.tokens[0]))
+          and (x.person or y.person or x.key == y.key or x.tokens[0] == y.tokens[0])):
+        # a company's name alone must be the same words: one letter off in a brand is
+        # another brand as often as a typo (Stripe / Strix, Tefule / Tefuue)
         score = 0.88
     else:
         score = 0.8 * name * (0.6 if conflicts else 1.0)
@@ -861,10 +942,10 @@ def score_pair(records: _Columns, x: Keys, y: Keys, threshold: float = 0.0) -> P
         return None
     reasons = [f"same {label} {u}" for label, (u, _) in zip(labels, values, strict=True)
                if same[label]]
-    if same_uid:
-        reasons.append(f"same tax number {ua}")
-    if near_uid:
-        reasons.append(f"tax number {ua} ~ {ub}")
+    if (same_uid or near_uid) and ua and ub:
+        reasons.append(_number_reason(same_uid, ua, ub))
+    if same_birth:
+        reasons.append(f"same birth date {x.birth}")
     if address >= 0.9:
         reasons.append(f"address {round(address * 100)}%")
     if name > 0:
@@ -899,7 +980,19 @@ def find_duplicate_customers(frame: pd.DataFrame, region: str = "CN",
     keys = records.records(np.sort(pd.unique(np.concatenate((a, b)))))
     pairs = [pair for x, y in zip(a.tolist(), b.tolist(), strict=True)
              if (pair := score_pair(records, keys[x], keys[y], threshold)) is not None]
-    return _cluster(pairs)
+    by_index = {k.index: k for k in keys.values()}
+
+    def apart(i: Any, j: Any) -> bool:
+        """Two records that are two entities (different valid tax IDs; different phones in
+        different cities: a branch) and do not match: never one cluster, whatever links
+        them. Weaker contradictions (an address, a birth date typed wrong) do not split."""
+        pair = score_pair(records, by_index[i], by_index[j])
+        if pair is None or pair.score >= threshold:
+            return False
+        return "different tax IDs" in pair.reasons or (
+            "different phones" in pair.reasons and "different cities" in pair.reasons)
+
+    return _cluster(pairs, apart)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1163,8 +1256,13 @@ def find_duplicate_interactions(frame: pd.DataFrame, threshold: float = 0.85) ->
     return _cluster([p for p in pairs if p.score >= threshold])
 
 
-def _cluster(pairs: list[Pair]) -> list[Match]:
+def _cluster(pairs: list[Pair], apart: Any = None) -> list[Match]:
+    """Connected pairs as clusters. With `apart(i, j)` (records that must not be one), the
+    pairs join clusters strongest first, and a pair that would put two such records in one
+    cluster is left out: a record with no city or phone that matches a head office and its
+    branch joins only one of them."""
     parent: dict[Any, Any] = {}
+    members: dict[Any, list[Any]] = {}
 
     def find(i: Any) -> Any:
         parent.setdefault(i, i)
@@ -1173,14 +1271,32 @@ def _cluster(pairs: list[Pair]) -> list[Match]:
             i = parent[i]
         return i
 
+    if apart is not None:
+        kept = []
+        def strength(p: Pair) -> tuple[float, int, str, str]:  # fewer contradictions first
+            return (-p.score, sum(r.startswith("different ") for r in p.reasons), str(p.a),
+                    str(p.b))
+
+        for pair in sorted(pairs, key=strength):
+            ra, rb = find(pair.a), find(pair.b)
+            if ra != rb:
+                group_a, group_b = members.get(ra, [pair.a]), members.get(rb, [pair.b])
+                if any(apart(i, j) for i in group_a for j in group_b):
+                    continue
+                parent[rb] = ra
+                members[ra] = group_a + group_b
+                members.pop(rb, None)
+            kept.append(pair)
+        pairs = kept
+        parent.clear()
     for pair in pairs:
         parent[find(pair.b)] = find(pair.a)
-    members: dict[Any, list[Any]] = defaultdict(list)
+    clusters: dict[Any, list[Any]] = defaultdict(list)
     for i in {p.a for p in pairs} | {p.b for p in pairs}:
-        members[find(i)].append(i)
+        clusters[find(i)].append(i)
     by_root: dict[Any, list[Pair]] = defaultdict(list)
     for pair in pairs:
         by_root[find(pair.a)].append(pair)
     return sorted((Match(sorted(indices), sorted({r for p in by_root[root] for r in p.reasons}),
                          max(p.score for p in by_root[root]), by_root[root])
-                   for root, indices in members.items()), key=lambda m: m.indices[0])
+                   for root, indices in clusters.items()), key=lambda m: m.indices[0])

@@ -443,6 +443,8 @@ def _fold(name: str, chinese: bool) -> str:
         name = _PARENS.sub(" ", name)
     for _ in range(3):  # "Acme Holdings Co., Ltd." carries more than one legal form
         stripped = cleanco_basename(name)
+        if ("k" in stripped or "kaisha" in stripped) and _LEGAL_JA.search(stripped):
+            stripped = _LEGAL_JA.sub("", stripped)  # Japanese forms cleanco lacks
         if stripped == name:
             break
         name = stripped
@@ -460,6 +462,9 @@ def _fold(name: str, chinese: bool) -> str:
     if name.replace(" ", "").isalnum():  # no punctuation (isalnum is \w without "_")
         return " ".join(name.split())
     return " ".join(_WORDS.findall(name))
+
+
+_LEGAL_JA = re.compile(r"[\s,]+(k\.\s?k\.?|kk|kabushiki\s+kaisha|godo\s+kaisha|g\.k\.|y\.k\.)\s*$")
 
 
 def _is_chinese(value: str) -> bool:
