@@ -14,13 +14,15 @@ from typing import Any
 
 import openpyxl
 import pytest
+import python_calamine
 from aiosmtpd.controller import Controller
 from openpyxl.utils import get_column_letter, range_boundaries
 from typer.testing import CliRunner
 
+from tests.pg import postgres_cluster, postgres_url  # noqa: F401 - fixtures
 from xlcrm import schema
 from xlcrm.cli import app
-from xlcrm.jobs import init_workbook
+from xlcrm.jobs import init_workbook, sync_workbook
 from xlcrm.reader import read_workbook
 from xlcrm.watch import setup_logging
 
@@ -213,3 +215,53 @@ def set_options(path: Path, **options: Any) -> None:
             ws.cell(row=cell.row, column=cell.column + 1).value = value
 
     user_edit(path, change)
+
+
+CUSTOMERS = [
+    {"name": "Acme Ltd", "city": "Shanghai", "phone": "021-62345678"},
+    {"name": "上海小鹏贸易有限公司", "city": "上海"},
+    {"name": "Globex GmbH", "city": "Berlin", "phone": "030 1234567", "email": "a@globex.de"},
+]
+
+
+def typed_book(tmp_path: Path, lang: str = "en") -> Path:
+    """An empty `xlcrm init`, three customers and four deals typed as a person types them
+    (text amounts, Chinese dates, a deal for a company not yet a customer), then synced."""
+    path = tmp_path / f"crm_{lang}.xlsx"
+    init_workbook(path, lang=lang)  # type: ignore[arg-type]
+    data = read_workbook(path)
+    sheets = data.sheets
+    user_edit(path, append_rows(sheets["customers"].name, sheets["customers"].table,
+                                sheets["customers"].columns, CUSTOMERS))
+    sync_workbook(path, today=TODAY)
+    ids = read_workbook(path).sheets["customers"].frame["customer_id"].tolist()
+    deals = [
+        {"title": "Annual license", "customer_id": ids[0], "stage": "Proposal",
+         "amount": "¥12,000", "expected_close": "2026年12月15日"},
+        {"title": "Spare parts", "customer_id": ids[0], "stage": "Won", "amount": "1.2万"},
+        {"title": "Pilot", "customer_id": ids[2], "stage": "Quote", "amount": 5000,
+         "probability": "50%", "expected_close": dt.date(2027, 1, 20)},
+        {"title": "Prospect deal", "company": "Initech", "stage": "Lead", "amount": 800},
+    ]
+    if lang == "zh":
+        stages = {"Proposal": "方案", "Won": "赢单", "Quote": "报价", "Lead": "线索"}
+        deals = [dict(d, stage=stages[str(d["stage"])]) for d in deals]
+    opp = read_workbook(path).sheets["opportunities"]
+    user_edit(path, append_rows(opp.name, opp.table, opp.columns, deals))
+    sync_workbook(path, today=TODAY)
+    return path
+
+
+def workbook_ids(path: Path) -> dict[str, list[str]]:
+    """Each data sheet's record IDs, read by calamine straight from the file (not through
+    xlcrm's reader)."""
+    book = python_calamine.CalamineWorkbook.from_path(str(path))
+    out = {}
+    for sdef in (schema.CUSTOMERS, schema.OPPORTUNITIES, schema.INTERACTIONS):
+        name = next(n for n in book.sheet_names if n in (sdef.en, sdef.zh))
+        rows = book.get_sheet_by_name(name).to_python()
+        header = [str(h) for h in rows[0]]
+        column = header.index(sdef.fields[0].en if sdef.fields[0].en in header
+                              else sdef.fields[0].zh)
+        out[sdef.key] = [str(r[column]) for r in rows[1:] if str(r[column]).strip()]
+    return out

@@ -247,3 +247,24 @@ def test_claim_takes_the_selected_pool_customers_as_the_excel_user(path: Path) -
     book.app.api.UserName = "Somebody Else"
     book.select("Customers", rows["C-000801"])
     assert "not an active person" in run("claim", XlBook(book))
+
+
+def test_the_import_button_previews_then_imports_on_ok(path: Path, tmp_path: Path) -> None:
+    source = tmp_path / "leads.csv"
+    source.write_text("Company,Phone,Deal Name,Stage,Amount\n"
+                      "Vandelay Industries,+1 212 555 0199,Latex order,Lead,4000\n",
+                      encoding="utf-8")
+    book = Book(path)
+    customers_before = len(rows_below_header(book, "Customers", 3))
+    book.app.api.next_file = str(source)
+    book.app.answers = ["cancel"]
+    message = run("import", XlBook(book))
+    assert "Vandelay Industries" in book.app.alerts[0] and message == "Nothing imported."
+    assert len(rows_below_header(book, "Customers", 3)) == customers_before
+    book.app.answers = ["ok"]
+    message = run("import", XlBook(book))
+    assert message.startswith("Imported as") and "1 customers" in message
+    names = [r[1] for r in rows_below_header(book, "Customers", 3)]
+    assert names[-1] == "Vandelay Industries"
+    book.app.api.next_file = False  # the dialog cancelled
+    assert run("import", XlBook(book)) == "Nothing imported."

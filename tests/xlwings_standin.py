@@ -339,15 +339,22 @@ class Sheets:
 
 class AppApi:
     UserName = ""  # noqa: N815 - the COM name
+    next_file: object = False  # what the Open dialog returns (False: cancelled)
+
+    def GetOpenFilename(self, file_filter: str = "") -> object:  # noqa: N802 - the COM name
+        return self.next_file
 
 
 class App:
     def __init__(self) -> None:
         self.alerts: list[str] = []
+        self.answers: list[str] = []  # what OK / Cancel boxes are answered, in turn
         self.api = AppApi()
 
-    def alert(self, prompt: str, title: str | None = None, **_: Any) -> None:
+    def alert(self, prompt: str, title: str | None = None, buttons: str = "ok",
+              **_: Any) -> str:
         self.alerts.append(prompt)
+        return self.answers.pop(0) if buttons != "ok" and self.answers else "ok"
 
 
 class Book:

@@ -24,7 +24,7 @@ import datetime as dt
 import getpass
 import uuid
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -406,15 +406,17 @@ def stage_cells(tracker: Tracker, today: dt.date) -> list[tuple[int, int, Any]]:
 
 
 def stage_history(history: History, today: dt.date | None = None,
-                  pending: Tracker | None = None) -> pd.DataFrame:
+                  pending: Tracker | None = None,
+                  records: Iterable[str] | None = None) -> pd.DataFrame:
     """Every stay of every opportunity in a stage: opportunity_id, stage, entered, left (NaT
     while it is still there), days. Built from the log: the stage each opportunity had when
     first recorded (entered on its Stage Changed or Created date) and every stage change;
-    `pending` adds a run's changes that are not stored yet."""
+    `pending` adds a run's changes that are not stored yet; `records` keeps only those
+    opportunities."""
     today = today or dt.date.today()
     rows: list[dict[str, Any]] = []
     current: dict[str, dict[str, Any]] = {}
-    entries = history.stage_entries()
+    entries = history.stage_entries(records)
     if pending is not None:
         run_at = stamp(pending.run.at)
         entries += [{"record_id": c.record_id, "action": c.action, "at": run_at,

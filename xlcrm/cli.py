@@ -138,6 +138,8 @@ def sync(path: PathArg, format: FormatOpt = Format.text, show_all: AllOpt = Fals
                             "warned": [d.customer_id for d in pool.warned]},
                    "notifications": {"sent": delivery.sent if delivery else 0,
                                      "failed": delivery.failed if delivery else 0},
+                   "mirror": (result.mirror.to_json() if result.mirror else
+                              {"error": result.mirror_error} if result.mirror_error else None),
                    "validation": report.to_json()}
         typer.echo(json.dumps(payload, ensure_ascii=False, indent=2))
     else:
@@ -154,7 +156,165 @@ def sync(path: PathArg, format: FormatOpt = Format.text, show_all: AllOpt = Fals
                                warned=len(pool.warned))))
         if delivery and (delivery.sent or delivery.failed):
             out.print(t("notified", report.lang, sent=delivery.sent, failed=delivery.failed))
+        if result.mirror is not None:
+            _print_mirror(result.mirror, report.lang)
+        elif result.mirror_error:
+            out.print(escape(t("mirror_failed", report.lang, error=result.mirror_error)))
     _exit(result, refused)
+
+
+class Prefer(StrEnum):
+    none = "none"
+    source = "source"
+    workbook = "workbook"
+
+
+class PreviewFormat(StrEnum):
+    text = "text"
+    json = "json"
+    html = "html"
+
+
+@app.command("import")
+def import_cmd(
+    source: Annotated[Path | None, typer.Argument(
+        help="The sheet to bring in: .xlsx/.xlsm/.xls (any sheet) or .csv/.tsv/.txt (UTF-8 or "
+             "GBK, the delimiter detected).")] = None,
+    into: Annotated[Path | None, typer.Option("--into", help="The xlcrm workbook.")] = None,
+    sheet: Annotated[str | None, typer.Option("--sheet", help="The source's sheet (default: "
+                                                             "the first with data).")] = None,
+    map_file: Annotated[Path | None, typer.Option(
+        "--map", help='A JSON file {"source header": "customers.city" or null} that decides '
+                      "columns by hand (the mapping used is saved and reused).")] = None,
+    key: Annotated[str | None, typer.Option(
+        "--key", help="Match customers by this field alone (name, email, phone, tax_id …) "
+                      "instead of the duplicate matcher.")] = None,
+    apply: Annotated[bool, typer.Option("--apply", help="Write the import (default: a dry "
+                                                        "run that changes nothing).")] = False,
+    prefer: Annotated[Prefer, typer.Option(
+        "--prefer", help="When a cell differs: none (list the conflict, keep the workbook's), "
+                         "source (take the source's), workbook (keep, do not list).")
+    ] = Prefer.none,
+    dayfirst: Annotated[bool | None, typer.Option(
+        "--dayfirst/--monthfirst", help="How 03/11/2026 is read (default: Settings → "
+                                        "date_order).")] = None,
+    undo: Annotated[str | None, typer.Option("--undo", help="Undo the import with this ID.")
+                    ] = None,
+    format: Annotated[PreviewFormat, typer.Option("--format", help="Output format.")
+                      ] = PreviewFormat.text,
+    out_file: Annotated[Path | None, typer.Option("--out", help="Write the preview (html or "
+                                                                "json) to this file.")] = None,
+) -> None:
+    """Bring an existing sheet or CSV (a CRM's export, a mixed customer-and-deal sheet, a
+    colleague's workbook) into the workbook: a preview first (new records, changed cells old →
+    new, conflicts, rejected rows, the column mapping), then with --apply an upsert that never
+    overwrites a value with a blank; --undo IMPORT_ID puts every cell back. Exit 1 when the
+    preview lists conflicts or rejected rows."""
+    if into is None:
+        _fail(t("import_no_into", env_lang()), 2)
+    lang = workbook_lang(into)
+    if undo is not None:
+        cells, rows = _run(lambda: jobs.undo_import(into, undo), into)
+        out.print(escape(t("import_undone", lang, id=undo, n=cells, rows=rows)))
+        return
+    if source is None:
+        _fail(t("import_no_source", lang), 2)
+    result = _run(lambda: jobs.import_workbook(into, source, sheet, map_file, apply,
+                                               prefer.value, dayfirst, key), into)
+    plan = result.plan
+    from .importer import preview_html, preview_lines
+
+    payload = None
+    if format is PreviewFormat.json:
+        payload = json.dumps({**plan.to_json(), "applied": result.applied,
+                              "import_id": result.import_id}, ensure_ascii=False, indent=2,
+                             default=str)
+    elif format is PreviewFormat.html:
+        payload = preview_html(plan, lang)
+    if payload is not None and out_file is not None:
+        text = payload
+        _run(lambda: _write_text(out_file, text), into)
+    elif payload is not None:
+        typer.echo(payload)
+    if format is PreviewFormat.text or out_file is not None:
+        for line in preview_lines(plan, lang):
+            out.print(escape(line))
+        if result.applied:
+            out.print(f"[bold]{escape(t('import_applied', lang, id=result.import_id, backup=result.backup, workbook=into))}[/bold]")  # noqa: E501
+        elif plan.empty():
+            out.print(escape(t("import_nothing", lang)))
+        else:
+            out.print(f"[bold]{escape(t('import_dry_run', lang))}[/bold]")
+    if plan.conflicts or plan.rejected:
+        raise typer.Exit(EXIT_ERRORS)
+
+
+class Target(StrEnum):
+    hubspot = "hubspot"
+    salesforce = "salesforce"
+    zoho = "zoho"
+    odoo = "odoo"
+
+
+@app.command()
+def export(
+    path: PathArg,
+    to: Annotated[Target, typer.Option("--to", help="The CRM the files are for.")],
+    out_dir: Annotated[Path | None, typer.Option(
+        "--out", help="Folder for the files (default: NAME-TARGET beside the workbook).")] = None,
+    every_note: Annotated[bool, typer.Option(
+        "--all", help="HubSpot: every interaction in the notes file, not only those not "
+                      "exported before (HubSpot cannot update notes).")] = False,
+    format: FormatOpt = Format.text,
+) -> None:
+    """Files a full CRM imports as they are, one per object in import order, with an
+    IMPORT.md of the steps; our IDs are the upsert keys, so exporting again updates the same
+    records. Exit 1 when some values could not be exported as the target wants (listed, and
+    in PROBLEMS.csv)."""
+    result, folder = _run(lambda: jobs.export_workbook(path, to.value, out_dir, every_note),
+                          path)
+    lang = result.lang
+    if format is Format.json:
+        typer.echo(json.dumps(result.to_json(folder), ensure_ascii=False, indent=2))
+    else:
+        for f in result.files:
+            out.print(escape(t("export_file", lang, name=f.name, n=len(f.rows))))
+        for problem in result.problems[:SHOWN_ISSUES]:
+            out.print(f"  [yellow]{escape(problem.text(lang))}[/yellow]")
+        if len(result.problems) > SHOWN_ISSUES:
+            out.print(escape(t("export_more_problems", lang,
+                               n=len(result.problems) - SHOWN_ISSUES)))
+        out.print(f"[bold]{escape(t('export_done', lang, folder=folder, n=len(result.problems)))}[/bold]")  # noqa: E501
+    if result.problems:
+        raise typer.Exit(EXIT_ERRORS)
+
+
+@app.command()
+def mirror(
+    path: PathArg,
+    url: Annotated[str | None, typer.Argument(
+        help="SQLite file or postgresql://user@host/db (default: Settings' mirror_url, else "
+             "NAME.mirror.sqlite beside the workbook). A password comes from PGPASSWORD or "
+             "~/.pgpass, never the command line.")] = None,
+    format: FormatOpt = Format.text,
+) -> None:
+    """Mirror the workbook into SQLite or PostgreSQL: typed tables with keys, only what
+    changed since the last mirror, deleted records marked, all in one transaction."""
+    result = _run(lambda: jobs.mirror_workbook(path, url), path)
+    if format is Format.json:
+        typer.echo(json.dumps(result.to_json(), ensure_ascii=False, indent=2))
+    else:
+        _print_mirror(result, workbook_lang(path))
+
+
+def _print_mirror(result: Any, lang: Lang) -> None:
+    for sheet, count in result.skipped.items():
+        if count:
+            out.print(escape(t("mirror_skipped", lang, sheet=sheet, n=count)))
+    out.print(escape(t("mirror_done", lang, url=result.url, added=sum(result.added.values()),
+                       updated=sum(result.updated.values()),
+                       deleted=sum(result.deleted.values()),
+                       unchanged=sum(result.unchanged.values()), log=result.change_log)))
 
 
 def _attempt(call: Callable[[], R]) -> tuple[R, WriteRefused | None]:

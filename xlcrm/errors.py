@@ -18,8 +18,11 @@ with a crash log, see `xlcrm.crash`::
      │    ├── HistoryUnreadable      the change-log database cannot be read
      │    ├── RecordNotFound         `restore` finds no such record in the change log
      │    ├── UnknownPerson          `claim --as` names nobody active in Settings → People
-     │    └── AddinError             the Excel add-in cannot be built or installed
+     │    ├── AddinError             the Excel add-in cannot be built or installed
+     │    └── BadDatabaseUrl         `mirror` was given a database address it cannot use
      ├── AlreadyWatching             exit 3: another watcher already watches this folder
+     ├── MirrorUnavailable           exit 69 (EX_UNAVAILABLE): the mirror's database cannot be
+     │                               reached or refused the load; nothing was changed in it
      └── WriteRefused                the one channel for a write that did not happen: nothing
           │                          was written; `.result` holds what the job found anyway
           ├── BusyError              exit 3: the workbook is busy
@@ -39,6 +42,7 @@ from __future__ import annotations
 
 EXIT_BUG = 70  # sysexits EX_SOFTWARE: an internal error
 EXIT_DENIED = 77  # sysexits EX_NOPERM
+EXIT_UNAVAILABLE = 69  # sysexits EX_UNAVAILABLE
 
 
 class XlcrmError(Exception):
@@ -132,6 +136,16 @@ class HistoryUnreadable(InputError):
 
 class AddinError(InputError):
     """The add-in cannot be built or installed"""
+
+
+class BadDatabaseUrl(InputError):
+    """Not a database address xlcrm can mirror into (a SQLite path or postgresql://...)"""
+
+
+class MirrorUnavailable(XlcrmError):
+    """The mirror's database cannot be reached or refused the load; nothing was changed in it"""
+
+    exit_code = EXIT_UNAVAILABLE
 
 
 class AlreadyWatching(XlcrmError):

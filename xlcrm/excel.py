@@ -209,6 +209,22 @@ class XlBook:
     def alert(self, text: str) -> None:
         self.book.app.alert(text, title="xlcrm")
 
+    def confirm(self, text: str) -> bool:
+        """An OK / Cancel message box; True for OK."""
+        return str(self.book.app.alert(text, title="xlcrm", buttons="ok_cancel")) == "ok"
+
+    def ask_file(self) -> Path | None:
+        """Excel's own Open dialog for a file to import (Windows: Application.
+        GetOpenFilename through COM; macOS: the same command through AppleScript, which
+        nobody here has run); None when cancelled."""
+        api = self.book.app.api
+        kinds = "CRM data (*.xlsx;*.xlsm;*.xls;*.csv;*.txt),*.xlsx;*.xlsm;*.xls;*.csv;*.txt"
+        try:
+            chosen = api.GetOpenFilename(kinds)
+        except AttributeError:
+            chosen = api.get_open_filename()
+        return None if chosen in (None, False, "", "False") else Path(str(chosen))
+
 
 def _as_text(value: Any) -> Any:
     if isinstance(value, str) and value.startswith(_TEXT_MARKERS):

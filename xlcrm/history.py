@@ -301,9 +301,10 @@ class History:
                "GROUP BY record_id")
         return dict(self.db.execute(sql, (sheet,)).fetchall())
 
-    def stage_entries(self) -> list[dict[str, Any]]:
+    def stage_entries(self, records: Iterable[str] | None = None) -> list[dict[str, Any]]:
         """The entries the stage history needs (opportunities added, deleted, stage changed),
-        with `new` cut down to stage, stage_changed_at and created_at."""
+        with `new` cut down to stage, stage_changed_at and created_at; only those of
+        `records` when given."""
         sql = """SELECT record_id, action, at, field,
                         CASE WHEN action = 'added' THEN json_object(
                             'stage', json_extract(new, '$.stage'),
@@ -311,10 +312,18 @@ class History:
                             'created_at', json_extract(new, '$.created_at'))
                         ELSE new END
                  FROM entries WHERE sheet = 'opportunities'
-                   AND (action != 'changed' OR field = 'stage') ORDER BY seq"""
+                   AND (action != 'changed' OR field = 'stage') {only} ORDER BY seq"""
+        only = ""
+        if records is not None:
+            self.db.execute("CREATE TEMP TABLE IF NOT EXISTS wanted (record_id TEXT PRIMARY "
+                            "KEY)")
+            self.db.execute("DELETE FROM wanted")
+            self.db.executemany("INSERT OR IGNORE INTO wanted VALUES (?)",
+                                [(r,) for r in records])
+            only = "AND record_id IN (SELECT record_id FROM wanted)"
         keys = ("record_id", "action", "at", "field", "new")
         out = []
-        for row in self.db.execute(sql):
+        for row in self.db.execute(sql.format(only=only)):
             item = dict(zip(keys, row, strict=True))
             item["new"] = None if item["new"] is None else json.loads(item["new"])
             out.append(item)

@@ -8,6 +8,7 @@ same jobs on an `ExcelSession` (see `xlcrm.session`).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 from dataclasses import dataclass, field
@@ -83,6 +84,8 @@ class SyncResult:
     delivery: Delivery | None = None
     analytics: Analytics | None = None
     pool: Any = None  # pool.Recycling, for sync
+    mirror: Any = None  # mirror.MirrorResult, when Settings ask sync to mirror
+    mirror_error: str | None = None  # why that mirror failed (retried next run)
 
 
 def init_workbook(path: Path, lang: Lang = "en", sample: int = 0, force: bool = False,
@@ -204,6 +207,176 @@ def sync_job(session: WorkbookSession, today: dt.date | None = None) -> SyncResu
         if _save(result, session):
             _commit(result, history, tracker, report, today, session, recycling)
         result.delivery = _deliver(history, data)
+    if data.settings.options.mirror_url.strip():
+        _mirror_after(result, session, data)
+    return result
+
+
+def _mirror_after(result: SyncResult, session: WorkbookSession, data: WorkbookData) -> None:
+    """The mirror Settings ask for, after a sync that wrote (or had nothing to write). It
+    never fails the sync: an error is kept in `result.mirror_error`, logged, and marked so
+    that the next sync runs in full and mirrors again (`xlcrm.memo`)."""
+    from .mirror import mirror_data, resolve_url
+
+    marker = mirror_pending(session.path)
+    try:
+        fresh = session.read() if result.written else data  # what the file holds now
+        result.mirror = mirror_data(fresh, resolve_url(fresh.settings.options.mirror_url,
+                                                       session.path))
+        marker.unlink(missing_ok=True)
+    except Exception as error:  # noqa: BLE001 - a mirror never fails a sync
+        result.mirror_error = f"{type(error).__name__}: {error}"
+        log.warning("mirror not updated: %s", result.mirror_error)
+        with contextlib.suppress(OSError):
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.write_text(result.mirror_error, encoding="utf-8")
+
+
+def export_workbook(path: Path, target: str, folder: Path | None = None,
+                    every_note: bool = False) -> tuple[Any, Path]:
+    """`xlcrm export`: see `export_job`."""
+    with FileSession(path) as session:
+        return export_job(session, target, folder, every_note)
+
+
+def export_job(session: WorkbookSession, target: str, folder: Path | None = None,
+               every_note: bool = False) -> tuple[Any, Path]:
+    """Write the files `target` (hubspot, salesforce, zoho, odoo) imports into `folder`
+    (default: beside the workbook, ``NAME-target``); returns the export and the folder.
+    Writes nothing to the workbook."""
+    from . import export
+
+    data = session.read()
+    noted = set() if every_note or target != "hubspot" else export.noted_before(session.path)
+    result = export.export_data(data, target, noted)
+    folder = folder or export.default_folder(session.path, target)
+    export.write_export(result, folder)
+    if target == "hubspot":
+        export.remember_noted(session.path, noted | set(result.noted))
+    return result, folder
+
+
+@dataclass
+class Imported:
+    """What `import_job` planned and, with `apply`, did."""
+
+    plan: Any  # importer.ImportPlan
+    applied: bool = False
+    import_id: str | None = None
+    backup: Path | None = None
+
+
+def import_workbook(path: Path, source: Path, sheet: str | None = None,
+                    map_file: Path | None = None, apply: bool = False, prefer: str = "none",
+                    day_first: bool | None = None, key: str | None = None,
+                    origin: str = "cli") -> Imported:
+    """`xlcrm import`: see `import_job`."""
+    with FileSession(path, origin) as session:
+        return import_job(session, source, sheet, map_file, apply, prefer, day_first, key)
+
+
+def import_job(session: WorkbookSession, source: Path, sheet: str | None = None,
+               map_file: Path | None = None, apply: bool = False, prefer: str = "none",
+               day_first: bool | None = None, key: str | None = None) -> Imported:
+    """Plan the import of `source` into the workbook (`xlcrm.importer`): a dry run that
+    writes nothing unless `apply`. Applied, the pending edits are logged first, then the
+    import's own changes as job ``import``, and what undo needs is kept in the change log;
+    the column mapping is saved for the next import of the same header row.
+
+    Raises:
+        InputError: the source cannot be read, or --map / --key names no field.
+        BusyError: the workbook is open or changed; nothing was written.
+    """
+    from . import importmap
+    from .importer import plan_import, queue_import
+    from .sources import read_source
+
+    data = session.read()
+    progress.step("import")
+    table = read_source(source, sheet, known=importmap.is_known)
+    given = importmap.load_map_file(map_file) if map_file else None
+    columns = importmap.map_headers(table.headers, given,
+                                    importmap.saved_mapping(session.path, table.headers))
+    plan = plan_import(data, table, columns, prefer, day_first, key)  # type: ignore[arg-type]
+    result = Imported(plan)
+    if not apply or plan.empty():
+        return result
+    with History(session.path) as history:
+        start_tracking(history, data, session.source, job="edits").commit()  # edits first
+        undo = queue_import(session, data, plan)
+        result.backup = session.save()
+        after = session.read()
+        tracker = start_tracking(history, after, session.source, job="import", user=os_user())
+        tracker.commit(session.sha256)
+        result.import_id = tracker.run.run_id
+        history.save_merge(result.import_id, tracker.run.at, tracker.run.user, [plan.source],
+                           [r.record_id for r in plan.new], undo, session.sha256 or "")
+    result.applied = True
+    importmap.save_mapping(session.path, table.headers, columns)
+    return result
+
+
+def undo_import(path: Path, import_id: str, origin: str = "cli") -> tuple[int, int]:
+    """Put back every cell an import changed and take out the records it added."""
+    with FileSession(path, origin) as session:
+        return undo_import_job(session, import_id)
+
+
+def undo_import_job(session: WorkbookSession, import_id: str) -> tuple[int, int]:
+    """See `undo_import`. Returns (cells put back, records taken out).
+
+    Raises:
+        InputError: no such import, undone already, or the workbook changed since (undoing
+            would overwrite those edits).
+    """
+    from .importer import queue_undo
+
+    session.read()
+    with History(session.path, create=False) as history:
+        found = history.load_merge(import_id)
+        if found is None or found["record"].get("kind") != "import":
+            raise RecordNotFound(f"no import {import_id} in the change log",
+                                 zh=f"变更日志中没有导入 {import_id}")
+        if found["undone_at"]:
+            raise RecordNotFound(f"import {import_id} was undone already",
+                                 zh=f"导入 {import_id} 已撤销过")
+        if found["sha_after"] != session.sha256:
+            raise UnsafeToWrite(f"{session.path.name} changed since import {import_id}; "
+                                "undoing it would overwrite those changes",
+                                zh=f"{session.path.name} 在导入 {import_id} 之后被修改过；"
+                                   "撤销会覆盖这些修改")
+        queue_undo(session, found["record"])
+        session.save()
+        after = session.read()
+        tracker = start_tracking(history, after, session.source, job="undo-import",
+                                 user=os_user())
+        tracker.commit(session.sha256)
+        history.mark_undone(import_id, tracker.run.at)
+    return len(found["record"]["cells"]), len(found["merged"])
+
+
+def mirror_pending(path: Path) -> Path:
+    """The marker of a mirror that failed and waits for the next sync."""
+    from .writer import state_dir
+
+    return state_dir(path) / "mirror-pending"
+
+
+def mirror_workbook(path: Path, url: str | None = None) -> Any:
+    """`xlcrm mirror`: the workbook file into the database at `url` (see `mirror_job`)."""
+    with FileSession(path) as session:
+        return mirror_job(session, url)
+
+
+def mirror_job(session: WorkbookSession, url: str | None = None) -> Any:
+    """Mirror the workbook into `url`, else Settings' `mirror_url`, else the SQLite file
+    beside it (`xlcrm.mirror`). Writes nothing to the workbook."""
+    from .mirror import mirror_data, resolve_url
+
+    data = session.read()
+    result = mirror_data(data, resolve_url(url or data.settings.options.mirror_url,
+                                           session.path))
+    mirror_pending(session.path).unlink(missing_ok=True)
     return result
 
 

@@ -61,6 +61,8 @@ def recall(path: Path, today: dt.date) -> Report | None:
             return None
         if not history_path(path).exists() or file_sha256(path) != data["sha"]:
             return None
+        if (state_dir(path) / "mirror-pending").exists():  # a failed mirror: run in full
+            return None
         with History(path, create=False) as history:
             if history.last_run() != (data["run_id"], data["sha"]):
                 return None

@@ -151,6 +151,90 @@ TEXTS: dict[str, tuple[str, str]] = {
     "step_dedupe": ("looking for duplicates", "正在查找重复"),
     "step_analyse": ("computing the dashboard", "正在计算看板"),
     "step_write": ("writing {name}", "正在写入 {name}"),
+    "step_mirror": ("mirroring into the database", "正在镜像到数据库"),
+    "step_export": ("writing the export files", "正在写入导出文件"),
+    "export_file": ("  {name}: {n} rows", "  {name}：{n} 行"),
+    "export_more_problems": ("  … and {n} more in PROBLEMS.csv",
+                             "  ……另有 {n} 条，见 PROBLEMS.csv"),
+    "export_done": ("Written to {folder}; {n} problems. Read IMPORT.md there for the steps.",
+                    "已写入 {folder}；问题 {n} 条。导入步骤见其中的 IMPORT.md。"),
+    "import_no_into": ("--into names the workbook to import into",
+                       "--into 指定要导入的工作簿"),
+    "import_no_source": ("name the file to import (or --undo IMPORT_ID)",
+                         "请指定要导入的文件（或 --undo 导入编号）"),
+    "import_cancelled": ("Nothing imported.", "未导入任何内容。"),
+    "import_confirm": ("Import this into the workbook? (OK: import; it can be undone with "
+                       "xlcrm import --undo)", "确认导入到工作簿吗？（确定：导入；可用 "
+                       "xlcrm import --undo 撤销）"),
+    "import_done_ribbon": ("Imported as {id}: {customers} customers, {opportunities} "
+                           "opportunities, {interactions} interactions added, {cells} cells "
+                           "filled.", "已导入，编号 {id}：新增客户 {customers}、商机 "
+                           "{opportunities}、跟进记录 {interactions}，填写 {cells} 个单元格。"),
+    "import_title": ("Import preview", "导入预览"),
+    "import_h_new": ("New records", "新增记录"),
+    "import_h_changed": ("Changed cells", "修改的单元格"),
+    "import_h_conflicts": ("Conflicts (left as the workbook has them)",
+                           "冲突（保留工作簿中的值）"),
+    "import_h_rejected": ("Rejected rows", "未导入的行"),
+    "import_h_mapping": ("Column mapping", "列映射"),
+    "import_source": ("{source}: {rows} rows", "{source}：{rows} 行"),
+    "import_mapped": ("  {header} → {field} ({confidence}%, {how})",
+                      "  {header} → {field}（{confidence}%，{how}）"),
+    "import_left_out": ("  left out (no field): {headers}", "  未映射（无对应字段）：{headers}"),
+    "import_counts": ("New: {new_customers} customers, {new_opportunities} opportunities, "
+                      "{new_interactions} interactions; updated: {upd_customers} customers, "
+                      "{upd_opportunities} opportunities ({cells} cells)",
+                      "新增：客户 {new_customers}，商机 {new_opportunities}，跟进记录 "
+                      "{new_interactions}；更新：客户 {upd_customers}，商机 {upd_opportunities}"
+                      "（{cells} 个单元格）"),
+    "import_new": ("  + {sheet} {id} {name} (source row {row})",
+                   "  + {sheet} {id} {name}（源第 {row} 行）"),
+    "import_change": ("  ~ {id} {field}: {old} → {new} (source row {row})",
+                      "  ~ {id} {field}：{old} → {new}（源第 {row} 行）"),
+    "import_conflict": ("  ! {id} {field}: the workbook has {workbook}, the source {source} "
+                        "(source row {row}); kept; --prefer source to take the source's",
+                        "  ! {id} {field}：工作簿为 {workbook}，源文件为 {source}"
+                        "（源第 {row} 行）；已保留工作簿的值；用 --prefer source 改用源文件的值"),
+    "import_rejected": ("  x source row {row}: {reason}", "  x 源第 {row} 行：{reason}"),
+    "import_reject_nothing": ("names no customer and no deal", "既没有客户也没有商机"),
+    "import_reject_no_customer": ("a deal without a customer or company",
+                                  "商机没有对应的客户或公司"),
+    "import_unknown_stages": ("  stages not in Settings (kept as typed; add them or map "
+                              "them): {stages}",
+                              "  不在设置中的阶段（按原样保留；请添加或映射）：{stages}"),
+    "import_new_people": ("  people not in Settings → People (kept as typed): {people}",
+                          "  不在设置 → 人员中的人（按原样保留）：{people}"),
+    "import_unparsed": ("  ? source row {row} {field}: {value} is not understood (kept as "
+                        "typed)", "  ? 源第 {row} 行 {field}：无法识别 {value}（按原样保留）"),
+    "import_ambiguous": ("  ? source row {row} matches several customers: {ids} (linked to "
+                         "the first)", "  ? 源第 {row} 行匹配到多个客户：{ids}（已关联第一个）"),
+    "import_skipped": ("  skipped: {title} title rows, {blank} blank rows, {totals} totals rows",
+                       "  已跳过：标题行 {title}，空行 {blank}，合计行 {totals}"),
+    "import_more": ("  … and {n} more (--format json lists all)",
+                    "  ……另有 {n} 条（--format json 列出全部）"),
+    "import_dry_run": ("Dry run: nothing was written. Run again with --apply to import.",
+                       "预览：未写入任何内容。加上 --apply 再运行即可导入。"),
+    "import_applied": ("Imported as {id} ({backup}). Undo: xlcrm import --undo {id} --into "
+                       "{workbook}",
+                       "已导入，编号 {id}（{backup}）。撤销：xlcrm import --undo {id} --into "
+                       "{workbook}"),
+    "import_nothing": ("Nothing to import: the workbook holds all of it already.",
+                       "无需导入：工作簿中已包含全部内容。"),
+    "import_undone": ("Import {id} undone: {n} cells and {rows} records put back.",
+                      "已撤销导入 {id}：恢复了 {n} 个单元格，移除了 {rows} 条记录。"),
+    "sheet_customers": ("customer", "客户"),
+    "sheet_opportunities": ("opportunity", "商机"),
+    "sheet_interactions": ("interaction", "跟进记录"),
+    "step_import": ("planning the import", "正在生成导入预览"),
+    "mirror_done": ("Mirrored into {url}: {added} added, {updated} updated, {deleted} marked "
+                    "deleted, {unchanged} unchanged; {log} change-log entries",
+                    "已镜像到 {url}：新增 {added} 条，更新 {updated} 条，标记删除 {deleted} 条，"
+                    "未变 {unchanged} 条；变更日志 {log} 条"),
+    "mirror_skipped": ("  {sheet}: {n} records without an ID (or with an ID used twice) were "
+                       "not mirrored; run xlcrm sync first",
+                       "  {sheet}：{n} 条记录没有编号（或编号重复），未镜像；请先运行 xlcrm sync"),
+    "mirror_failed": ("The mirror was not updated ({error}); the next sync tries again.",
+                      "数据库镜像未更新（{error}）；下次同步会重试。"),
 }
 
 

@@ -15,6 +15,7 @@ Excel is not exercised.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 from . import schema
 from .errors import XlcrmError
@@ -24,6 +25,7 @@ from .jobs import (
     changelog_job,
     claim_job,
     dedupe_job,
+    import_job,
     promote_job,
     report_job,
     sync_job,
@@ -37,12 +39,14 @@ HELP = {
            "deals into Customers.\nSync: IDs, change log, promotion, validation, dashboard, "
            "duplicates, notifications.\nDashboard: rebuild the Dashboard sheet.\nChange Log: "
            "record and show what changed.\nClaim: take the selected customers from the lead "
-           "pool, as your Excel user name.\n\nEach button saves the workbook when it changed "
-           "it.\nDocs: README.md and docs/ of the xlcrm project."),
+           "pool, as your Excel user name.\nImport: bring in a sheet or CSV you already have "
+           "(a preview first, then OK to import).\n\nEach button saves the workbook when it "
+           "changed it.\nDocs: README.md and docs/ of the xlcrm project."),
     "zh": ("xlcrm — CRM 客户管理\n\n校验：检查所有工作表并标记问题单元格。\n"
            "查重：列出疑似重复的记录。\n成交转客户：将赢单商机转入客户表。\n"
            "同步：编号、变更日志、转客户、校验、看板、查重、通知。\n看板：重建看板。\n"
-           "变更日志：记录并显示变更。\n领取：以 Excel 用户名从公海领取选中的客户。\n\n"
+           "变更日志：记录并显示变更。\n领取：以 Excel 用户名从公海领取选中的客户。\n"
+           "导入：导入已有的表格或 CSV（先预览，确认后导入）。\n\n"
            "按钮改动工作簿后会保存工作簿。\n"
            "文档：xlcrm 项目的 README.md 与 docs/。"),
 }
@@ -139,11 +143,34 @@ def xl_claim(xl: XlBook) -> str:
     return "\n".join(lines) or t("claim_select", lang)
 
 
+def xl_import(xl: XlBook) -> str:
+    """Ask for a file, show the import's preview, and import it on OK: the same job as
+    `xlcrm import`, on the open workbook."""
+    from .importer import preview_lines
+
+    lang = "zh" if schema.CUSTOMERS.zh in xl.sheet_names() else "en"
+    chosen = xl.ask_file()
+    if chosen is None:
+        return t("import_cancelled", lang)
+    dry = import_job(ExcelSession(xl), Path(chosen))
+    lines = preview_lines(dry.plan, lang, limit=8)
+    if dry.plan.empty():
+        return "\n".join([*lines, t("import_nothing", lang)])
+    if not xl.confirm("\n".join([*lines, "", t("import_confirm", lang)])):
+        return t("import_cancelled", lang)
+    done = import_job(ExcelSession(xl), Path(chosen), apply=True)
+    counts = done.plan.counts()
+    return t("import_done_ribbon", lang, id=done.import_id or "-",
+             customers=counts["new"]["customers"], opportunities=counts["new"]["opportunities"],
+             interactions=counts["new"]["interactions"], cells=len(done.plan.changes))
+
+
 def xl_help(xl: XlBook) -> str:
     return HELP["zh" if schema.CUSTOMERS.zh in xl.sheet_names() else "en"]
 
 
 ACTIONS: dict[str, Callable[[XlBook], str]] = {
     "validate": xl_validate, "dedupe": xl_dedupe, "promote": xl_promote, "sync": xl_sync,
-    "dashboard": xl_dashboard, "changelog": xl_changelog, "claim": xl_claim, "help": xl_help,
+    "dashboard": xl_dashboard, "changelog": xl_changelog, "claim": xl_claim,
+    "import": xl_import, "help": xl_help,
 }

@@ -208,6 +208,25 @@ SETTINGS_TABLES: dict[str, tuple[tuple[str, str, str], ...]] = {
              ("follow_up_days", "Days Without Follow-up", "未跟进天数"),
              ("win_days", "Days Without a Win", "未成交天数"),
              ("warn_days", "Warn Days Ahead", "提前提醒天数")),
+    "ExportStages": (("stage", "Stage", "阶段"), ("hubspot", "HubSpot", "HubSpot"),
+                     ("salesforce", "Salesforce", "Salesforce"), ("zoho", "Zoho", "Zoho"),
+                     ("odoo", "Odoo", "Odoo")),
+}
+
+# Each default stage in each CRM's default pipeline (`xlcrm export`): HubSpot's internal
+# stage IDs (they stay when a portal renames the labels), Salesforce's and Zoho's default
+# StageName / Stage values, Odoo's default stages (Lost is no stage there: lost deals are
+# archived with probability 0, and keep the stage named here).
+DEFAULT_EXPORT_STAGES: dict[str, tuple[str, str, str, str]] = {
+    "Lead": ("appointmentscheduled", "Prospecting", "Qualification", "New"),
+    "Qualified": ("qualifiedtobuy", "Qualification", "Needs Analysis", "Qualified"),
+    "Proposal": ("presentationscheduled", "Value Proposition", "Value Proposition",
+                 "Proposition"),
+    "Quote": ("decisionmakerboughtin", "Proposal/Price Quote", "Proposal/Price Quote",
+              "Proposition"),
+    "Negotiation": ("contractsent", "Negotiation/Review", "Negotiation/Review", "Proposition"),
+    "Won": ("closedwon", "Closed Won", "Closed Won", "Won"),
+    "Lost": ("closedlost", "Closed Lost", "Closed Lost", "New"),
 }
 
 # Notification events, channels and recipient words (Settings → Notifications), either language.

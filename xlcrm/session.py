@@ -171,6 +171,22 @@ class WorkbookSession(ABC):
         self._grow(sheet, start + len(rows) - 1)
         return out
 
+    def append_undoable(self, key: str, rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        """`append_rows`, returning what `put_block` needs to take them out again: the block
+        they fill as stored before, and the Table's extent before."""
+        if not rows:
+            return {}
+        sheet = self._sheet(key)
+        first_col, last_col = min(sheet.columns.values()), max(sheet.columns.values())
+        end = self._table_end.get(sheet.name, max(sheet.table_last_row or 0, self._last(sheet)))
+        placed = self.append_rows(key, rows)
+        stored = self.block(sheet.name, placed[0], placed[-1], first_col, last_col)
+        return {"backend": self.backend, "sheet": sheet.name, "table": sheet.table,
+                "table_end": end, "cells": [[r, c, self.stored_json(v)]
+                                            for (r, c), v in stored.items()],
+                "first_row": placed[0], "last_row": placed[-1], "first_col": first_col,
+                "last_col": last_col}
+
     def _last(self, sheet: SheetData) -> int:
         """The last record's row as read."""
         return self._first_free.get(sheet.name, sheet.last_row + 1) - 1

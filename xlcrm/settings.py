@@ -161,6 +161,17 @@ class PoolRule(BaseModel):
     warn_days: int = Field(default=3, ge=0)
 
 
+class ExportStage(BaseModel):
+    """Settings → ExportStages: what a stage is called in each CRM `xlcrm export` writes for
+    (blank: the default pipeline's stage of the same kind and nearest probability)."""
+
+    stage: str
+    hubspot: str | None = None
+    salesforce: str | None = None
+    zoho: str | None = None
+    odoo: str | None = None
+
+
 DEFAULT_POOL_RULES = (PoolRule(follow_up_days=30, win_days=90, warn_days=3),)
 
 
@@ -197,6 +208,7 @@ class Options(BaseModel):
     pool_cooldown_days: int = Field(default=30, ge=0)
     pool_protect_days: int = Field(default=7, ge=0)
     edit_policy: Literal["off", "warn"] = "warn"
+    mirror_url: str = ""
     extra: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("pool_enabled", "pool_exempt_open_deals", "pool_exempt_won",
@@ -273,6 +285,12 @@ OPTION_DESCRIPTIONS: dict[str, tuple[str, str]] = {
     "edit_policy": ("Edits to another owner's records: warn (an edit-by-non-owner warning, "
                     "and the owner is told) or off",
                     "修改他人负责的记录：warn（给出 edit-by-non-owner 警告并通知负责人）或 off"),
+    "mirror_url": ("Database that sync mirrors the workbook into after every write: a SQLite "
+                   "file path, 'sqlite' for the file beside the workbook, or postgresql://…; "
+                   "blank = none (the password comes from PGPASSWORD, never the workbook)",
+                   "每次同步写入后镜像到的数据库：SQLite 文件路径、sqlite（工作簿旁的文件）或 "
+                   "postgresql://…；留空则不镜像"
+                   "（密码从环境变量 PGPASSWORD 读取，不写在工作簿里）"),
 }
 
 
@@ -285,6 +303,7 @@ class Settings(BaseModel):
     service_rules: list[ServiceRule] = Field(default_factory=list)
     notify_rules: list[NotifyRule] = Field(default_factory=list)
     pool_rules: list[PoolRule] = Field(default_factory=lambda: list(DEFAULT_POOL_RULES))
+    export_stages: list[ExportStage] = Field(default_factory=list)
 
     def person(self, value: object) -> Person | None:
         """The person a name or an e-mail address names (case and width folded)."""
@@ -386,8 +405,11 @@ def default_settings(lang: Lang = "en") -> Settings:
     rules = [NotifyRule.model_validate({"event": event, "recipients": who[index],
                                         "channels": how[index], "threshold": threshold})
              for event, who, how, threshold in schema.DEFAULT_NOTIFY_RULES]
+    export = [ExportStage(stage=names[index], **dict(zip(
+        ("hubspot", "salesforce", "zoho", "odoo"), schema.DEFAULT_EXPORT_STAGES[names[0]],
+        strict=True))) for *names, _, _, _ in schema.DEFAULT_STAGES]
     return Settings(stages=stages, people=people, lists=lists, options=Options(language=lang),
-                    notify_rules=rules)
+                    notify_rules=rules, export_stages=export)
 
 
 _DEFAULT_PEOPLE: dict[Lang, tuple[tuple[str, str, str], ...]] = {
@@ -419,6 +441,8 @@ def settings_from_tables(tables: Mapping[str, list[dict[str, Any]] | None], lang
         notify = _rows("Notifications", tables.get("Notifications"), NotifyRule,
                        defaults.notify_rules)
         pool = _rows("Pool", tables.get("Pool"), PoolRule, defaults.pool_rules)
+        export = _rows("ExportStages", tables.get("ExportStages"), ExportStage,
+                       defaults.export_stages)
         lists = defaults.lists
         if tables.get("Lists") is not None:
             lists = {key: [] for key in schema.LISTS}
@@ -443,7 +467,7 @@ def settings_from_tables(tables: Mapping[str, list[dict[str, Any]] | None], lang
         raise SettingsInvalid("Settings: the Stages table has no stage")
     settings = Settings(stages=stages, people=people, lists=lists, options=options,
                         custom_fields=custom, service_rules=rules, notify_rules=notify,
-                        pool_rules=pool)
+                        pool_rules=pool, export_stages=export)
     try:
         settings.tiers()
     except ValueError:
@@ -462,7 +486,7 @@ def _rows(table: str, rows: Iterable[dict[str, Any]] | None, model: Any,
         values = {k: (_text(v) if isinstance(v, str) else v) for k, v in row.items()
                   if not _blank(v)}
         if model is PoolRule and not values or model is not PoolRule and all(
-                values.get(k) is None for k in ("name", "column", "field", "event")):
+                values.get(k) is None for k in ("name", "column", "field", "event", "stage")):
             continue  # a blank row inside a table
         if model is Stage and "order" not in values:
             values["order"] = len(out) + 1

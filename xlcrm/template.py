@@ -205,7 +205,9 @@ def settings_blocks(lang: Lang) -> dict[str, tuple[list[str], list[list[Any]]]]:
         "Stages": stages, "People": people, "Lists": list_rows, "Options": option_rows,
         "CustomFields": [[None] * 5], "ServiceRules": [[None] * 3], "Notifications": notify,
         "Pool": [[r.tier, r.follow_up_days, r.win_days, r.warn_days]
-                 for r in defaults.pool_rules]}
+                 for r in defaults.pool_rules],
+        "ExportStages": [[e.stage, e.hubspot, e.salesforce, e.zoho, e.odoo]
+                         for e in defaults.export_stages]}
     return {name: ([h[1 + index] for h in schema.SETTINGS_TABLES[name]], rows)
             for name, rows in rows_by_table.items()}
 

@@ -1,0 +1,136 @@
+"""`xlcrm import` of a big mixed sheet into a bench workbook, beside a calamine read of both.
+
+    python bench/bench_import.py M [--rows 100000]
+
+The source is an .xlsx a team might keep: one row per deal with the customer's company,
+phone and city repeated on every row (mixed customer-and-deal, 简道云-style Chinese headers);
+70 % of the rows are deals of the workbook's own customers (their phone typed another way),
+30 % of new companies with several deals each; amounts typed as text (`1.2万`, `¥12,000`),
+dates as `2026年11月3日`. Each step runs in its own process: a calamine read of every sheet of
+the workbook and of the source; the dry run (`xlcrm import` without `--apply`); the import
+with `--apply` (the write, the change log and what undo needs).
+
+Target (issue 16): dry run and apply each within 3× the calamine read of source + workbook.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
+from generate import bench_args  # noqa: E402
+
+PRELUDE = textwrap.dedent("""
+    import json, resource, sys, time
+    from pathlib import Path
+    book, source = Path(sys.argv[1]), Path(sys.argv[2])
+    started = time.perf_counter()
+""")
+CODA = textwrap.dedent("""
+    print(json.dumps({"seconds": time.perf_counter() - started,
+                      "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                      **(extra if "extra" in dir() else {})}))
+""")
+STEPS = {
+    "calamine": """
+        import python_calamine
+        cells = 0
+        for path in (book, source):
+            wb = python_calamine.CalamineWorkbook.from_path(str(path))
+            cells += sum(len(r) for n in wb.sheet_names
+                         for r in wb.get_sheet_by_name(n).to_python())
+    """,
+    "dry": """
+        from xlcrm.jobs import import_workbook
+        result = import_workbook(book, source)
+        extra = {"counts": result.plan.counts(), "conflicts": len(result.plan.conflicts)}
+    """,
+    "apply": """
+        from xlcrm.jobs import import_workbook
+        result = import_workbook(book, source, apply=True)
+        extra = {"counts": result.plan.counts(), "applied": result.applied}
+    """,
+    "sync": """
+        from xlcrm.jobs import sync_workbook
+        sync_workbook(book)
+    """,
+}
+
+
+def make_source(book: Path, target: Path, rows: int, seed: int = 5) -> None:
+    import python_calamine
+    from openpyxl import Workbook
+
+    rng = random.Random(seed)
+    wb = python_calamine.CalamineWorkbook.from_path(str(book))
+    customers = wb.get_sheet_by_name("Customers").to_python()
+    header = customers[0]
+    name_at, phone_at, city_at = (header.index(h) for h in ("Name", "Phone", "City"))
+    known = [r for r in customers[1:] if r[name_at]]
+    new_companies = [(f"新客户{n:05d}科技有限公司", f"139{n:08d}", rng.choice(
+        ["上海", "北京", "深圳", "杭州"])) for n in range(rows * 3 // 100)]
+    out = Workbook(write_only=True)
+    ws = out.create_sheet("商机导出")
+    ws.append(["商机导出（2026年）"])
+    ws.append(["客户名称", "联系电话", "城市", "商机名称", "销售阶段", "预计成交金额",
+               "预计签单日期", "负责人"])
+    stages = ["线索", "需求确认", "方案", "报价", "谈判", "赢单", "输单"]
+    for n in range(rows):
+        if rng.random() < 0.7:
+            record = rng.choice(known)
+            company, phone, city = record[name_at], str(record[phone_at]).replace(" ", "-"), \
+                record[city_at]
+        else:
+            company, phone, city = rng.choice(new_companies)
+        amount = rng.choice(["1.2万", "¥12,000", "8000", "3.5万", "(1,200)"])
+        day = f"2027年{rng.randint(1, 12)}月{rng.randint(1, 28)}日"
+        ws.append([company, phone, city, f"项目 {n:06d}", rng.choice(stages), amount, day,
+                   rng.choice(["Alice Chen", "Bob Li", "Zhao Liu"])])
+    out.save(target)
+
+
+def run(step: str, book: Path, source: Path) -> dict[str, object]:
+    code = PRELUDE + textwrap.dedent(STEPS[step]) + CODA
+    done = subprocess.run([sys.executable, "-c", code, str(book), str(source)],
+                          capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(done.stderr[-3000:])
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def main() -> None:
+    def extra(parser: object) -> None:
+        parser.add_argument("--rows", type=int, default=100_000)  # type: ignore[attr-defined]
+
+    args, original = bench_args(__doc__, extra)
+    with tempfile.TemporaryDirectory() as folder:
+        book = Path(folder) / original.name
+        shutil.copyfile(original, book)
+        run("sync", book, book)  # IDs and the change log, as a team's workbook has them
+        source = Path(folder) / "source.xlsx"
+        make_source(book, source, args.rows)
+        calamine = min((run("calamine", book, source) for _ in range(2)),
+                       key=lambda r: float(r["seconds"]))  # type: ignore[arg-type]
+        dry = run("dry", book, source)
+        applied = run("apply", book, source)
+    base = float(calamine["seconds"])  # type: ignore[arg-type]
+    print(f"{original.name} + a {args.rows:,}-row mixed source: calamine read of both "
+          f"{base:.2f} s")
+    for label, figures in (("dry run", dry), ("--apply", applied)):
+        seconds = float(figures["seconds"])  # type: ignore[arg-type]
+        print(f"{label:<10}{seconds:8.2f} s {seconds / base:6.2f}x  peak "
+              f"{float(figures['peak_mb']):,.0f} MB  {figures['counts']}")  # type: ignore[arg-type]
+    print("target: each <= 3x the calamine read of source + workbook")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,162 @@
+"""The way out on a bench workbook: the mirror into SQLite and into a real PostgreSQL server,
+and the export to each CRM, beside a calamine read of the same file.
+
+    python bench/bench_way_out.py L          # also M, S
+
+1. set-up (not compared): a first sync of a copy (IDs, promotion, change log);
+2. a calamine read of every sheet;
+3. a full mirror into a new SQLite file and into a new PostgreSQL database (a throwaway
+   cluster on a Unix socket, as the tests start it): `xlcrm mirror` whole (read + mirror),
+   and the mirror step alone;
+4. a day's edits — 1 % of each sheet's records changed, 100 deleted and 100 added per sheet,
+   made in memory after one read, as `bench_changelog.py` does — mirrored into each database:
+   the mirror step alone (what `sync` adds when Settings ask it to mirror: sync has read the
+   workbook already) and the whole command;
+5. `xlcrm export` to each target, whole (read + export + files).
+
+Targets (issue 17): full mirror ≤ 2× the calamine read; after a day's edits ≤ 0.5× it;
+export ≤ 2× it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
+from generate import bench_args  # noqa: E402
+
+PRELUDE = textwrap.dedent("""
+    import json, resource, sys, time
+    from pathlib import Path
+    path = Path(sys.argv[1])
+    url = sys.argv[2] if len(sys.argv) > 2 else None
+    started = time.perf_counter()
+""")
+CODA = textwrap.dedent("""
+    print(json.dumps({"seconds": time.perf_counter() - started,
+                      "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                      **(extra if "extra" in dir() else {})}))
+""")
+STEPS = {
+    "calamine": """
+        import python_calamine
+        book = python_calamine.CalamineWorkbook.from_path(str(path))
+        cells = sum(len(r) for n in book.sheet_names for r in book.get_sheet_by_name(n).to_python())
+    """,
+    "sync": """
+        from xlcrm.jobs import sync_workbook
+        sync_workbook(path)
+    """,
+    "mirror": """
+        from xlcrm.reader import read_workbook
+        from xlcrm.mirror import mirror_data
+        data = read_workbook(path)
+        read_at = time.perf_counter()
+        result = mirror_data(data, url)
+        extra = {"step": time.perf_counter() - read_at, "added": sum(result.added.values()),
+                 "log": result.change_log}
+    """,
+    "edited": """
+        import pandas as pd
+        from xlcrm.reader import read_workbook
+        from xlcrm.mirror import mirror_data
+        data = read_workbook(path)
+        for key, field, value in (("customers", "city", "Suzhou"),
+                                  ("opportunities", "next_step", "Call back"),
+                                  ("interactions", "summary", "Edited")):
+            sheet = data.sheets[key]
+            frame = sheet.frame
+            step = max(1, len(frame) // (len(frame) // 100))
+            frame.loc[frame.index[::100], field] = value  # 1 % changed
+            frame.drop(index=frame.index[1:10001:100], inplace=True)  # 100 deleted
+            extra_rows = frame.iloc[:100].copy()
+            id_field = {"customers": "customer_id", "opportunities": "opportunity_id",
+                        "interactions": "interaction_id"}[key]
+            extra_rows[id_field] = [f"NEW-{key[:3]}-{n}" for n in range(100)]
+            sheet.frame = pd.concat([frame, extra_rows], ignore_index=True)
+        started_step = time.perf_counter()
+        result = mirror_data(data, url)
+        extra = {"step": time.perf_counter() - started_step,
+                 "updated": sum(result.updated.values()), "added": sum(result.added.values()),
+                 "deleted": sum(result.deleted.values())}
+    """,
+    "export": """
+        from xlcrm.jobs import export_workbook
+        result, folder = export_workbook(path, url, path.with_name("export-" + url))
+        extra = {"rows": sum(len(f.rows) for f in result.files)}
+    """,
+}
+
+
+def run(step: str, path: Path, *args: str) -> dict[str, float]:
+    code = PRELUDE + textwrap.dedent(STEPS[step]) + CODA
+    done = subprocess.run([sys.executable, "-c", code, str(path), *args], capture_output=True,
+                          text=True)
+    if done.returncode:
+        raise SystemExit(done.stderr[-2000:])
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def main() -> None:
+    from tests.pg import Cluster, _binaries
+
+    _, source = bench_args(__doc__)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / source.name
+        shutil.copyfile(source, path)
+        run("sync", path)
+        calamine = min((run("calamine", path) for _ in range(2)), key=lambda r: r["seconds"])
+        base = calamine["seconds"]
+        print(f"{source.name} ({source.stat().st_size / 1e6:.1f} MB): calamine read "
+              f"{base:.2f} s")
+        rows = []
+        sqlite_url = str(Path(folder) / "mirror.sqlite")
+        pg_folder = Path(tempfile.mkdtemp(prefix="xlcrm-pg-"))
+        pg_folder.chmod(0o755)
+        import os
+        import pwd
+
+        user = "postgres" if os.geteuid() == 0 else None
+        bin_dir = _binaries()
+        cluster = Cluster(pg_folder, bin_dir, user) if bin_dir else None
+        try:
+            urls = [("SQLite", sqlite_url)]
+            if cluster is not None:
+                if user:
+                    pwd.getpwnam(user)
+                cluster.start()
+                urls.append(("PostgreSQL", cluster.new_database()))
+            for name, url in urls:
+                full = run("mirror", path, url)
+                rows.append((f"full mirror into {name} (whole)", full["seconds"]))
+                rows.append((f"full mirror into {name} (mirror step)", full["step"]))
+                edited = run("edited", path, url)
+                rows.append((f"a day's edits into {name} (mirror step: "
+                             f"{edited['updated']:.0f} updated, {edited['added']:.0f} added, "
+                             f"{edited['deleted']:.0f} deleted)", edited["step"]))
+                rows.append((f"a day's edits into {name} (whole, read included)",
+                             edited["seconds"]))
+        finally:
+            if cluster is not None:
+                cluster.stop()
+            shutil.rmtree(pg_folder, ignore_errors=True)
+        for target in ("hubspot", "salesforce", "zoho", "odoo"):
+            figures = run("export", path, target)
+            rows.append((f"export to {target} ({figures['rows']:,.0f} rows, whole)",
+                         figures["seconds"]))
+    print(f"{'':<78}{'seconds':>9}{'÷ calamine':>12}")
+    for label, seconds in rows:
+        print(f"{label:<78}{seconds:9.2f}{seconds / base:11.2f}×")
+    print("targets: full mirror <= 2x; a day's edits <= 0.5x; export <= 2x the calamine read")
+
+
+if __name__ == "__main__":
+    main()

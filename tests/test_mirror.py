@@ -1,0 +1,261 @@
+"""The mirror: a day-one workbook typed by a person, synced, mirrored into SQLite and into a
+real PostgreSQL server, then edited (a changed cell, a deleted record, a new one) and mirrored
+again: the database holds what the workbook holds, keys and all."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import openpyxl
+import pytest
+
+from tests.conftest import (
+    TODAY,
+    append_rows,
+    edit_cells,
+    set_options,
+    typed_book,
+    user_edit,
+    workbook_ids,
+)
+from xlcrm.jobs import mirror_workbook, sync_workbook
+from xlcrm.reader import read_workbook
+
+
+class Db:
+    """The same questions asked of SQLite and PostgreSQL."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def rows(self, sql: str) -> list[tuple[Any, ...]]:
+        if self.url.startswith("postgresql://"):
+            import psycopg
+
+            with psycopg.connect(self.url) as connection:
+                return [tuple(r) for r in connection.execute(sql).fetchall()]
+        with sqlite3.connect(self.url) as connection:
+            return connection.execute(sql).fetchall()
+
+    def live(self, table: str, key: str) -> list[str]:
+        return sorted(r[0] for r in self.rows(f"SELECT {key} FROM {table} WHERE deleted_at "
+                                              "IS NULL"))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[Path], str | None]:
+    """For each backend, the address to give `mirror` (None: the default SQLite file) and
+    where to look afterwards."""
+    if request.param == "sqlite":
+        return lambda book: None
+    url = request.getfixturevalue("postgres_url")
+    return lambda book: url
+
+
+def _url_of(book: Path, given: str | None) -> str:
+    return given or str(book.with_name(f"{book.stem}.mirror.sqlite"))
+
+
+def test_the_mirror_holds_the_workbook_after_inserts_edits_and_deletions(
+        tmp_path: Path, database: Callable[[Path], str | None]) -> None:
+    book = typed_book(tmp_path)
+    given = database(book)
+    first = mirror_workbook(book, given)
+    db = Db(_url_of(book, given))
+    ids = workbook_ids(book)
+    assert db.live("customers", "customer_id") == sorted(ids["customers"])
+    assert db.live("opportunities", "opportunity_id") == sorted(ids["opportunities"])
+    assert db.live("interactions", "interaction_id") == sorted(ids["interactions"])
+    assert sum(first.added.values()) == sum(len(v) for v in ids.values())
+    # typed values: the amounts a person typed as text, the Chinese date, the probability
+    amounts = dict(db.rows("SELECT title, amount FROM opportunities"))
+    assert float(amounts["Annual license"]) == 12000 and float(amounts["Spare parts"]) == 12000
+    closes = dict(db.rows("SELECT title, expected_close FROM opportunities"))
+    assert str(closes["Annual license"]) == "2026-12-15"
+    assert float(dict(db.rows("SELECT title, probability FROM opportunities"))["Pilot"]) == 0.5
+    # the prospect's deal has no customer: the key is NULL, nothing breaks
+    assert dict(db.rows("SELECT title, customer_id FROM opportunities"))["Prospect deal"] is None
+    # every foreign key points at a customer or deal that is there
+    assert db.rows("SELECT COUNT(*) FROM opportunities o LEFT JOIN customers c ON "
+                   "c.customer_id = o.customer_id WHERE o.customer_id IS NOT NULL AND "
+                   "c.customer_id IS NULL") == [(0,)]
+    # the change log and the stage history came along
+    assert db.rows("SELECT COUNT(*) FROM change_log")[0][0] > 0
+    assert db.rows("SELECT COUNT(*) FROM stage_history")[0][0] == len(ids["opportunities"])
+
+    again = mirror_workbook(book, given)
+    assert sum(again.added.values()) + sum(again.updated.values()) == 0
+    assert sum(again.unchanged.values()) == sum(len(v) for v in ids.values())
+
+    # a day's edits: a changed cell, a deal deleted (its row cleared), a new customer
+    victim = ids["opportunities"][2]
+    edit_cells(book, [("customers", ids["customers"][0], "city", "Suzhou")])
+    data = read_workbook(book)
+    opp = data.sheets["opportunities"]
+    row = int(opp.frame.loc[opp.frame["opportunity_id"] == victim, "_row"].iloc[0])
+
+    def delete(wb: openpyxl.Workbook) -> None:
+        for column in opp.columns.values():
+            wb[opp.name].cell(row=row, column=column).value = None
+
+    user_edit(book, delete)
+    cust = data.sheets["customers"]
+    user_edit(book, append_rows(cust.name, cust.table, cust.columns, [{"name": "Umbrella"}]))
+    sync_workbook(book, today=TODAY)
+    edited = mirror_workbook(book, given)
+    assert edited.updated["customers"] == 1 and edited.added["customers"] == 1
+    assert edited.deleted["opportunities"] == 1
+    now = workbook_ids(book)
+    assert db.live("customers", "customer_id") == sorted(now["customers"])
+    assert db.live("opportunities", "opportunity_id") == sorted(now["opportunities"])
+    assert victim not in db.live("opportunities", "opportunity_id")
+    assert db.rows(f"SELECT COUNT(*) FROM opportunities WHERE opportunity_id = '{victim}' "
+                   "AND deleted_at IS NOT NULL") == [(1,)]  # kept, marked
+    assert dict(db.rows("SELECT customer_id, city FROM customers"))[
+        ids["customers"][0]] == "Suzhou"
+    assert edited.change_log > 0
+
+
+def test_a_deleted_customer_still_referenced_keeps_its_keys(
+        tmp_path: Path, database: Callable[[Path], str | None]) -> None:
+    """Deleting a customer whose deals stay is an unknown-customer error in the workbook; the
+    mirror keeps the customer (marked deleted) so the deals' keys still point somewhere."""
+    book = typed_book(tmp_path)
+    given = database(book)
+    mirror_workbook(book, given)
+    data = read_workbook(book)
+    cust = data.sheets["customers"]
+    first = cust.frame.iloc[0]
+
+    def delete(wb: openpyxl.Workbook) -> None:
+        for column in cust.columns.values():
+            wb[cust.name].cell(row=int(first["_row"]), column=column).value = None
+
+    user_edit(book, delete)
+    result = mirror_workbook(book, given)
+    db = Db(_url_of(book, given))
+    assert result.deleted["customers"] == 1
+    assert db.rows(f"SELECT COUNT(*) FROM opportunities WHERE customer_id = "
+                   f"'{first['customer_id']}'")[0][0] >= 1
+
+
+def test_views_give_the_pipeline_and_the_weighted_forecast(
+        tmp_path: Path, database: Callable[[Path], str | None]) -> None:
+    book = typed_book(tmp_path)
+    given = database(book)
+    mirror_workbook(book, given)
+    db = Db(_url_of(book, given))
+    by_stage = {r[0]: (r[2], float(r[3])) for r in db.rows("SELECT * FROM v_pipeline_by_stage")}
+    assert by_stage["Proposal"] == (1, 12000.0) and by_stage["Quote"] == (1, 5000.0)
+    months = {r[0]: float(r[3]) for r in db.rows("SELECT * FROM v_forecast_by_month")}
+    # Proposal is 40 % by its stage; Pilot's own probability, 50 %, wins over Quote's 60 %
+    assert months == {"2026-12": pytest.approx(4800.0), "2027-01": pytest.approx(2500.0)}
+
+
+def test_unknown_references_and_extra_columns_are_kept_not_lost(tmp_path: Path) -> None:
+    book = typed_book(tmp_path)
+    opp = read_workbook(book).sheets["opportunities"]
+    user_edit(book, append_rows(opp.name, opp.table, opp.columns, [
+        {"title": "Ghost deal", "customer_id": "C-999999", "stage": "Lead"}]))
+    assert mirror_workbook(book).skipped["opportunities"] == 1  # no ID until a sync
+    sync_workbook(book, today=TODAY)  # an unknown-customer error; IDs filled all the same
+    mirror_workbook(book)
+    db = Db(str(book.with_name(f"{book.stem}.mirror.sqlite")))
+    customer, extra = db.rows("SELECT customer_id, extra FROM opportunities WHERE title = "
+                              "'Ghost deal'")[0]
+    assert customer is None and json.loads(extra) == {"customer_id (not found)": "C-999999"}
+    assert db.rows("PRAGMA foreign_key_check") == []
+
+
+def test_a_declared_custom_field_gets_a_typed_column(tmp_path: Path) -> None:
+    book = typed_book(tmp_path)
+
+    def add(wb: openpyxl.Workbook) -> None:
+        ws = wb["Customers"]
+        table = ws.tables["tblCustomers"]
+        first, last = table.ref.split(":")
+        column = openpyxl.utils.column_index_from_string(
+            "".join(ch for ch in last if ch.isalpha())) + 1
+        ws.cell(row=1, column=column).value = "Credit Limit"
+        ws.cell(row=2, column=column).value = "50,000"
+        letter = openpyxl.utils.get_column_letter(column)
+        table.ref = f"{first}:{letter}{''.join(ch for ch in last if ch.isdigit())}"
+        table.autoFilter.ref = table.ref
+        from openpyxl.worksheet.table import TableColumn
+
+        table.tableColumns.append(TableColumn(id=len(table.tableColumns) + 1,
+                                              name="Credit Limit"))
+        settings = wb["Settings"]
+        for row in settings.iter_rows():
+            for cell in row:
+                beside = settings.cell(row=cell.row, column=cell.column + 1).value
+                if cell.value == "Sheet" and beside == "Column":
+                    target = cell.row + 1
+                    while settings.cell(row=target, column=cell.column).value:
+                        target += 1
+                    settings.cell(row=target, column=cell.column).value = "Customers"
+                    settings.cell(row=target, column=cell.column + 1).value = "Credit Limit"
+                    settings.cell(row=target, column=cell.column + 2).value = "number"
+                    return
+        raise AssertionError("no Custom Fields table in Settings")
+
+    user_edit(book, add)
+    mirror_workbook(book)
+    db = Db(str(book.with_name(f"{book.stem}.mirror.sqlite")))
+    values = [r[0] for r in db.rows("SELECT cf_credit_limit FROM customers") if r[0] is not None]
+    assert values == [50000.0]
+
+
+def test_sync_mirrors_when_settings_ask_and_a_failing_mirror_never_fails_it(
+        tmp_path: Path, postgres_url: str, cli: Callable[..., Any]) -> None:
+    book = typed_book(tmp_path)
+    set_options(book, mirror_url="postgresql://nobody@/none?host=/nonexistent")
+    result = cli("sync", book, "--format", "json")
+    assert result.exit_code == 0
+    payload = json.loads(result.stdout)
+    assert "error" in payload["mirror"]
+    # the next sync, the same day and nothing changed, still tries again (no memo)
+    set_options(book, mirror_url=postgres_url)
+    result = cli("sync", book, "--format", "json")
+    assert result.exit_code == 0, result.stdout
+    assert json.loads(result.stdout)["mirror"]["added"]["customers"] == 3
+    assert Db(postgres_url).live("customers", "customer_id") == sorted(
+        workbook_ids(book)["customers"])
+    again = json.loads(cli("sync", book, "--format", "json").stdout)
+    assert again["mirror"] is None or sum(again["mirror"]["added"].values()) == 0
+
+
+def test_the_mirror_command_in_a_chinese_workbook(tmp_path: Path,
+                                                 cli: Callable[..., Any]) -> None:
+    book = typed_book(tmp_path, "zh")
+    result = cli("mirror", book)
+    assert result.exit_code == 0 and "已镜像到" in result.stdout
+    bad = cli("mirror", book, "mysql://somewhere")
+    assert bad.exit_code == 2 and "不是可用的数据库地址" in bad.stderr
+    down = cli("mirror", book, "postgresql://nobody@/none?host=/nonexistent")
+    assert down.exit_code == 69
+
+
+def test_a_failed_load_changes_nothing_in_the_database(tmp_path: Path, postgres_url: str,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from xlcrm import mirror as mirror_module
+    from xlcrm.errors import MirrorUnavailable
+
+    book = typed_book(tmp_path)
+    mirror_workbook(book, postgres_url)
+    edit_cells(book, [("customers", workbook_ids(book)["customers"][0], "city", "Suzhou")])
+
+    def broken(*args: Any, **kw: Any) -> int:
+        import psycopg
+
+        raise psycopg.OperationalError("server closed the connection")
+
+    monkeypatch.setattr(mirror_module, "_history_tables", broken)
+    with pytest.raises(MirrorUnavailable):
+        mirror_workbook(book, postgres_url)
+    cities = [r[0] for r in Db(postgres_url).rows("SELECT city FROM customers")]
+    assert "Suzhou" not in cities  # the customers' upsert was rolled back with the rest

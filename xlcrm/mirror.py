@@ -1,0 +1,618 @@
+"""The workbook mirrored into a real database: SQLite (default) or PostgreSQL.
+
+`mirror_data` brings a database up to date with a workbook as read, incrementally and in one
+transaction:
+
+- **Tables.** ``customers``, ``opportunities``, ``interactions`` (one column per field, typed:
+  text, date, numeric; probability as a fraction 0–1 like Settings; every declared Custom
+  Field as a typed column ``cf_<header>``; every other extra column in the JSON column
+  ``extra``; ``sheet_row``, ``row_hash``, ``mirrored_at`` and ``deleted_at``), ``people``,
+  ``stages``, ``stage_history`` (each stay of each deal in a stage, from the change log) and
+  ``change_log`` (the change log's entries, append-only), plus ``xlcrm_schema`` (the schema
+  version; `_migrate` brings an older database up) and ``xlcrm_mirror`` (the last run).
+- **Keys.** Primary keys are our IDs. ``opportunities.customer_id``,
+  ``interactions.customer_id`` and ``interactions.opportunity_id`` are foreign keys
+  (``ON DELETE RESTRICT``); a reference to a record that is not in the workbook (an
+  `unknown-customer` error) is left NULL there and kept as written in ``extra``, so the
+  mirror loads whatever the workbook holds and the keys stay true. A record without an ID
+  (not synced yet) or with an ID used twice (after the first) is not mirrored, and counted.
+- **Incremental.** Each record's content hash (``row_hash``) is compared with the
+  database's: only new and changed records are written; a record gone from the workbook is
+  marked ``deleted_at`` (kept, never deleted, so history and keys stay); one that comes back
+  is live again. PostgreSQL loads through COPY into a temporary table and one
+  ``INSERT … ON CONFLICT DO UPDATE``; SQLite through ``executemany`` of the same statement.
+- **Views.** ``v_pipeline_by_stage`` and ``v_forecast_by_month`` (weighted by the deal's
+  probability, else its stage's), examples for a BI tool (docs/mirror.md).
+
+The address is a path (or ``sqlite:///path``) or ``postgresql://…``; psycopg 3 is imported
+only for PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import normalize as nz
+from . import progress, schema
+from .errors import BadDatabaseUrl, MirrorUnavailable
+from .history import History, history_path, parse_stamp
+from .reader import ROW, WorkbookData
+
+SCHEMA_VERSION = 1
+SHEET_KEYS = ("customers", "opportunities", "interactions")  # the order keys need
+REFERENCES = {  # sheet -> (column, referenced sheet)
+    "opportunities": (("customer_id", "customers"),),
+    "interactions": (("customer_id", "customers"), ("opportunity_id", "opportunities")),
+}
+NUMERIC = frozenset({"money", "number", "percent", "rating"})
+DATES = frozenset({"date"})
+
+
+@dataclass
+class MirrorResult:
+    """What one mirror run did, per sheet."""
+
+    url: str
+    added: dict[str, int] = field(default_factory=dict)
+    updated: dict[str, int] = field(default_factory=dict)
+    deleted: dict[str, int] = field(default_factory=dict)
+    unchanged: dict[str, int] = field(default_factory=dict)
+    skipped: dict[str, int] = field(default_factory=dict)  # no ID, or an ID used twice
+    change_log: int = 0  # entries appended
+
+    def to_json(self) -> dict[str, Any]:
+        return {"url": self.url, "added": self.added, "updated": self.updated,
+                "deleted": self.deleted, "unchanged": self.unchanged, "skipped": self.skipped,
+                "change_log": self.change_log}
+
+
+def default_url(workbook: Path) -> str:
+    """The SQLite file beside the workbook: ``crm.xlsx`` → ``crm.mirror.sqlite``."""
+    return str(workbook.with_name(f"{workbook.stem}.mirror.sqlite"))
+
+
+def resolve_url(url: str | None, workbook: Path) -> str:
+    """The address to use: blank or "sqlite" means the file beside the workbook; a relative
+    SQLite path is taken from the workbook's folder (a watcher's working folder is not the
+    user's)."""
+    url = (url or "").strip()
+    if not url or url.lower() == "sqlite":
+        return default_url(workbook)
+    if "://" not in url and not Path(url).is_absolute():
+        return str(workbook.parent / url)
+    return url
+
+
+def redact(url: str) -> str:
+    """An address fit to print: a password in it replaced by ***."""
+    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
+
+
+# ---------------------------------------------------------------------------------------------
+# Columns and values
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str  # in the database
+    source: str  # frame column
+    kind: str  # "text", "date", "number", "fraction"
+
+
+def custom_column_name(header: str) -> str:
+    """A Custom Field's column: ``cf_`` and its header folded to word characters."""
+    slug = re.sub(r"\W+", "_", schema.normalize_value(header)).strip("_")
+    return "cf_" + (slug or "field")[:40]
+
+
+def columns_of(sheet_key: str, data: WorkbookData) -> list[Column]:
+    """The typed columns of a sheet's table: its fields, then its declared Custom Fields."""
+    sdef = schema.SHEETS_BY_KEY[sheet_key]
+    out = []
+    for f in sdef.fields:
+        kind = ("fraction" if f.type == "percent" else "number" if f.type in NUMERIC
+                else "date" if f.type in DATES else "text")
+        out.append(Column(f.key, f.key, kind))
+    aliases = schema.sheet_aliases()
+    frame = data.sheets[sheet_key].frame
+    taken = {c.name for c in out}
+    for custom in data.settings.custom_fields:
+        if aliases.get(schema.normalize_header(custom.sheet)) != sheet_key:
+            continue
+        source = _frame_column(frame, custom.column)
+        name = custom_column_name(custom.column)
+        if source is None or name in taken:
+            continue
+        taken.add(name)
+        kind = {"number": "number", "date": "date"}.get(custom.type, "text")
+        out.append(Column(name, source, kind))
+    return out
+
+
+def _frame_column(frame: pd.DataFrame, header: str) -> str | None:
+    wanted = schema.normalize_header(header)
+    for column in frame.columns:
+        if schema.normalize_header(column) == wanted:
+            return str(column)
+    return None
+
+
+def _typed(series: pd.Series, kind: str, day_first: bool) -> list[Any]:
+    """A column's values as the database stores them (None where blank or not parseable):
+    numbers as floats, dates as ISO text (SQLite keeps text; PostgreSQL's COPY parses it into
+    its DATE), anything else as text; each distinct value converted once."""
+    if kind == "number" or kind == "fraction":
+        numbers = (nz.fraction_column(series) if kind == "fraction"
+                   else nz.number_column(series)).to_numpy(dtype=float)
+        return [None if np.isnan(v) else float(v) for v in numbers.tolist()]
+    if kind == "date":
+        parse = nz.date_parser(day_first)
+        return list(nz.map_unique(series, lambda v: _iso(parse(v))))
+    return list(nz.map_unique(series, lambda v: None if nz.is_blank(v) else _text(v)))
+
+
+def _iso(day: dt.date | None) -> str | None:
+    return None if day is None else day.isoformat()
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, dt.datetime | pd.Timestamp):
+        return value.isoformat()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _json_value(value: Any) -> Any:
+    if nz.is_blank(value):
+        return None
+    if isinstance(value, dt.date | pd.Timestamp):
+        return value.isoformat()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+@dataclass
+class Records:
+    """One sheet's records ready to load: IDs, their hashes, and a row maker."""
+
+    sheet: str
+    columns: list[Column]
+    frame: pd.DataFrame  # the mirrored records (IDs present, each ID once)
+    ids: list[str]
+    hashes: list[str]
+    skipped: int
+    day_first: bool
+
+    def rows(self, positions: Sequence[int], known: dict[str, dict[str, str]],
+             now: str) -> list[tuple[Any, ...]]:
+        """Database rows of the records at `positions` (in `frame`): the typed columns, the
+        extra JSON, sheet_row, row_hash, mirrored_at, deleted_at (None). Column-wise: each
+        column converted once, the rows zipped at the end."""
+        part = self.frame.iloc[list(positions)]
+        columns = [_typed(part[c.source], c.kind, self.day_first) for c in self.columns]
+        columns[0] = [self.ids[p] for p in positions]
+        used = {c.source for c in self.columns} | {ROW}
+        extras = {c: part[c].tolist() for c in part.columns if c not in used}
+        extra_of: list[dict[str, Any]] = [{} for _ in range(len(part))]
+        for name, values in extras.items():
+            for n, value in enumerate(values):
+                if (v := _json_value(value)) is not None:
+                    extra_of[n][name] = v
+        names = [c.name for c in self.columns]
+        for column, target in REFERENCES.get(self.sheet, ()):  # the ID as the referenced
+            at = names.index(column)                           # record writes it
+            refs, index = columns[at], known[target]
+            for n, value in enumerate(refs):
+                if value is None:
+                    continue
+                found = index.get(nz.record_id(value))
+                if found is None:
+                    extra_of[n][f"{column} (not found)"] = value
+                refs[n] = found
+        extra = [json.dumps(e, ensure_ascii=False, default=str) if e else None
+                 for e in extra_of]
+        sheet_rows = part[ROW].astype(int).tolist()
+        hashes = [self.hashes[p] for p in positions]
+        return list(zip(*columns, extra, sheet_rows, hashes, [now] * len(part),
+                        [None] * len(part), strict=True))
+
+
+def records_of(data: WorkbookData, sheet_key: str) -> Records:
+    """A sheet's records with their IDs and content hashes (vectorised: pandas hashes each
+    column, the row hash combines them)."""
+    sheet = data.sheets[sheet_key]
+    columns = columns_of(sheet_key, data)
+    frame = sheet.frame
+    id_field = schema.SHEETS_BY_KEY[sheet_key].id_field or ""
+    ids = nz.map_unique(frame[id_field], lambda v: nz.text(v).strip(), "").to_numpy(
+        dtype=object)  # as written; one record per ID folded as the engine folds them
+    folded = nz.map_unique(frame[id_field], nz.record_id, "").to_numpy(dtype=object)
+    keep = (ids != "") & ~pd.Series(folded).duplicated().to_numpy()
+    kept = frame[keep]
+    content = kept.drop(columns=[ROW]).astype(object)
+    hashed = pd.util.hash_pandas_object(content.where(content.notna(), None),
+                                        index=False).to_numpy()
+    day_first = nz.dayfirst(data.settings.options.date_order, data.lang)
+    return Records(sheet_key, columns, kept, list(ids[keep]),
+                   [format(int(h), "016x") for h in hashed.tolist()],
+                   int((~keep).sum()), day_first)
+
+
+# ---------------------------------------------------------------------------------------------
+# The databases
+
+
+class _Database:
+    """What differs between SQLite and PostgreSQL."""
+
+    placeholder = "?"
+    json_type = "TEXT"
+    date_type = "TEXT"
+    number_type = "REAL"
+    time_type = "TEXT"
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self.connection.execute(sql, params)
+
+    def column_names(self, table: str) -> set[str]:
+        raise NotImplementedError
+
+    def load(self, table: str, names: list[str], rows: list[tuple[Any, ...]], key: str,
+             new: bool = False) -> None:
+        """Upsert `rows` by `key`; `new`: every row is new (a plain insert, faster)."""
+        raise NotImplementedError
+
+    def month(self, column: str) -> str:
+        raise NotImplementedError
+
+    def sql_type(self, kind: str) -> str:
+        return {"date": self.date_type, "number": self.number_type,
+                "fraction": self.number_type}.get(kind, "TEXT")
+
+
+class _Sqlite(_Database):
+    def column_names(self, table: str) -> set[str]:
+        return {row[1] for row in self.execute(f'PRAGMA table_info("{table}")')}
+
+    def load(self, table: str, names: list[str], rows: list[tuple[Any, ...]], key: str,
+             new: bool = False) -> None:
+        quoted = ", ".join(f'"{n}"' for n in names)
+        updates = ", ".join(f'"{n}" = excluded."{n}"' for n in names if n != key)
+        conflict = "" if new else f' ON CONFLICT ("{key}") DO UPDATE SET {updates}'
+        self.connection.executemany(
+            f'INSERT INTO "{table}" ({quoted}) VALUES ({", ".join("?" * len(names))})'
+            + conflict, rows)
+
+    def month(self, column: str) -> str:
+        return f"substr({column}, 1, 7)"
+
+
+class _Postgres(_Database):
+    placeholder = "%s"
+    json_type = "JSONB"
+    date_type = "DATE"
+    number_type = "NUMERIC"
+    time_type = "TIMESTAMPTZ"
+
+    def column_names(self, table: str) -> set[str]:
+        rows = self.execute("SELECT column_name FROM information_schema.columns WHERE "
+                            "table_schema = current_schema() AND table_name = %s", (table,))
+        return {row[0] for row in rows}
+
+    def load(self, table: str, names: list[str], rows: list[tuple[Any, ...]], key: str,
+             new: bool = False) -> None:
+        quoted = ", ".join(f'"{n}"' for n in names)
+        if new:  # straight into the table
+            _copy_rows(self, table, names, rows)
+            return
+        updates = ", ".join(f'"{n}" = excluded."{n}"' for n in names if n != key)
+        self.execute(f'CREATE TEMP TABLE "load_{table}" (LIKE "{table}" INCLUDING DEFAULTS) '
+                     "ON COMMIT DROP")
+        with self.connection.cursor() as cursor, cursor.copy(
+                f'COPY "load_{table}" ({quoted}) FROM STDIN') as copy:
+            for row in rows:
+                copy.write_row(row)
+        self.execute(f'INSERT INTO "{table}" ({quoted}) SELECT {quoted} FROM "load_{table}" '
+                     f'ON CONFLICT ("{key}") DO UPDATE SET {updates}')
+        self.execute(f'DROP TABLE "load_{table}"')
+
+    def month(self, column: str) -> str:
+        return f"to_char({column}, 'YYYY-MM')"
+
+
+@contextmanager
+def connect(url: str) -> Iterator[_Database]:
+    """A database in one transaction: committed when the block ends, rolled back on error."""
+    if url.startswith(("postgresql://", "postgres://")):
+        try:
+            import psycopg
+        except ImportError:
+            raise BadDatabaseUrl("PostgreSQL needs psycopg: pip install 'xlcrm[postgres]'",
+                                 zh="PostgreSQL 需要 psycopg：pip install 'xlcrm[postgres]'"
+                                 ) from None
+        try:
+            connection = psycopg.connect(url)
+        except psycopg.Error as error:
+            raise MirrorUnavailable(f"{redact(url)}: {_first_line(error)}",
+                                    zh=f"{redact(url)}：无法连接（{_first_line(error)}）"
+                                    ) from None
+        try:
+            with connection.transaction():
+                yield _Postgres(connection)
+        except psycopg.Error as error:
+            raise MirrorUnavailable(f"{redact(url)}: {_first_line(error)}",
+                                    zh=f"{redact(url)}：写入失败（{_first_line(error)}）"
+                                    ) from None
+        finally:
+            connection.close()
+        return
+    path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else url
+    if "://" in path:
+        raise BadDatabaseUrl(f"{redact(url)}: {BadDatabaseUrl.__doc__}",
+                             zh=f"{redact(url)}：不是可用的数据库地址（SQLite 文件路径或 "
+                                "postgresql://…）")
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        lite = sqlite3.connect(path, isolation_level=None)
+    except (OSError, sqlite3.Error) as error:
+        raise MirrorUnavailable(f"{path}: {error}", zh=f"{path}：无法打开（{error}）") from None
+    try:
+        lite.execute("PRAGMA foreign_keys = ON")  # before the transaction, or no effect
+        lite.execute("BEGIN IMMEDIATE")
+        try:
+            yield _Sqlite(lite)
+        except BaseException:
+            lite.rollback()
+            raise
+        lite.commit()
+    except sqlite3.Error as error:
+        raise MirrorUnavailable(f"{path}: {error}", zh=f"{path}：写入失败（{error}）") from None
+    finally:
+        lite.close()
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# Schema and migrations
+
+
+def _create(db: _Database, data: WorkbookData) -> None:
+    """Create what is missing (every statement is IF NOT EXISTS) and add new columns."""
+    db.execute("CREATE TABLE IF NOT EXISTS xlcrm_schema (version INTEGER NOT NULL)")
+    found = db.execute("SELECT version FROM xlcrm_schema").fetchall()
+    if not found:
+        db.execute(f"INSERT INTO xlcrm_schema (version) VALUES ({SCHEMA_VERSION})")
+    elif int(found[0][0]) > SCHEMA_VERSION:
+        raise BadDatabaseUrl(f"the database was made by a newer xlcrm (schema {found[0][0]})",
+                             zh=f"数据库由更新版本的 xlcrm 创建（结构版本 {found[0][0]}）")
+    else:
+        _migrate(db, int(found[0][0]))
+    t = db.time_type
+    for key in SHEET_KEYS:
+        columns = columns_of(key, data)
+        id_column = columns[0].name
+        defs = [f'"{id_column}" TEXT PRIMARY KEY']
+        for c in columns[1:]:
+            references = dict(REFERENCES.get(key, ()))
+            if c.name in references:
+                target = references[c.name]
+                target_id = schema.SHEETS_BY_KEY[target].id_field
+                defs.append(f'"{c.name}" TEXT REFERENCES "{target}" ("{target_id}") '
+                            "ON DELETE RESTRICT")
+            else:
+                defs.append(f'"{c.name}" {db.sql_type(c.kind)}')
+        defs += [f"extra {db.json_type}", "sheet_row INTEGER", "row_hash TEXT NOT NULL",
+                 f"mirrored_at {t} NOT NULL", f"deleted_at {t}"]
+        db.execute(f'CREATE TABLE IF NOT EXISTS "{key}" ({", ".join(defs)})')
+        have = db.column_names(key)
+        for c in columns:  # a field added in a newer xlcrm, a Custom Field declared since
+            if c.name not in have:
+                db.execute(f'ALTER TABLE "{key}" ADD COLUMN "{c.name}" {db.sql_type(c.kind)}')
+    db.execute("CREATE TABLE IF NOT EXISTS people (name TEXT PRIMARY KEY, email TEXT, "
+               "role TEXT, active BOOLEAN)")
+    db.execute(f"CREATE TABLE IF NOT EXISTS stages (name TEXT PRIMARY KEY, probability "
+               f"{db.number_type}, sort_order INTEGER, kind TEXT, max_days INTEGER)")
+    db.execute(f"CREATE TABLE IF NOT EXISTS stage_history (opportunity_id TEXT NOT NULL, "
+               f"stage TEXT, entered {db.date_type}, left_at {db.date_type}, days INTEGER)")
+    db.execute(f"CREATE TABLE IF NOT EXISTS change_log (seq INTEGER PRIMARY KEY, run_id TEXT, "
+               f"at {t}, author TEXT, source TEXT, job TEXT, sheet TEXT, record_id TEXT, "
+               f"action TEXT, field TEXT, old_value TEXT, new_value TEXT)")
+    db.execute(f"CREATE TABLE IF NOT EXISTS xlcrm_mirror (at {t}, workbook TEXT, sha256 TEXT)")
+    _views(db)
+
+
+def _indexes(db: _Database) -> None:
+    """The indexes for the dashboard's questions; made after the rows are in (a first load
+    into indexed tables is much slower), each once."""
+    for index in ("opportunities (customer_id)", "opportunities (stage)",
+                  "opportunities (expected_close)", "interactions (customer_id, date)",
+                  "interactions (opportunity_id)", "customers (owner)",
+                  "stage_history (opportunity_id)", "change_log (record_id)"):
+        name = "ix_" + re.sub(r"\W+", "_", index).strip("_")
+        db.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {index}")
+
+
+def _migrate(db: _Database, version: int) -> None:
+    """Bring a database of an older schema version up to `SCHEMA_VERSION` (step by step; the
+    first version has nothing to migrate from)."""
+    steps: dict[int, list[str]] = {}  # version -> statements taking it to version + 1
+    while version < SCHEMA_VERSION:
+        for statement in steps.get(version, []):
+            db.execute(statement)
+        version += 1
+    db.execute(f"UPDATE xlcrm_schema SET version = {SCHEMA_VERSION}")
+
+
+def _views(db: _Database) -> None:
+    weighted = ("o.amount * COALESCE(o.probability, s.probability)")
+    for name, sql in (
+        ("v_pipeline_by_stage",
+         "SELECT o.stage AS stage, MIN(s.sort_order) AS sort_order, COUNT(*) AS deals, "
+         f"SUM(o.amount) AS amount, SUM({weighted}) AS weighted "
+         "FROM opportunities o LEFT JOIN stages s ON s.name = o.stage "
+         "WHERE o.deleted_at IS NULL GROUP BY o.stage"),
+        ("v_forecast_by_month",
+         f"SELECT {db.month('o.expected_close')} AS month, COUNT(*) AS deals, "
+         f"SUM(o.amount) AS amount, SUM({weighted}) AS weighted "
+         "FROM opportunities o LEFT JOIN stages s ON s.name = o.stage "
+         "WHERE o.deleted_at IS NULL AND o.expected_close IS NOT NULL "
+         "AND COALESCE(s.kind, 'open') = 'open' "
+         f"GROUP BY {db.month('o.expected_close')}"),
+    ):
+        if isinstance(db, _Postgres):
+            db.execute(f"CREATE OR REPLACE VIEW {name} AS {sql}")
+        else:
+            db.execute(f"DROP VIEW IF EXISTS {name}")
+            db.execute(f"CREATE VIEW {name} AS {sql}")
+
+
+# ---------------------------------------------------------------------------------------------
+# The run
+
+
+def mirror_data(data: WorkbookData, url: str | None = None,
+                now: dt.datetime | None = None) -> MirrorResult:
+    """Bring the database at `url` (default: `default_url`) up to date with `data`: see the
+    module docstring.
+
+    Raises:
+        BadDatabaseUrl: `url` is no database address xlcrm can use.
+        MirrorUnavailable: the database cannot be reached or refused the load (nothing in it
+            changed).
+    """
+    progress.step("mirror")
+    url = url or default_url(data.path)
+    moment = (now or dt.datetime.now(dt.UTC)).isoformat(timespec="seconds")
+    result = MirrorResult(url=redact(url))
+    records = {key: records_of(data, key) for key in SHEET_KEYS}
+    with connect(url) as db:
+        _create(db, data)
+        known: dict[str, dict[str, str]] = {}  # folded ID -> ID as written
+        for key in SHEET_KEYS:
+            rec = records[key]
+            id_column = rec.columns[0].name
+            stored = dict(db.execute(f'SELECT "{id_column}", row_hash || CASE WHEN deleted_at '
+                                     f"IS NULL THEN '' ELSE '-' END FROM \"{key}\"").fetchall())
+            known[key] = {nz.record_id(i): i for i in rec.ids}
+            live = set(rec.ids)
+            new = [n for n, rid in enumerate(rec.ids) if rid not in stored]
+            changed = [n for n, rid in enumerate(rec.ids)
+                       if rid in stored and stored[rid] != rec.hashes[n]]
+            names = [c.name for c in rec.columns] + ["extra", "sheet_row", "row_hash",
+                                                     "mirrored_at", "deleted_at"]
+            rows = rec.rows(new + changed, known, moment)
+            if rows:
+                db.load(key, names, rows, id_column, new=not stored)
+            gone = [rid for rid, h in stored.items() if rid not in live
+                    and not h.endswith("-")]
+            for start in range(0, len(gone), 500):
+                part = gone[start:start + 500]
+                marks = ", ".join([db.placeholder] * len(part))
+                db.execute(f'UPDATE "{key}" SET deleted_at = {db.placeholder} '
+                           f'WHERE "{id_column}" IN ({marks})', [moment, *part])
+            result.added[key], result.updated[key] = len(new), len(changed)
+            result.deleted[key] = len(gone)
+            result.unchanged[key] = len(rec.ids) - len(new) - len(changed)
+            result.skipped[key] = rec.skipped
+        _settings_tables(db, data)
+        result.change_log = _history_tables(db, data)
+        _indexes(db)
+        db.execute("DELETE FROM xlcrm_mirror")
+        db.execute(f"INSERT INTO xlcrm_mirror (at, workbook, sha256) VALUES "
+                   f"({db.placeholder}, {db.placeholder}, {db.placeholder})",
+                   [moment, data.path.name, data.sha256])
+    return result
+
+
+def _settings_tables(db: _Database, data: WorkbookData) -> None:
+    """People and stages, small: replaced whole."""
+    p = db.placeholder
+    db.execute("DELETE FROM people")
+    for person in data.settings.people:
+        db.execute(f"INSERT INTO people (name, email, role, active) VALUES ({p}, {p}, {p}, {p}) "
+                   "ON CONFLICT (name) DO NOTHING",
+                   [person.name, person.email, person.role, person.active])
+    db.execute("DELETE FROM stages")
+    for stage in data.settings.stages:
+        db.execute(f"INSERT INTO stages (name, probability, sort_order, kind, max_days) VALUES "
+                   f"({p}, {p}, {p}, {p}, {p}) ON CONFLICT (name) DO NOTHING",
+                   [stage.name, stage.probability, stage.order, stage.kind, stage.max_days])
+
+
+def _history_tables(db: _Database, data: WorkbookData) -> int:
+    """The change log's new entries, and the stage history of the deals those entries move
+    (all of it the first time). Returns the entries appended."""
+    if not history_path(data.path).exists():
+        return 0
+    from .changes import stage_history
+
+    p = db.placeholder
+    last = db.execute("SELECT COALESCE(MAX(seq), 0) FROM change_log").fetchone()[0]
+    first_time = last == 0
+    with History(data.path, create=False) as history:
+        entries = history.db.execute(
+            "SELECT seq, run_id, at, user, source, job, sheet, record_id, action, field, old, "
+            "new FROM entries WHERE seq > ? ORDER BY seq", (int(last),)).fetchall()
+        moved = {e[7] for e in entries if e[6] == "opportunities"
+                 and (e[8] != "changed" or e[9] == "stage")}
+        stays = (stage_history(history) if first_time else
+                 stage_history(history, records=moved) if moved else None)
+    rows = [(seq, run, _time(db, at), *rest) for seq, run, at, *rest in entries]
+    if rows:
+        names = ["seq", "run_id", "at", "author", "source", "job", "sheet", "record_id",
+                 "action", "field", "old_value", "new_value"]
+        db.load("change_log", names, rows, "seq", new=True)
+    if stays is None:
+        return len(rows)
+    if first_time:
+        db.execute("DELETE FROM stage_history")
+    else:
+        ids = sorted(moved)
+        for start in range(0, len(ids), 500):
+            part = ids[start:start + 500]
+            db.execute(f"DELETE FROM stage_history WHERE opportunity_id IN "
+                       f"({', '.join([p] * len(part))})", part)
+    values = [(str(r.opportunity_id), None if nz.is_blank(r.stage) else str(r.stage),
+               _day(r.entered), _day(r.left), None if pd.isna(r.days) else int(r.days))
+              for r in stays.itertuples(index=False)]
+    db.load("stage_history", ["opportunity_id", "stage", "entered", "left_at", "days"],
+            values, "opportunity_id", new=True)
+    return len(rows)
+
+
+def _copy_rows(db: _Database, table: str, names: list[str], rows: list[tuple[Any, ...]]
+               ) -> None:
+    quoted = ", ".join(f'"{n}"' for n in names)
+    with db.connection.cursor() as cursor, cursor.copy(
+            f'COPY "{table}" ({quoted}) FROM STDIN') as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+def _time(db: _Database, text: str) -> Any:
+    return text if isinstance(db, _Sqlite) else parse_stamp(text)
+
+
+def _day(value: Any) -> str | None:
+    if value is None or pd.isna(value):
+        return None
+    return str(pd.Timestamp(value).date().isoformat())
