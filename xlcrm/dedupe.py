@@ -571,17 +571,22 @@ def _identifier_keys(phone: pd.Series, email: pd.Series, tax_raw: pd.Series,
     # a tax number that is not a valid unified code (a foreign VAT or EIN, a typo) still
     # identifies, less surely: compared as upper-case letters and digits
     other = tax_raw.where(tax_code < 0, None).astype(object)
-    no_tax = other.map(nz.is_blank).to_numpy(dtype=bool) & (tax_code < 0)
-    ids = id_numbers.where(no_tax & ~id_numbers.map(nz.is_blank).to_numpy(dtype=bool), None)
-    other = other.where(~no_tax, ids.map(lambda v: None if v is None else (ID_MARK, v)))
+    has_ids = id_numbers.notna().to_numpy()
+    if has_ids.any():  # an ID-number column: its numbers where there is no tax number
+        no_tax = other.map(nz.is_blank).to_numpy(dtype=bool) & (tax_code < 0)
+        ids = id_numbers.where(no_tax & ~id_numbers.map(nz.is_blank).to_numpy(dtype=bool),
+                               None)
+        other = other.where(~no_tax, ids.map(lambda v: None if v is None else (ID_MARK, v)))
     uid = _keyed(other, _uid_key)
     addresses = _keyed(address.where(person, None),
                        lambda v: nz.name_words(v) if len(nz.text(v)) >= 6 else None)
     cities = _keyed(city, many=lambda v: [c.replace(" ", "") for c in  # company_key
                                           nz.name_words_many(v)])
-    born = nz.date_column(births.where(person, None))
-    birth = _keyed(pd.Series([None if pd.isna(d) else d.strftime("%Y%m%d") for d in born],
-                             dtype=object), lambda v: v)
+    if births.notna().any():  # a date-of-birth column: people's dates as YYYYMMDD
+        born = nz.date_column(births.where(person, None)).dt.strftime("%Y%m%d")
+        birth = _keyed(born.astype(object).where(born.notna(), None), lambda v: v)
+    else:
+        birth = (np.full(len(births), -1, dtype=np.int64), [])
     return [(phone_code, phones), (email_code, emails), domain, (tax_code, taxes), uid,
             addresses, cities, birth]
 
@@ -980,12 +985,14 @@ def find_duplicate_customers(frame: pd.DataFrame, region: str = "CN",
     keys = records.records(np.sort(pd.unique(np.concatenate((a, b)))))
     pairs = [pair for x, y in zip(a.tolist(), b.tolist(), strict=True)
              if (pair := score_pair(records, keys[x], keys[y], threshold)) is not None]
-    by_index = {k.index: k for k in keys.values()}
+    by_index: dict[Any, Keys] = {}  # made on the first call: most clusters are two records
 
     def apart(i: Any, j: Any) -> bool:
         """Two records that are two entities (different valid tax IDs; different phones in
         different cities: a branch) and do not match: never one cluster, whatever links
         them. Weaker contradictions (an address, a birth date typed wrong) do not split."""
+        if not by_index:
+            by_index.update((k.index, k) for k in keys.values())
         pair = score_pair(records, by_index[i], by_index[j])
         if pair is None or pair.score >= threshold:
             return False
@@ -1281,7 +1288,9 @@ def _cluster(pairs: list[Pair], apart: Any = None) -> list[Match]:
             ra, rb = find(pair.a), find(pair.b)
             if ra != rb:
                 group_a, group_b = members.get(ra, [pair.a]), members.get(rb, [pair.b])
-                if any(apart(i, j) for i in group_a for j in group_b):
+                # two lone records are not apart: their own pair reached the threshold
+                if (len(group_a) > 1 or len(group_b) > 1) and any(
+                        apart(i, j) for i in group_a for j in group_b):
                     continue
                 parent[rb] = ra
                 members[ra] = group_a + group_b

@@ -47,7 +47,7 @@ from . import normalize as nz
 from . import progress, schema
 from .dedupe import FREE_MAIL
 from .reader import WorkbookData
-from .settings import Settings, Stage
+from .settings import Person, Settings, Stage
 from .writer import state_dir
 
 TARGETS = ("hubspot", "salesforce", "zoho", "odoo")
@@ -104,8 +104,13 @@ class Export:
 _SAFE_SIGNED = re.compile(r"^[+-][\d\s().\-/]*$")  # a signed number or a phone number
 
 
+_RISKY = frozenset("=@\t\r+-")
+
+
 def cell(value: Any) -> str:
     """A value as CSV text, escaped where a spreadsheet would run it as a formula."""
+    if type(value) is str and (not value or value[0] not in _RISKY):
+        return value  # the common case, first
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return ""
     if isinstance(value, bool):
@@ -120,8 +125,8 @@ def cell(value: Any) -> str:
 
 
 def _dates(series: pd.Series, day_first: bool) -> list[str | None]:
-    return [None if pd.isna(d) else d.strftime("%Y-%m-%d")
-            for d in nz.date_column(series, day_first)]
+    shown = nz.date_column(series, day_first).dt.strftime("%Y-%m-%d")
+    return list(shown.astype(object).where(shown.notna(), None))
 
 
 def _numbers(series: pd.Series, fraction: bool = False) -> list[float | None]:
@@ -130,7 +135,8 @@ def _numbers(series: pd.Series, fraction: bool = False) -> list[float | None]:
 
 
 def _texts(series: pd.Series) -> list[str | None]:
-    return [None if nz.is_blank(v) else nz.text(v).strip() for v in series.tolist()]
+    return list(nz.map_unique(series, lambda v: None if nz.is_blank(v) else
+                              nz.text(v).strip()))
 
 
 def split_name(name: str | None) -> tuple[str, str]:
@@ -217,12 +223,15 @@ class Context:
         self.problems: list[Problem] = []
         self._stage_names = self._stages()
         self.customers = {nz.record_id(c["customer_id"]): c for c in book.customers}
+        self._people: dict[str, Person | None] = {}
 
     def owner(self, sheet: str, record_id: str, name: str | None) -> str | None:
         """The owner's e-mail; else the name as typed, with a problem listed."""
         if not name:
             return None
-        person = self.book.settings.person(name)
+        if name not in self._people:  # each distinct owner looked up once
+            self._people[name] = self.book.settings.person(name)
+        person = self._people[name]
         if person is not None and person.email:
             return person.email
         why = (("has no e-mail in Settings → People", "在设置 → 人员中没有邮箱") if person

@@ -568,13 +568,21 @@ def _fill(plan: ImportPlan, frame: pd.DataFrame, index: Any, sheet: str, record_
 
 def _upsert_children(plan: ImportPlan, data: WorkbookData, rows: list[_Row],
                      mint: dict[str, Any], prefer: Prefer) -> None:
+    folded: dict[Any, str] = {}
+
+    def title_key(value: Any) -> str:  # each distinct title folded once
+        found = folded.get(value)
+        if found is None:
+            found = folded[value] = nz.name_words(value)
+        return found
+
     opp_frame = data.sheets["opportunities"].frame
     by_id = _rows_by_id(opp_frame, "opportunity_id")
     by_key: dict[tuple[str, str], list[Any]] = {}
     for index, (cid, title) in enumerate(zip(opp_frame["customer_id"], opp_frame["title"],
                                              strict=True)):
         if not nz.is_blank(title):
-            by_key.setdefault((nz.record_id(cid), nz.name_words(title)), []).append(
+            by_key.setdefault((nz.record_id(cid), title_key(title)), []).append(
                 opp_frame.index[index])
     new_deals: dict[tuple[str, str, Any], str] = {}
     touch_key: tuple[str, dt.date | None, str]
@@ -593,7 +601,7 @@ def _upsert_children(plan: ImportPlan, data: WorkbookData, rows: list[_Row],
             found = by_id.get(nz.record_id(rid)) if rid else None
             if found is None and deal.get("title"):
                 for index in by_key.get((nz.record_id(row.customer_id),
-                                         nz.name_words(deal["title"])), []):
+                                         title_key(deal["title"])), []):
                     amount = nz.parse_number(opp_frame.at[index, "amount"])
                     if deal.get("amount") is None or amount is None or _same(
                             amount, deal["amount"]):
@@ -609,7 +617,7 @@ def _upsert_children(plan: ImportPlan, data: WorkbookData, rows: list[_Row],
                 _fill(plan, opp_frame, found, "opportunities", deal_id, deal, row.number,
                       prefer)
             if deal and found is None:
-                key = (nz.record_id(row.customer_id), nz.name_words(deal.get("title")),
+                key = (nz.record_id(row.customer_id), title_key(deal.get("title")),
                        deal.get("amount"))
                 if key in new_deals and not rid:
                     deal_id = new_deals[key]  # the same deal twice in the source

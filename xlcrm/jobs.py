@@ -331,27 +331,7 @@ def undo_import_job(session: WorkbookSession, import_id: str) -> tuple[int, int]
     """
     from .importer import queue_undo
 
-    session.read()
-    with History(session.path, create=False) as history:
-        found = history.load_merge(import_id)
-        if found is None or found["record"].get("kind") != "import":
-            raise RecordNotFound(f"no import {import_id} in the change log",
-                                 zh=f"变更日志中没有导入 {import_id}")
-        if found["undone_at"]:
-            raise RecordNotFound(f"import {import_id} was undone already",
-                                 zh=f"导入 {import_id} 已撤销过")
-        if found["sha_after"] != session.sha256:
-            raise UnsafeToWrite(f"{session.path.name} changed since import {import_id}; "
-                                "undoing it would overwrite those changes",
-                                zh=f"{session.path.name} 在导入 {import_id} 之后被修改过；"
-                                   "撤销会覆盖这些修改")
-        queue_undo(session, found["record"])
-        session.save()
-        after = session.read()
-        tracker = start_tracking(history, after, session.source, job="undo-import",
-                                 user=os_user())
-        tracker.commit(session.sha256)
-        history.mark_undone(import_id, tracker.run.at)
+    found = _undo_stored(session, import_id, "import", queue_undo)
     return len(found["record"]["cells"]), len(found["merged"])
 
 
@@ -726,25 +706,41 @@ def undo_merge_job(session: WorkbookSession, merge_id: str) -> list[str]:
         InputError: no such merge, undone already, or the workbook changed since.
         BusyError: the workbook is open; nothing was written.
     """
+    found = _undo_stored(session, merge_id, "merge", undo_record, " (restore single records "
+                         "with xlcrm restore instead)")
+    return list(found["merged"])
+
+
+def _undo_stored(session: WorkbookSession, run_id: str, what: str, queue: Any,
+                 hint: str = "") -> dict[str, Any]:
+    """Undo a stored merge or import (`what`) with `queue(session, record)`, after checking
+    it exists, is not undone yet and the workbook is as it left it; logs the undo as job
+    ``undo-<what>``. Returns what was stored."""
     session.read()
     with History(session.path, create=False) as history:
-        found = history.load_merge(merge_id)
-        if found is None:
-            raise RecordNotFound(f"no merge {merge_id} in the change log")
+        found = history.load_merge(run_id)
+        if found is None or found["record"].get("kind", "merge") != what:
+            raise RecordNotFound(f"no {what} {run_id} in the change log",
+                                 zh=f"变更日志中没有{_WHAT_ZH[what]} {run_id}")
         if found["undone_at"]:
-            raise RecordNotFound(f"merge {merge_id} was undone already")
+            raise RecordNotFound(f"{what} {run_id} was undone already",
+                                 zh=f"{_WHAT_ZH[what]} {run_id} 已撤销过")
         if found["sha_after"] != session.sha256:
-            raise UnsafeToWrite(f"{session.path.name} changed since merge {merge_id}; undoing "
-                                "it would overwrite those changes (restore single records with "
-                                "xlcrm restore instead)")
-        undo_record(session, found["record"])
+            raise UnsafeToWrite(f"{session.path.name} changed since {what} {run_id}; undoing "
+                                f"it would overwrite those changes{hint}",
+                                zh=f"{session.path.name} 在{_WHAT_ZH[what]} {run_id} 之后被修改过；"
+                                   "撤销会覆盖这些修改")
+        queue(session, found["record"])
         session.save()
         after = session.read()
-        tracker = start_tracking(history, after, session.source, job="undo-merge",
+        tracker = start_tracking(history, after, session.source, job=f"undo-{what}",
                                  user=os_user())
         tracker.commit(session.sha256)
-        history.mark_undone(merge_id, tracker.run.at)
-    return list(found["merged"])
+        history.mark_undone(run_id, tracker.run.at)
+    return found
+
+
+_WHAT_ZH = {"merge": "合并", "import": "导入"}
 
 
 def checked_elsewhere(data: WorkbookData) -> tuple[list[Issue], dict[str, Any]]:

@@ -52,6 +52,7 @@ class Styles:
         holder.append(element)
         holder.set("count", str(len(holder)))
         self.changed = True
+        self.__dict__.pop("_is_date", None)  # a new format: ask again
         return len(holder) - 1
 
     def format_code(self, xf: int) -> str | None:
@@ -67,10 +68,15 @@ class Styles:
         return None
 
     def is_date(self, xf: int | None) -> bool:
+        """Whether cell format `xf` shows a date (asked once per format: a write of 100k rows
+        asks it per date cell)."""
         if xf is None:
             return False
-        code = self.format_code(xf)
-        return code is not None and is_date_format(code)
+        cache: dict[int, bool] = self.__dict__.setdefault("_is_date", {})
+        if xf not in cache:
+            code = self.format_code(xf)
+            cache[xf] = code is not None and is_date_format(code)
+        return cache[xf]
 
     def number_format(self, code: str) -> int:
         """The numFmtId of a custom format code, added when missing."""
