@@ -83,6 +83,12 @@ def test_the_mirror_holds_the_workbook_after_inserts_edits_and_deletions(
     assert db.rows("SELECT COUNT(*) FROM opportunities o LEFT JOIN customers c ON "
                    "c.customer_id = o.customer_id WHERE o.customer_id IS NOT NULL AND "
                    "c.customer_id IS NULL") == [(0,)]
+    if db.url.startswith("postgresql://"):  # the keys are real constraints there too
+        names = {r[0] for r in db.rows("SELECT conname FROM pg_constraint WHERE contype = 'f'")}
+        assert names == {"fk_opportunities_customer_id", "fk_interactions_customer_id",
+                         "fk_interactions_opportunity_id"}
+    else:
+        assert db.rows("PRAGMA foreign_key_check") == []
     # the change log and the stage history came along
     assert db.rows("SELECT COUNT(*) FROM change_log")[0][0] > 0
     assert db.rows("SELECT COUNT(*) FROM stage_history")[0][0] == len(ids["opportunities"])

@@ -48,7 +48,7 @@ import pandas as pd
 from . import normalize as nz
 from . import progress, schema
 from .errors import BadDatabaseUrl, MirrorUnavailable
-from .history import History, history_path, parse_stamp
+from .history import History, history_path
 from .reader import ROW, WorkbookData
 
 SCHEMA_VERSION = 1
@@ -412,11 +412,13 @@ def _create(db: _Database, data: WorkbookData) -> None:
         defs = [f'"{id_column}" TEXT PRIMARY KEY']
         for c in columns[1:]:
             references = dict(REFERENCES.get(key, ()))
-            if c.name in references:
+            if c.name in references and isinstance(db, _Sqlite):  # (PostgreSQL: `_keys`)
                 target = references[c.name]
                 target_id = schema.SHEETS_BY_KEY[target].id_field
                 defs.append(f'"{c.name}" TEXT REFERENCES "{target}" ("{target_id}") '
                             "ON DELETE RESTRICT")
+            elif c.name in references:
+                defs.append(f'"{c.name}" TEXT')
             else:
                 defs.append(f'"{c.name}" {db.sql_type(c.kind)}')
         defs += [f"extra {db.json_type}", "sheet_row INTEGER", "row_hash TEXT NOT NULL",
@@ -448,6 +450,23 @@ def _indexes(db: _Database) -> None:
                   "stage_history (opportunity_id)", "change_log (record_id)"):
         name = "ix_" + re.sub(r"\W+", "_", index).strip("_")
         db.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {index}")
+
+
+def _keys(db: _Database) -> None:
+    """PostgreSQL's foreign keys, added once after the first load: a key added to loaded
+    tables is checked in one pass, where a key in place checks each row as it arrives.
+    (SQLite can only declare them in CREATE TABLE, and checks a row cheaply.)"""
+    if not isinstance(db, _Postgres):
+        return
+    for table, references in REFERENCES.items():
+        for column, target in references:
+            name = f"fk_{table}_{column}"
+            if db.execute("SELECT 1 FROM pg_constraint WHERE conname = %s",
+                          (name,)).fetchone():
+                continue
+            target_id = schema.SHEETS_BY_KEY[target].id_field
+            db.execute(f'ALTER TABLE "{table}" ADD CONSTRAINT {name} FOREIGN KEY ("{column}") '
+                       f'REFERENCES "{target}" ("{target_id}") ON DELETE RESTRICT')
 
 
 def _migrate(db: _Database, version: int) -> None:
@@ -534,6 +553,7 @@ def mirror_data(data: WorkbookData, url: str | None = None,
             result.skipped[key] = rec.skipped
         _settings_tables(db, data)
         result.change_log = _history_tables(db, data)
+        _keys(db)
         _indexes(db)
         db.execute("DELETE FROM xlcrm_mirror")
         db.execute(f"INSERT INTO xlcrm_mirror (at, workbook, sha256) VALUES "
@@ -575,7 +595,7 @@ def _history_tables(db: _Database, data: WorkbookData) -> int:
                  and (e[8] != "changed" or e[9] == "stage")}
         stays = (stage_history(history) if first_time else
                  stage_history(history, records=moved) if moved else None)
-    rows = [(seq, run, _time(db, at), *rest) for seq, run, at, *rest in entries]
+    rows = entries  # `at` is ISO 8601 text, which PostgreSQL's COPY reads as timestamptz
     if rows:
         names = ["seq", "run_id", "at", "author", "source", "job", "sheet", "record_id",
                  "action", "field", "old_value", "new_value"]
@@ -610,10 +630,6 @@ def _copy_rows(db: _Database, table: str, names: list[str], rows: list[tuple[Any
             buffer = io.StringIO()
             csv.writer(buffer, lineterminator="\n").writerows(rows[start:start + 20_000])
             copy.write(buffer.getvalue())
-
-
-def _time(db: _Database, text: str) -> Any:
-    return text if isinstance(db, _Sqlite) else parse_stamp(text)
 
 
 def _day(value: Any) -> str | None:
