@@ -15,10 +15,8 @@ Target (issue 16): dry run and apply each within 3× the calamine read of source
 
 from __future__ import annotations
 
-import json
 import random
 import shutil
-import subprocess
 import sys
 import tempfile
 import textwrap
@@ -28,18 +26,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 from generate import bench_args  # noqa: E402
+from isolated import run_step  # noqa: E402
 
-PRELUDE = textwrap.dedent("""
-    import json, resource, sys, time
-    from pathlib import Path
-    book, source = Path(sys.argv[1]), Path(sys.argv[2])
-    started = time.perf_counter()
-""")
-CODA = textwrap.dedent("""
-    print(json.dumps({"seconds": time.perf_counter() - started,
-                      "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                      **(extra if "extra" in dir() else {})}))
-""")
+ARGS = 'book, source = Path(argv[0]), Path(argv[1])\n'
 STEPS = {
     "calamine": """
         import python_calamine
@@ -99,12 +88,7 @@ def make_source(book: Path, target: Path, rows: int, seed: int = 5) -> None:
 
 
 def run(step: str, book: Path, source: Path) -> dict[str, object]:
-    code = PRELUDE + textwrap.dedent(STEPS[step]) + CODA
-    done = subprocess.run([sys.executable, "-c", code, str(book), str(source)],
-                          capture_output=True, text=True)
-    if done.returncode:
-        raise SystemExit(done.stderr[-3000:])
-    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+    return run_step(ARGS + textwrap.dedent(STEPS[step]), str(book), str(source))
 
 
 def main() -> None:

@@ -20,9 +20,7 @@ export ≤ 2× it.
 
 from __future__ import annotations
 
-import json
 import shutil
-import subprocess
 import sys
 import tempfile
 import textwrap
@@ -32,19 +30,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 from generate import bench_args  # noqa: E402
+from isolated import run_step  # noqa: E402
 
-PRELUDE = textwrap.dedent("""
-    import json, resource, sys, time
-    from pathlib import Path
-    path = Path(sys.argv[1])
-    url = sys.argv[2] if len(sys.argv) > 2 else None
-    started = time.perf_counter()
-""")
-CODA = textwrap.dedent("""
-    print(json.dumps({"seconds": time.perf_counter() - started,
-                      "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                      **(extra if "extra" in dir() else {})}))
-""")
+ARGS = 'path = Path(argv[0])\nurl = argv[1] if len(argv) > 1 else None\n'
 STEPS = {
     "calamine": """
         import python_calamine
@@ -97,12 +85,7 @@ STEPS = {
 
 
 def run(step: str, path: Path, *args: str) -> dict[str, float]:
-    code = PRELUDE + textwrap.dedent(STEPS[step]) + CODA
-    done = subprocess.run([sys.executable, "-c", code, str(path), *args], capture_output=True,
-                          text=True)
-    if done.returncode:
-        raise SystemExit(done.stderr[-2000:])
-    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+    return run_step(ARGS + textwrap.dedent(STEPS[step]), str(path), *args)  # type: ignore[return-value]
 
 
 def main() -> None:
