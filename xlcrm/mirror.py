@@ -197,6 +197,7 @@ class Records:
     hashes: list[str]
     skipped: int
     day_first: bool
+    folded: list[str]  # the IDs as the engine compares them
 
     def rows(self, positions: Sequence[int], known: dict[str, dict[str, str]],
              now: str) -> list[tuple[Any, ...]]:
@@ -244,13 +245,12 @@ def records_of(data: WorkbookData, sheet_key: str) -> Records:
     folded = nz.map_unique(frame[id_field], nz.record_id, "").to_numpy(dtype=object)
     keep = (ids != "") & ~pd.Series(folded).duplicated().to_numpy()
     kept = frame[keep]
-    content = kept.drop(columns=[ROW]).astype(object)
-    hashed = pd.util.hash_pandas_object(content.where(content.notna(), None),
+    hashed = pd.util.hash_pandas_object(kept.drop(columns=[ROW]).astype(object),
                                         index=False).to_numpy()
     day_first = nz.dayfirst(data.settings.options.date_order, data.lang)
     return Records(sheet_key, columns, kept, list(ids[keep]),
-                   [format(int(h), "016x") for h in hashed.tolist()],
-                   int((~keep).sum()), day_first)
+                   [format(h, "016x") for h in hashed.tolist()],
+                   int((~keep).sum()), day_first, list(folded[keep]))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -530,7 +530,7 @@ def mirror_data(data: WorkbookData, url: str | None = None,
             id_column = rec.columns[0].name
             stored = dict(db.execute(f'SELECT "{id_column}", row_hash || CASE WHEN deleted_at '
                                      f"IS NULL THEN '' ELSE '-' END FROM \"{key}\"").fetchall())
-            known[key] = {nz.record_id(i): i for i in rec.ids}
+            known[key] = dict(zip(rec.folded, rec.ids, strict=True))
             live = set(rec.ids)
             new = [n for n, rid in enumerate(rec.ids) if rid not in stored]
             changed = [n for n, rid in enumerate(rec.ids)
