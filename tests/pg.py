@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import glob
 import os
-import pwd
 import shutil
 import subprocess
 import tempfile
@@ -41,6 +40,8 @@ class Cluster:
     def start(self) -> None:
         self.socket.mkdir()
         if self.user:
+            import pwd  # POSIX only: this module is imported on every platform
+
             entry = pwd.getpwnam(self.user)
             for path in (self.folder, self.socket):
                 os.chown(path, entry.pw_uid, entry.pw_gid)
@@ -80,7 +81,9 @@ def postgres_cluster() -> Iterator[Cluster]:
     except ImportError:
         pytest.skip("psycopg is not installed (pip install -e '.[test]')")
     user = None
-    if os.geteuid() == 0:
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        import pwd
+
         try:
             user = pwd.getpwnam("postgres").pw_name
         except KeyError:
