@@ -301,3 +301,20 @@ def test_no_import_ever_blanks_a_value_or_writes_on_a_dry_run(
              for k, v in r.items() if v != ""}
     assert set(kept) <= set(after)  # no filled cell became blank
     shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_key_matches_customers_by_one_field_alone(tmp_path: Path) -> None:
+    book = typed_book(tmp_path)
+    ids = workbook_ids(book)["customers"]
+    source = write_csv(tmp_path / "by-mail.csv", [
+        ["Company", "Email", "City"],
+        ["Totally Other Ltd", "A@GLOBEX.DE", "Hamburg"],  # the same mailbox, folded
+        ["Someone New", "x@new.example", "Rome"],
+        ["Someone New again", "x@new.example", ""]])  # one new customer, by the key
+    # the matcher alone calls a shared mailbox under another name two customers
+    assert "Totally Other Ltd" in [r.values["name"] for r in import_workbook(book,
+                                                                            source).plan.new]
+    plan = import_workbook(book, source, key="email").plan
+    assert [r.values["name"] for r in plan.new] == ["Someone New"]
+    assert [(c.record_id, c.field) for c in plan.conflicts] == [
+        (ids[2], "name"), (ids[2], "city")]

@@ -45,7 +45,7 @@ import pandas as pd
 
 from . import normalize as nz
 from . import progress, schema
-from .dedupe import FREE_MAIL
+from .dedupe import FREE_MAIL, PERSON_WORDS
 from .reader import WorkbookData
 from .settings import Person, Settings, Stage
 from .writer import state_dir
@@ -175,7 +175,6 @@ class Book:
 
 def book_of(data: WorkbookData) -> Book:
     day_first = nz.dayfirst(data.settings.options.date_order, data.lang)
-    aliases = schema.sheet_aliases()
     out: dict[str, list[dict[str, Any]]] = {}
     custom: dict[str, list[str]] = {}
     skipped: dict[str, int] = {}
@@ -192,17 +191,12 @@ def book_of(data: WorkbookData) -> Book:
                               if f.type in ("money", "number", "percent", "rating")
                               else _texts(series))
         names = []
-        for cf in data.settings.custom_fields:
-            if aliases.get(schema.normalize_header(cf.sheet)) != key:
-                continue
-            found = next((c for c in frame.columns
-                          if schema.normalize_header(c) == schema.normalize_header(cf.column)),
-                         None)
-            if found is not None and found not in columns:
-                columns[str(found)] = (_dates(frame[found], day_first) if cf.type == "date"
-                                       else _numbers(frame[found]) if cf.type == "number"
-                                       else _texts(frame[found]))
-                names.append(str(found))
+        for found, cf in data.custom_columns(key):
+            if found not in columns:
+                columns[found] = (_dates(frame[found], day_first) if cf.type == "date"
+                                  else _numbers(frame[found]) if cf.type == "number"
+                                  else _texts(frame[found]))
+                names.append(found)
         custom[key] = names
         records = [dict(zip(columns, values, strict=True))
                    for values in zip(*columns.values(), strict=True)]
@@ -295,7 +289,7 @@ def domain_of(email: str | None) -> str | None:
 def _contact(customer: dict[str, Any]) -> tuple[str, str, str | None, str | None] | None:
     """A customer's contact person (first, last, e-mail, phone), if it has one: the Contact
     column, or the customer itself when it is an Individual."""
-    person = nz.record_id(customer.get("kind")) in ("individual", "个人")
+    person = nz.record_id(customer.get("kind")) in PERSON_WORDS
     name = customer.get("contact_name") or (customer.get("name") if person else None)
     if not name and not (person and customer.get("email")):
         return None
@@ -381,28 +375,12 @@ def _hubspot(ctx: Context, noted: Iterable[str]) -> list[ExportFile]:
 
 def _salesforce(ctx: Context, noted: Iterable[str]) -> list[ExportFile]:
     book = ctx.book
-    accounts = ExportFile("1_Account.csv", [
+    accounts, contacts = _accounts(ctx, ExportFile("1_Account.csv", [
         "Xlcrm_Id__c", "Name", "Phone", "Website", "BillingStreet", "BillingCity", "Industry",
-        "Type", "Owner.Username", "Description", *book.custom["customers"]], [])
-    contacts = ExportFile("2_Contact.csv", [
-        "Xlcrm_Id__c", "FirstName", "LastName", "Email", "Phone", "Account.Xlcrm_Id__c",
-        "Owner.Username"], [])
-    for c in book.customers:
-        cid = c["customer_id"]
-        owner = ctx.owner("customers", cid, c["owner"])
-        kind = "Customer" if (c["won_deals"] or 0) > 0 else "Prospect"
-        accounts.rows.append([
-            cid, c["name"], c["phone"], domain_of(c["email"]), c["address"], c["city"],
-            c["industry"], kind, owner, _description(("", c["notes"]), ("Tier", c["tier"]),
-                                                     ("Tax ID", c["tax_id"]),
-                                                     ("Tags", c["tags"])),
-            *(c[k] for k in book.custom["customers"])])
-        accounts.keys.append(cid)
-        person = _contact(c)
-        if person:
-            contacts.rows.append([cid + CONTACT_SUFFIX, person[0], person[1] or c["name"],
-                                  person[2], person[3], cid, owner])
-            contacts.keys.append(cid + CONTACT_SUFFIX)
+        "Type", "Owner.Username", "Description", *book.custom["customers"]], []),
+        ExportFile("2_Contact.csv", [
+            "Xlcrm_Id__c", "FirstName", "LastName", "Email", "Phone", "Account.Xlcrm_Id__c",
+            "Owner.Username"], []), parent_by_id=True)
     deals = ExportFile("3_Opportunity.csv", [
         "Xlcrm_Id__c", "Name", "StageName", "CloseDate", "Amount", "Probability",
         "Account.Xlcrm_Id__c", "Owner.Username", "LeadSource", "NextStep", "Description",
@@ -442,14 +420,12 @@ def _salesforce(ctx: Context, noted: Iterable[str]) -> list[ExportFile]:
     return [accounts, contacts, deals, on_deals, on_accounts]
 
 
-def _zoho(ctx: Context, noted: Iterable[str]) -> list[ExportFile]:
+def _accounts(ctx: Context, accounts: ExportFile, contacts: ExportFile, parent_by_id: bool
+              ) -> tuple[ExportFile, ExportFile]:
+    """Salesforce's and Zoho's accounts and contacts, which take the same values under their
+    own headers: a contact names its account by our ID (Salesforce's External ID) or by the
+    account's name (Zoho's lookup)."""
     book = ctx.book
-    accounts = ExportFile("1_Accounts.csv", [
-        "Xlcrm_Id", "Account_Name", "Phone", "Website", "Billing_Street", "Billing_City",
-        "Industry", "Account_Type", "Owner", "Description", *book.custom["customers"]], [])
-    contacts = ExportFile("2_Contacts.csv", [
-        "Xlcrm_Id", "First_Name", "Last_Name", "Email", "Phone", "Account_Name.Account_Name",
-        "Owner"], [])
     for c in book.customers:
         cid = c["customer_id"]
         owner = ctx.owner("customers", cid, c["owner"])
@@ -462,8 +438,20 @@ def _zoho(ctx: Context, noted: Iterable[str]) -> list[ExportFile]:
         person = _contact(c)
         if person:
             contacts.rows.append([cid + CONTACT_SUFFIX, person[0], person[1] or c["name"],
-                                  person[2], person[3], c["name"], owner])
+                                  person[2], person[3], cid if parent_by_id else c["name"],
+                                  owner])
             contacts.keys.append(cid + CONTACT_SUFFIX)
+    return accounts, contacts
+
+
+def _zoho(ctx: Context, noted: Iterable[str]) -> list[ExportFile]:
+    book = ctx.book
+    accounts, contacts = _accounts(ctx, ExportFile("1_Accounts.csv", [
+        "Xlcrm_Id", "Account_Name", "Phone", "Website", "Billing_Street", "Billing_City",
+        "Industry", "Account_Type", "Owner", "Description", *book.custom["customers"]], []),
+        ExportFile("2_Contacts.csv", [
+            "Xlcrm_Id", "First_Name", "Last_Name", "Email", "Phone",
+            "Account_Name.Account_Name", "Owner"], []), parent_by_id=False)
     prospects: dict[str, str] = {}  # a deal's Account Name is mandatory in Zoho
     deals = ExportFile("3_Deals.csv", [
         "Xlcrm_Id", "Deal_Name", "Account_Name.Account_Name", "Stage", "Closing_Date",
@@ -517,7 +505,7 @@ def _odoo(ctx: Context, noted: Iterable[str]) -> list[ExportFile]:
         "id", "name", "parent_id/id", "type", "email", "phone"], [])
     for c in book.customers:
         cid = c["customer_id"]
-        person = nz.record_id(c["kind"]) in ("individual", "个人")
+        person = nz.record_id(c["kind"]) in PERSON_WORDS
         tags = ",".join(t.strip() for t in re.split(r"[,，;；、]", c["tags"] or "") if t.strip())
         partners.rows.append([
             xid("customer", cid), c["name"], not person, c["email"], c["phone"], c["address"],

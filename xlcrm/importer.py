@@ -323,7 +323,7 @@ def _split(plan: ImportPlan, values: Values, columns: list[Column], raw: list[An
     if first or last:
         parts = [nz.text(p).strip() for p in (first, last) if p]
         row.customer.setdefault("contact_name", "".join(reversed(parts)) if all(
-            re_cjk(p) for p in parts) else " ".join(parts))  # 伟 + 张 → 张伟
+            nz.has_chinese(p) for p in parts) else " ".join(parts))  # 伟 + 张 → 张伟
     if "customer_id" in row.deal:  # a deal's customer reference is the row's customer
         row.customer.setdefault("customer_id", row.deal.pop("customer_id"))
     if "customer_id" in row.touch:
@@ -341,10 +341,6 @@ def _split(plan: ImportPlan, values: Values, columns: list[Column], raw: list[An
         plan.rejected.append(Rejected(number, "no_customer"))
         return None
     return row
-
-
-def re_cjk(text: str) -> bool:
-    return any("\u3400" <= ch <= "\u9fff" for ch in text)
 
 
 def _person(plan: ImportPlan, values: Values, cell: Any) -> str:
@@ -483,19 +479,20 @@ def _match_by_key(data: WorkbookData, rows: list[_Row], key: str) -> dict[int, l
         return schema.normalize_value(value) if not nz.is_blank(value) else ""
 
     index: dict[str, str] = {}
+    by_id: dict[str, str] = {}
     for rid, value in zip(existing["customer_id"], existing[key], strict=True):
-        if fold(value) and not nz.is_blank(rid):
+        if nz.is_blank(rid):
+            continue
+        by_id.setdefault(nz.record_id(rid), nz.text(rid))
+        if fold(value):
             index.setdefault(fold(value), nz.text(rid))
     groups: dict[int, list[_Row]] = {}
     handles: dict[str, int] = {}
     for n, row in enumerate(rows):
-        if row.customer.get("customer_id"):
-            found = next((nz.text(v) for v in existing["customer_id"]
-                          if nz.record_id(v) == nz.record_id(row.customer["customer_id"])),
-                         None)
-            if found:
-                row.customer_id = found
-                continue
+        found = by_id.get(nz.record_id(row.customer.get("customer_id")))
+        if found:
+            row.customer_id = found
+            continue
         value = fold(row.customer.get(key))
         if value in index:
             row.customer_id = index[value]
@@ -651,15 +648,14 @@ def _upsert_children(plan: ImportPlan, data: WorkbookData, rows: list[_Row],
 def queue_import(session: Any, data: WorkbookData, plan: ImportPlan) -> dict[str, Any]:
     """Queue the plan on a session (cells changed, records appended inside each Table).
     Returns what undo needs: every changed cell as stored before, and each sheet's block of
-    appended rows with the Table's extent before (`WorkbookSession.put_block`)."""
+    appended rows with the Table's extent before (`xlcrm.merge.undo_record` puts them
+    back, as it does a merge's)."""
     cells = []
     for change in plan.changes:
         sheet = data.sheets[change.sheet]
-        column = sheet.columns[change.field]
-        stored = session.block(sheet.name, change.row, change.row, column, column)
-        cells.append([sheet.name, change.row, column,
-                      session.stored_json(stored.get((change.row, column)))])
-        session.set_cells(sheet.name, [(change.row, column, change.new)])
+        cells += session.set_cells_undoable(sheet.name, [(change.row,
+                                                          sheet.columns[change.field],
+                                                          change.new)])
     blocks = []
     for key in KINDS:
         columns = data.sheets[key].columns
@@ -668,14 +664,6 @@ def queue_import(session: Any, data: WorkbookData, plan: ImportPlan) -> dict[str
         if records:
             blocks.append(session.append_undoable(key, records))
     return {"kind": "import", "backend": session.backend, "cells": cells, "blocks": blocks}
-
-
-def queue_undo(session: Any, record: dict[str, Any]) -> None:
-    """Queue on a session everything needed to put back what an import changed."""
-    for block in record["blocks"]:
-        session.put_block(block)
-    for sheet, row, column, stored in record["cells"]:
-        session.set_cells(sheet, [(row, column, session.stored_value(stored))])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -218,7 +218,7 @@ def _mirror_after(result: SyncResult, session: WorkbookSession, data: WorkbookDa
     that the next sync runs in full and mirrors again (`xlcrm.memo`)."""
     from .mirror import mirror_data, resolve_url
 
-    marker = mirror_pending(session.path)
+    marker = memo.mirror_pending(session.path)
     try:
         fresh = session.read() if result.written else data  # what the file holds now
         result.mirror = mirror_data(fresh, resolve_url(fresh.settings.options.mirror_url,
@@ -329,17 +329,8 @@ def undo_import_job(session: WorkbookSession, import_id: str) -> tuple[int, int]
         InputError: no such import, undone already, or the workbook changed since (undoing
             would overwrite those edits).
     """
-    from .importer import queue_undo
-
-    found = _undo_stored(session, import_id, "import", queue_undo)
+    found = _undo_stored(session, import_id, "import", undo_record)
     return len(found["record"]["cells"]), len(found["merged"])
-
-
-def mirror_pending(path: Path) -> Path:
-    """The marker of a mirror that failed and waits for the next sync."""
-    from .writer import state_dir
-
-    return state_dir(path) / "mirror-pending"
 
 
 def mirror_workbook(path: Path, url: str | None = None) -> Any:
@@ -356,7 +347,7 @@ def mirror_job(session: WorkbookSession, url: str | None = None) -> Any:
     data = session.read()
     result = mirror_data(data, resolve_url(url or data.settings.options.mirror_url,
                                            session.path))
-    mirror_pending(session.path).unlink(missing_ok=True)
+    memo.mirror_pending(session.path).unlink(missing_ok=True)
     return result
 
 

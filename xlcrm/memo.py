@@ -49,6 +49,12 @@ def remember(path: Path, today: dt.date, run_id: str, sha_after: str, report: Re
     temp.replace(target)
 
 
+def mirror_pending(path: Path) -> Path:
+    """The marker a sync leaves when its mirror failed (Settings → mirror_url); while it is
+    there, `recall` says no, so the next sync runs in full and mirrors again."""
+    return state_dir(path) / "mirror-pending"
+
+
 def forget(path: Path) -> None:
     (state_dir(path) / MEMO).unlink(missing_ok=True)
 
@@ -61,7 +67,7 @@ def recall(path: Path, today: dt.date) -> Report | None:
             return None
         if not history_path(path).exists() or file_sha256(path) != data["sha"]:
             return None
-        if (state_dir(path) / "mirror-pending").exists():  # a failed mirror: run in full
+        if mirror_pending(path).exists():  # a mirror that failed: run in full, mirror again
             return None
         with History(path, create=False) as history:
             if history.last_run() != (data["run_id"], data["sha"]):

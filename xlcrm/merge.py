@@ -75,23 +75,21 @@ def apply_merge(session: WorkbookSession, data: WorkbookData, plans: Sequence[Me
     Customers Table. Returns the record `undo_record` needs to put every cell back."""
     cells = []
     for plan in plans:
-        for sheet, items in plan.cells.items():
-            for row, column, _ in items:  # as stored before the merge, at the same place
-                stored = session.block(sheet, row, row, column, column)
-                cells.append([sheet, row, column, session.stored_json(stored.get((row, column)))])
-            session.set_cells(sheet, items)
+        for sheet, items in plan.cells.items():  # as stored before the merge, at the place
+            cells += session.set_cells_undoable(sheet, items)
     removed = sorted(r for p in plans for r in p.remove_rows)
     block = session.close_rows("customers", removed)
     return {"backend": session.backend, "block": block, "cells": cells}
 
 
 def undo_record(session: WorkbookSession, record: dict[str, Any]) -> None:
-    """Queue on `session` everything needed to put back what a merge changed."""
-    if "block" not in record:
+    """Queue on `session` everything needed to put back what a merge (one `block` of moved
+    rows) or an import (`blocks` of appended rows) changed."""
+    if "block" not in record and "blocks" not in record:
         raise UnsafeToWrite("this merge was stored by an older xlcrm and cannot be undone "
                             "automatically (restore single records with xlcrm restore)",
                             zh="此合并由旧版 xlcrm 记录，无法自动撤销"
                                "（请用 xlcrm restore 逐条恢复）")
-    session.put_block(record["block"])
-    for sheet, row, column, stored in record["cells"]:
-        session.set_cells(sheet, [(row, column, session.stored_value(stored))])
+    for block in record.get("blocks", [record.get("block")]):
+        session.put_block(block)
+    session.put_cells_back(record["cells"])

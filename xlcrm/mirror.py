@@ -126,28 +126,15 @@ def columns_of(sheet_key: str, data: WorkbookData) -> list[Column]:
         kind = ("fraction" if f.type == "percent" else "number" if f.type in NUMERIC
                 else "date" if f.type in DATES else "text")
         out.append(Column(f.key, f.key, kind))
-    aliases = schema.sheet_aliases()
-    frame = data.sheets[sheet_key].frame
     taken = {c.name for c in out}
-    for custom in data.settings.custom_fields:
-        if aliases.get(schema.normalize_header(custom.sheet)) != sheet_key:
-            continue
-        source = _frame_column(frame, custom.column)
+    for source, custom in data.custom_columns(sheet_key):
         name = custom_column_name(custom.column)
-        if source is None or name in taken:
+        if name in taken:
             continue
         taken.add(name)
         kind = {"number": "number", "date": "date"}.get(custom.type, "text")
         out.append(Column(name, source, kind))
     return out
-
-
-def _frame_column(frame: pd.DataFrame, header: str) -> str | None:
-    wanted = schema.normalize_header(header)
-    for column in frame.columns:
-        if schema.normalize_header(column) == wanted:
-            return str(column)
-    return None
 
 
 def _typed(series: pd.Series, kind: str, day_first: bool) -> list[Any]:

@@ -467,6 +467,11 @@ def _fold(name: str, chinese: bool) -> str:
 _LEGAL_JA = re.compile(r"[\s,]+(k\.\s?k\.?|kk|kabushiki\s+kaisha|godo\s+kaisha|g\.k\.|y\.k\.)\s*$")
 
 
+def has_chinese(value: str) -> bool:
+    """Whether text holds Chinese characters."""
+    return _is_chinese(value)
+
+
 def _is_chinese(value: str) -> bool:
     return not value.isascii() and _CJK.search(value) is not None
 

@@ -22,7 +22,7 @@ from . import progress, schema, sheetcache
 from .errors import CorruptWorkbook, EncryptedWorkbook, HostileWorkbook, SheetMissing
 from .guard import check_workbook_file, file_sha256
 from .schema import Lang, SheetDef, normalize_header
-from .settings import Settings, settings_from_tables
+from .settings import CustomField, Settings, settings_from_tables
 from .sparse import Extent, TableInfo, read_sparse, sheet_extent, sheet_parts, sheet_tables
 from .writer import clean_stale_temps
 
@@ -67,6 +67,21 @@ class WorkbookData:
 
     def counts(self) -> dict[str, int]:
         return {key: len(data.frame) for key, data in self.sheets.items()}
+
+    def custom_columns(self, key: str) -> list[tuple[str, CustomField]]:
+        """The Settings → Custom Fields declared for data sheet `key` that the sheet has, as
+        (frame column, field), in the order Settings lists them."""
+        aliases = schema.sheet_aliases()
+        sheet = self.sheets[key]
+        headers = {normalize_header(h): k for k, h in sheet.headers.items()}
+        out = []
+        for field in self.settings.custom_fields:
+            if aliases.get(normalize_header(field.sheet)) != key:
+                continue
+            column = headers.get(normalize_header(field.column))
+            if column is not None and column in sheet.frame.columns:
+                out.append((column, field))
+        return out
 
 
 def read_workbook(path: str | Path) -> WorkbookData:

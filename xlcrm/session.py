@@ -171,6 +171,21 @@ class WorkbookSession(ABC):
         self._grow(sheet, start + len(rows) - 1)
         return out
 
+    def set_cells_undoable(self, sheet: str, cells: Sequence[Cell]) -> list[list[Any]]:
+        """`set_cells`, returning each cell as stored before ([sheet, row, column, stored]),
+        which `put_cells_back` writes back exactly (formula, style and all)."""
+        before = []
+        for row, column, _ in cells:
+            stored = self.block(sheet, row, row, column, column)
+            before.append([sheet, row, column, self.stored_json(stored.get((row, column)))])
+        self.set_cells(sheet, cells)
+        return before
+
+    def put_cells_back(self, cells: Sequence[Sequence[Any]]) -> None:
+        """Write back cells `set_cells_undoable` returned."""
+        for sheet, row, column, stored in cells:
+            self.set_cells(sheet, [(row, column, self.stored_value(stored))])
+
     def append_undoable(self, key: str, rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         """`append_rows`, returning what `put_block` needs to take them out again: the block
         they fill as stored before, and the Table's extent before."""

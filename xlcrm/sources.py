@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InputError, WorkbookNotFound
+from .normalize import is_blank
 
 WORKBOOKS = (".xlsx", ".xlsm", ".xls", ".xlsb", ".ods")
 TEXTS = (".csv", ".tsv", ".txt")
@@ -99,7 +100,7 @@ def _workbook_grid(path: Path, sheet: str | None) -> tuple[list[list[Any]], str]
             chosen, grid = names[0] if names else "", []
             for name in names:
                 rows = book.get_sheet_by_name(name).to_python(skip_empty_area=False)
-                if any(any(not _blank(v) for v in r) for r in rows):
+                if any(any(not is_blank(v) for v in r) for r in rows):
                     chosen, grid = name, rows
                     break
     finally:
@@ -153,31 +154,27 @@ def _sniff(sample: str) -> tuple[str, str]:
     return max(counts, key=counts.__getitem__) if any(counts.values()) else ",", '"'
 
 
-def _blank(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and not value.strip())
-
-
 def _table(label: str, grid: list[list[Any]], known: Callable[[str], bool],
            encoding: str | None, delimiter: str | None) -> SourceTable:
     skipped = {"title": 0, "blank": 0, "totals": 0}
     header_at = None
     for n, row in enumerate(grid[:HEADER_SCAN]):
-        if sum(1 for v in row if not _blank(v) and known(str(v))) >= 2:
+        if sum(1 for v in row if not is_blank(v) and known(str(v))) >= 2:
             header_at = n
             break
     if header_at is None:  # no known headers: the first row as wide as the widest
-        widths = [sum(1 for v in r if not _blank(v)) for r in grid[:HEADER_SCAN]]
+        widths = [sum(1 for v in r if not is_blank(v)) for r in grid[:HEADER_SCAN]]
         widest = max(widths, default=0)
         header_at = next((n for n, w in enumerate(widths) if w == widest and w), 0)
-    skipped["title"] = sum(1 for r in grid[:header_at] if any(not _blank(v) for v in r))
+    skipped["title"] = sum(1 for r in grid[:header_at] if any(not is_blank(v) for v in r))
     header_row = grid[header_at] if grid else []
-    headers = [str(v).strip() if not _blank(v) else "" for v in header_row]
+    headers = [str(v).strip() if not is_blank(v) else "" for v in header_row]
     while headers and not headers[-1]:
         headers.pop()
     rows, numbers = [], []
     for n, row in enumerate(grid[header_at + 1:], start=header_at + 2):
         values = [row[i] if i < len(row) else None for i in range(len(headers))]
-        values = [None if _blank(v) else (v.strip() if isinstance(v, str) else v)
+        values = [None if is_blank(v) else (v.strip() if isinstance(v, str) else v)
                   for v in values]
         filled = [v for v in values if v is not None]
         if not filled:

@@ -22,7 +22,7 @@ from .issues import WARNINGS, Code, Issue, Report, Severity, make_message
 from .messages import reasons_text, t
 from .promote import ambiguous_customers
 from .reader import ROW, SheetData, WorkbookData
-from .schema import Field, FieldType, Lang, normalize_header, normalize_value
+from .schema import Field, FieldType, Lang, normalize_value
 from .settings import Settings
 
 
@@ -116,7 +116,7 @@ def field_issues(data: WorkbookData, sheets: dict[str, _Sheet] | None = None) ->
     issues: list[Issue] = []
     for sheet in (sheets or _sheets(data)).values():
         issues += check_fields(sheet, data.settings)
-        issues += check_custom_fields(sheet, data.settings)
+        issues += check_custom_fields(sheet, data)
     return issues
 
 
@@ -258,17 +258,11 @@ def _check_ids(sheet: _Sheet, key: str, present: pd.Series) -> list[Issue]:
     return sheet.issues(Code.DUPLICATE_ID, dup, key, other=other)
 
 
-def check_custom_fields(sheet: _Sheet, settings: Settings) -> list[Issue]:
+def check_custom_fields(sheet: _Sheet, data: WorkbookData) -> list[Issue]:
     """Columns declared under Settings → Custom Fields are checked like built-in ones."""
     issues: list[Issue] = []
-    aliases = schema.sheet_aliases()
-    headers = {normalize_header(h): k for k, h in sheet.data.headers.items()}
-    for cf in settings.custom_fields:
-        if aliases.get(normalize_header(cf.sheet)) != sheet.sdef.key:
-            continue
-        key = headers.get(normalize_header(cf.column))
-        if key is None or key not in sheet.frame.columns:
-            continue
+    settings = data.settings
+    for key, cf in data.custom_columns(sheet.sdef.key):
         blank = sheet.blank(key)
         if cf.required:
             issues += sheet.issues(Code.MISSING_REQUIRED, blank, key)
