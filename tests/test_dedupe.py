@@ -236,6 +236,20 @@ def test_a_persons_chinese_name_matches_its_pinyin() -> None:
     assert clusters(firms) == []  # company names are not transliterated
 
 
+def test_a_person_and_the_same_name_without_a_customer_type_are_one_customer() -> None:
+    # a team's sheet (or an import) often leaves Customer Type blank: 张杰 with the same
+    # phone is the person 张杰, whose name is compared in pinyin
+    same = [c("C1", "张杰", kind="Individual", phone="13902326346", city="Wuhan"),
+            c("C2", "张杰", phone="139-0232-6346", city="Wuhan")]
+    assert clusters(same) == [["C1", "C2"]]
+    other = [c("C1", "张杰", kind="Individual", phone="13902326346", city="Wuhan"),
+             c("C3", "李明", phone="13902326346", city="Wuhan")]
+    assert clusters(other) == []  # one line, another name: still two customers
+    firm = [c("C4", "华信科技", kind="Company", phone="02162345678"),
+            c("C5", "华信科技", phone="021-62345678")]
+    assert clusters(firm) == [["C4", "C5"]]  # a company stays a company
+
+
 def tokens(folded: str) -> list[str]:
     """The rule, readably: words of a folded name (runs of a-z and 0-9); Chinese runs as
     character pairs, a lone character alone."""

@@ -21,7 +21,7 @@ import python_calamine
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import soffice, typed_book, workbook_ids
+from tests.conftest import soffice, typed_book, user_edit, workbook_ids
 from xlcrm.jobs import export_workbook, import_workbook, init_workbook, undo_import
 from xlcrm.normalize import parse_number
 from xlcrm.sources import read_source
@@ -318,3 +318,37 @@ def test_key_matches_customers_by_one_field_alone(tmp_path: Path) -> None:
     assert [r.values["name"] for r in plan.new] == ["Someone New"]
     assert [(c.record_id, c.field) for c in plan.conflicts] == [
         (ids[2], "name"), (ids[2], "city")]
+
+
+def test_the_import_logs_exactly_what_it_wrote(tmp_path: Path) -> None:
+    """The import logs its changes from the plan, not from a second read: what it logs must
+    be what the file holds, or the next sync would blame the user for the import's cells. So
+    the workbook is opened and saved by another program (new bytes, same values) and synced:
+    no record may show a change."""
+    import sqlite3
+
+    from xlcrm.history import history_path
+    from xlcrm.jobs import sync_workbook
+
+    book = typed_book(tmp_path)
+    source = write_csv(tmp_path / "mixed.csv", [
+        ["Company", "Phone", "Industry", "Deal Name", "Stage", "Amount", "Probability",
+         "Close Date", "Owner", "Contact date", "Summary"],
+        ["ACME LTD.", "", "Manufacturing", "Support renewal", "Qualified", "3,000", "40%",
+         "2027年1月5日", "Alice Chen", "2026/11/3", "Called about renewal"],
+        ["Hooli Inc", "415-555-0100", "Software", "Pilot seats", "Lead", "1.2万", "",
+         "2027-02-01", "Nobody Known", "2026-11-20", "Intro call"],
+        ["Hooli Inc", "415-555-0100", "", "Support", "Quote", "900.50", "", "", "", "", ""]])
+    done = import_workbook(book, source, apply=True)
+    assert done.applied and done.plan.changes and len(done.plan.new) == 6
+    with sqlite3.connect(history_path(book)) as db:
+        logged = db.execute("SELECT action, count(*) FROM entries WHERE run_id = ? GROUP BY "
+                            "action", (done.import_id,)).fetchall()
+    assert dict(logged) == {"added": 6, "changed": len(done.plan.changes)}
+    user_edit(book, lambda wb: None)  # opened and saved elsewhere: new bytes, same values
+    sync_workbook(book, today=dt.date(2026, 12, 1))
+    with sqlite3.connect(history_path(book)) as db:
+        (run,) = db.execute("SELECT run_id FROM runs ORDER BY rowid DESC LIMIT 1").fetchone()
+        after = db.execute("SELECT sheet, record_id, field, old, new FROM entries WHERE "
+                           "run_id = ? AND user != 'xlcrm'", (run,)).fetchall()
+    assert after == []

@@ -207,21 +207,25 @@ class Tracker:
         before = _records(frame, list(touched), columns)
         for index, key, value in pending:
             frame.at[index, key] = value
+        added: dict[Any, dict[str, Any]] = {}  # a new row's index -> its values as stored
         if rows:
             start = sheet.last_row + 1
-            new = pd.DataFrame([{k: _as_read(v) for k, v in r.items() if k in frame.columns}
-                                for r in rows], columns=frame.columns, dtype=object)
+            names = set(columns)
+            read = [{k: _as_read(v) for k, v in r.items() if k in names} for r in rows]
+            new = pd.DataFrame(read, columns=frame.columns, dtype=object)
             new[ROW] = range(start, start + len(new))
             new.index = range(int(frame.index.max()) + 1 if len(frame) else 0,
                               (int(frame.index.max()) + 1 if len(frame) else 0) + len(new))
             frame = pd.concat([frame, new])
             sheet.frame = frame
-            for index in new.index:
+            for index, values in zip(new.index, read, strict=True):
                 touched[index] = None
+                added[index] = {k: cell_json(values[k]) for k in sorted(values)
+                                if values[k] is not None and values[k] == values[k]}
         indices = list(touched)
         hashes = row_hashes(frame.loc[indices], columns).tolist()
         rehashed = self._rehashed.setdefault(sheet_key, {})
-        afters = _records(frame, indices, columns)
+        afters = {**_records(frame, [i for i in indices if i not in added], columns), **added}
         ids = frame.loc[indices, sdef.id_field].tolist() if indices else []
         for index, digest, rid_value in zip(indices, hashes, ids, strict=True):
             rid = nz.text(rid_value)
@@ -234,11 +238,23 @@ class Tracker:
                         self.engine_changes.append(Change(
                             sheet_key, rid, "changed", name, before[index].get(name),
                             after.get(name), user=user, job=job))
-            else:
+            text = dumps(after)
+            if index not in before:
                 self.engine_changes.append(Change(sheet_key, rid, "added", new=after, user=user,
-                                                  job=job))
-            self.snapshot.upsert.append((sheet_key, rid, dumps(after)))
+                                                  job=job, new_json=text))
+            self.snapshot.upsert.append((sheet_key, rid, text))
             rehashed[rid] = digest
+
+    def follow_on(self, job: str, user: str | None = None) -> Tracker:
+        """A tracker for a step that comes after this one's commit (an import or a merge
+        after the user's pending edits were logged), without diffing the workbook again: it
+        starts from this tracker's index and logs only what the step `apply`s. The step's
+        values must be those the reader will see after the write (see `_as_read`)."""
+        run = Run(run_id=uuid.uuid4().hex[:12], at=now_utc(), user=user or self.run.user,
+                  source=self.run.source, job=job, workbook=self.run.workbook,
+                  lang=self.run.lang, sha_before=self.run.sha_before)
+        index = {key: self.snapshot.index.get(key, found) for key, found in self.index.items()}
+        return Tracker(self.history, self.data, run, baseline=False, index=index)
 
     def commit(self, sha_after: str | None = None) -> int:
         """Store this run's entries and snapshot. Returns the number of entries stored."""
@@ -291,6 +307,12 @@ def start_tracking(history: History, data: WorkbookData, source: str, job: str,
               user=user or workbook_user(data.path), source=source, job=job,
               workbook=data.path.name, lang=data.lang, sha_before=data.sha256)
     tracker = Tracker(history, data, run, baseline=not history.has_snapshot())
+    last = history.last_run()
+    if data.sha256 and last is not None and last[1] == data.sha256:
+        # the very bytes the last run wrote and logged: nothing changed, no diff to make
+        for sdef in schema.DATA_SHEETS:
+            tracker.index[sdef.key] = history.snapshot_index(sdef.key)
+        return tracker
     for sdef in schema.DATA_SHEETS:
         _diff_sheet(tracker, sdef.key)
     return tracker

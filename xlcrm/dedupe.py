@@ -45,7 +45,7 @@ import sys
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from functools import cached_property, partial
+from functools import cached_property, lru_cache, partial
 from itertools import chain
 from multiprocessing import get_context
 from typing import Any, NamedTuple
@@ -190,6 +190,7 @@ class Keys(NamedTuple):
     tokens: tuple[frozenset[str], float]  # and their weight
     holders: int  # records with this folded name (three or more: a common name)
     person: bool  # Customer Type says Individual
+    kindless: bool = False  # Customer Type is blank: a person or a company
 
 
 class _Columns:
@@ -208,6 +209,7 @@ class _Columns:
         kind_code, kinds = pd.factorize(column("kind"))
         is_person = np.array([nz.record_id(k) in PERSON_WORDS for k in kinds] + [False])
         self.person = is_person[kind_code]
+        self.kindless = kind_code < 0
         # a person's name is told apart so that a Chinese one is compared through pinyin
         raw_code, raw_names = pd.factorize(column("name"))
         both, distinct = pd.factorize(raw_code * 2 + self.person)
@@ -293,6 +295,7 @@ class _Columns:
                       [self.tokens_of(p) for p in positions.tolist()],
                       np.append(self.key_count, 0)[self.key_code[positions]].tolist(),
                       self.person[positions].tolist(),
+                      self.kindless[positions].tolist(),
                       strict=True)
         return dict(zip(positions.tolist(), (Keys(*row) for row in columns), strict=True))
 
@@ -815,6 +818,15 @@ def _group_pairs(codes: np.ndarray) -> Iterable[tuple[np.ndarray, np.ndarray]]:
         yield positions[:-step][same], positions[step:][same]
 
 
+@lru_cache(maxsize=100_000)
+def _person_key(key: str | None) -> str | None:
+    """A folded name read as a Chinese person's (`pinyin_words`, without spaces), for a
+    record whose Customer Type is blank; None when it has no Chinese."""
+    if not key or not _CJK.search(key):
+        return None
+    return pinyin_words(key).replace(" ", "")
+
+
 def pinyin_words(name: str) -> str:
     """A Chinese person's name as pinyin syllables ("张伟" → "zhang wei"); other text kept."""
     from pypinyin import lazy_pinyin
@@ -902,6 +914,9 @@ def score_pair(records: _Columns, x: Keys, y: Keys, threshold: float = 0.0) -> P
                                               or same_birth):
         return None  # a name, or a shared domain, against a conflict scores 0.7 at most
     name = 1.0 if x.key and x.key == y.key else records.name_similarity(x.tokens, y.tokens)
+    if name < 1.0 and x.person != y.person and (y.kindless if x.person else x.kindless) and \
+            _person_key(y.key if x.person else x.key) == (x.key if x.person else y.key):
+        name = 1.0  # 张杰 without a Customer Type is the person 张杰 (zhangjie) when it is one
     strong = same["phone"] or same["e-mail"]  # one person's line or mailbox
     domain_only = same["company domain"] and not strong
     if same["tax ID"]:

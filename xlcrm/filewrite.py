@@ -76,7 +76,7 @@ def read_block(pkg: Package, sheet: str, first_row: int, last_row: int, first_co
         cache[sheet] = SheetXml(pkg.read(sheet_parts(pkg)[sheet]), Styles(None))
     xml = cache[sheet]
     out = {}
-    for row in range(first_row, last_row + 1):
+    for row in xml.rows_between(first_row, last_row):
         for cell in xml.cells(row):
             if first_col <= cell.column <= last_col:
                 out[(row, cell.column)] = RawCell(cell.xml)

@@ -218,11 +218,15 @@ class Values:
         return nz.text(raw).strip(), True
 
 
+_NUMBERS = (int, float)
+
+
 def _same(a: Any, b: Any, concept: str = "") -> bool:
     """Two cell values the engine reads alike: for a name, the same folded name (ACME LTD. is
     Acme Ltd); a phone, the same number however it is written; else as typed values."""
-    if nz.is_blank(a) and nz.is_blank(b):
-        return True
+    if a == b and (type(a) is type(b) or type(a) in _NUMBERS and type(b) in _NUMBERS) or \
+            nz.is_blank(a) and nz.is_blank(b):
+        return True  # (the same value, typed alike: the common case of an import again)
     kind = TYPES.get(concept, "text")
     if concept == "customers.name" and not (nz.is_blank(a) or nz.is_blank(b)):
         return nz.company_key(a) == nz.company_key(b)
@@ -251,19 +255,8 @@ def plan_import(data: WorkbookData, table: SourceTable, columns: list[Column],
     matches customers by that field alone, exactly (folded), instead of the matcher."""
     plan = ImportPlan(table.name, columns, skipped=dict(table.skipped), rows=len(table.rows))
     values = Values(data, day_first)
-    concepts = {c.concept for c in columns if c.concept}
-    has_deals = bool(concepts & DEAL_CONCEPTS)
-    has_interactions = "interactions.date" in concepts and (
-        "interactions.summary" in concepts or (not has_deals and "notes" in concepts))
-    key_target = ("opportunities.opportunity_id" if has_deals else
-                  "interactions.interaction_id" if has_interactions and not (
-                      concepts & {"customers.name", "customers.email", "customers.phone"})
-                  else "customers.customer_id")
-    summary_column = "interactions.summary" in concepts
-    split = [_split(plan, values, columns, raw, number, has_deals, has_interactions,
-                    key_target, summary_column)
-             for raw, number in zip(table.rows, table.row_numbers, strict=True)]
-    rows = [r for r in split if r is not None]
+    split = _Splitter(plan, values, columns)
+    rows = [r for r in map(split, table.rows, table.row_numbers) if r is not None]
     groups = (_match_by_key(data, rows, key) if key else _match_customers(plan, data, rows))
     mint = {key: id_minter(data, key) for key in KINDS}
     _upsert_customers(plan, data, groups, rows, mint, prefer)
@@ -281,87 +274,118 @@ class _Row:
     owner_hint: str | None = None  # a deal's owner: the owner of its customer, if new
 
 
-def _split(plan: ImportPlan, values: Values, columns: list[Column], raw: list[Any],
-           number: int, has_deals: bool, has_interactions: bool, key_target: str,
-           summary_column: bool) -> _Row | None:
-    """One source row as its customer, deal and interaction values (see the module
-    docstring), or None when it is rejected (listed)."""
-    row = _Row(number, {}, {}, {})
-    first = last = None
-    for column, cell in zip(columns, raw, strict=True):
-        if column.concept is None or nz.is_blank(cell):
-            continue
-        concept = key_target if column.concept == "key" else column.concept
-        if concept in ("first_name", "last_name"):
-            first, last = (cell, last) if concept == "first_name" else (first, cell)
-            continue
-        if concept == "owner":  # the deal's owner, and a new customer's
-            name = _person(plan, values, cell)
-            if has_deals:
-                row.deal["owner"] = name
-                row.owner_hint = name
-            else:
-                row.customer["owner"] = name
-            continue
-        if concept == "notes" and has_interactions and not has_deals and not summary_column:
-            concept = "interactions.summary"
-        elif concept in ("created", "notes", "source"):
-            target = "opportunities" if has_deals else "customers"
-            concept = f"{target}.{'created_at' if concept == 'created' else concept}"
-        sheet, _, name = concept.partition(".")
+_SHEET_AT = {"customers": 0, "opportunities": 1, "interactions": 2}
+_BLANK = object()
+
+
+class _Splitter:
+    """Splits source rows into their customer, deal and interaction values (see the module
+    docstring). What each column means is decided once; each distinct value of a column is
+    parsed once; a row is then a few dictionary look-ups per cell."""
+
+    def __init__(self, plan: ImportPlan, values: Values, columns: list[Column]) -> None:
+        concepts = {c.concept for c in columns if c.concept}
+        self.has_deals = has_deals = bool(concepts & DEAL_CONCEPTS)
+        self.has_interactions = has_interactions = "interactions.date" in concepts and (
+            "interactions.summary" in concepts or (not has_deals and "notes" in concepts))
+        key_target = ("opportunities.opportunity_id" if has_deals else
+                      "interactions.interaction_id" if has_interactions and not (
+                          concepts & {"customers.name", "customers.email", "customers.phone"})
+                      else "customers.customer_id")
+        summary_column = "interactions.summary" in concepts
+        self.plan, self.values = plan, values
+        self.first_at = self.last_at = None
+        self.specs: list[tuple[int, str, int, str, dict[Any, Any]]] = []  # at, concept,
+        #                                                   sheet, field, parsed values
+        for at, column in enumerate(columns):
+            if column.concept is None:
+                continue
+            concept = key_target if column.concept == "key" else column.concept
+            if concept == "first_name":
+                self.first_at = at
+                continue
+            if concept == "last_name":
+                self.last_at = at
+                continue
+            if concept == "owner":  # the deal's owner (and a new customer's), or the customer's
+                concept = "opportunities.owner" if has_deals else "customers.owner"
+            elif concept == "notes" and has_interactions and not has_deals and \
+                    not summary_column:
+                concept = "interactions.summary"
+            elif concept in ("created", "notes", "source"):
+                target = "opportunities" if has_deals else "customers"
+                concept = f"{target}.{'created_at' if concept == 'created' else concept}"
+            sheet, _, name = concept.partition(".")
+            self.specs.append((at, concept, _SHEET_AT[sheet], name, {}))
+        self.owner_hint = has_deals and any(c.concept == "owner" for c in columns)
+
+    def _parse(self, concept: str, name: str, cell: Any) -> tuple[Any, bool, str | None]:
+        """(value, parsed, counter): the counter names the plan's list of new people or
+        unknown stages the value counts in, each time it occurs."""
+        if nz.is_blank(cell):
+            return _BLANK, True, None
         if name == "owner":
-            parsed, ok = _person(plan, values, cell), True
-        elif concept == "opportunities.stage":
-            parsed, ok = _stage(plan, values, cell), True
-        else:
-            parsed, ok = values.value(concept, cell)
-        if not ok:
-            plan.unparsed.append((number, concept, cell))
-        target_values = {"customers": row.customer, "opportunities": row.deal,
-                         "interactions": row.touch}[sheet]
-        target_values[name] = parsed
-    if first or last:
-        parts = [nz.text(p).strip() for p in (first, last) if p]
-        row.customer.setdefault("contact_name", "".join(reversed(parts)) if all(
-            nz.has_chinese(p) for p in parts) else " ".join(parts))  # 伟 + 张 → 张伟
-    if "customer_id" in row.deal:  # a deal's customer reference is the row's customer
-        row.customer.setdefault("customer_id", row.deal.pop("customer_id"))
-    if "customer_id" in row.touch:
-        row.customer.setdefault("customer_id", row.touch.pop("customer_id"))
-    names_customer = any(row.customer.get(k) for k in ("customer_id", "name", "email", "phone",
-                                                       "tax_id"))
-    if not has_deals:
-        row.deal = {}
-    if not has_interactions or not row.touch.get("date"):
-        row.touch = {}
-    if not names_customer and not row.deal:
-        plan.rejected.append(Rejected(number, "nothing"))
-        return None
-    if row.deal and not names_customer:
-        plan.rejected.append(Rejected(number, "no_customer"))
-        return None
-    return row
+            person = self.values.settings.person(cell)
+            if person is not None:
+                return person.name, True, None
+            return nz.text(cell).strip(), True, "new_people"
+        if concept == "opportunities.stage":
+            found = self.values.stages.get(schema.normalize_value(cell))
+            if found is not None:
+                return found, True, None
+            return nz.text(cell).strip(), True, "unknown_stages"
+        parsed, ok = self.values.value(concept, cell)
+        return parsed, ok, None
 
-
-def _person(plan: ImportPlan, values: Values, cell: Any) -> str:
-    found = values.people.get(cell)
-    if found is None:
-        person = values.settings.person(cell)
-        found = values.people[cell] = ((person.name, True) if person is not None
-                                       else (nz.text(cell).strip(), False))
-    name, known = found
-    if not known:
-        plan.new_people[name] = plan.new_people.get(name, 0) + 1
-    return name
-
-
-def _stage(plan: ImportPlan, values: Values, cell: Any) -> str:
-    found = values.stages.get(schema.normalize_value(cell))
-    if found is not None:
-        return found
-    name = nz.text(cell).strip()
-    plan.unknown_stages[name] = plan.unknown_stages.get(name, 0) + 1
-    return name
+    def __call__(self, raw: list[Any], number: int) -> _Row | None:
+        plan = self.plan
+        row = _Row(number, {}, {}, {})
+        targets = (row.customer, row.deal, row.touch)
+        for at, concept, sheet, name, memo in self.specs:
+            cell = raw[at]
+            if cell is None:
+                continue
+            found = memo.get(cell)
+            if found is None:
+                found = memo[cell] = self._parse(concept, name, cell)
+            parsed, ok, counter = found
+            if parsed is _BLANK:
+                continue
+            if counter is not None:
+                counts = getattr(plan, counter)
+                counts[parsed] = counts.get(parsed, 0) + 1
+            if not ok:
+                plan.unparsed.append((number, concept, cell))
+            targets[sheet][name] = parsed
+        if self.owner_hint and "owner" in row.deal:
+            row.owner_hint = row.deal["owner"]
+        first = raw[self.first_at] if self.first_at is not None else None
+        last = raw[self.last_at] if self.last_at is not None else None
+        if nz.is_blank(first):
+            first = None
+        if nz.is_blank(last):
+            last = None
+        if first or last:
+            parts = [nz.text(p).strip() for p in (first, last) if p]
+            row.customer.setdefault("contact_name", "".join(reversed(parts)) if all(
+                nz.has_chinese(p) for p in parts) else " ".join(parts))  # 伟 + 张 → 张伟
+        if "customer_id" in row.deal:  # a deal's customer reference is the row's customer
+            row.customer.setdefault("customer_id", row.deal.pop("customer_id"))
+        if "customer_id" in row.touch:
+            row.customer.setdefault("customer_id", row.touch.pop("customer_id"))
+        names_customer = any(row.customer.get(k) for k in ("customer_id", "name", "email",
+                                                           "phone", "tax_id"))
+        if not self.has_deals:
+            row.deal = {}
+        if not self.has_interactions or not row.touch.get("date"):
+            row.touch = {}
+        if not names_customer and not row.deal:
+            plan.rejected.append(Rejected(number, "nothing"))
+            return None
+        if row.deal and not names_customer:
+            plan.rejected.append(Rejected(number, "no_customer"))
+            return None
+        return row
 
 
 MATCH_FIELDS = ("customer_id", "name", "kind", "phone", "email", "tax_id", "address", "city")
@@ -389,11 +413,17 @@ def _match_customers(plan: ImportPlan, data: WorkbookData, rows: list[_Row]
     # rows that give the very same customer (a mixed sheet repeats it on every deal) are
     # matched once: the matcher sees each distinct customer, not each row
     distinct: dict[tuple[Any, ...], list[_Row]] = {}
+    known: dict[tuple[Any, ...], tuple[Any, ...]] = {}  # raw values -> their folded handle
     for row in pending:
         c = row.customer
-        handle = (nz.record_id(c.get("customer_id")), nz.company_key(c.get("name")),
-                  nz.phone_key(c.get("phone")) if c.get("phone") else None,
-                  nz.text(c.get("email")).strip().casefold(), nz.text(c.get("tax_id")))
+        raw = (c.get("customer_id"), c.get("name"), c.get("phone"), c.get("email"),
+               c.get("tax_id"))
+        handle = known.get(raw)
+        if handle is None:
+            handle = known[raw] = (
+                nz.record_id(raw[0]), nz.company_key(raw[1]),
+                nz.phone_key(raw[2]) if raw[2] else None,
+                nz.text(raw[3]).strip().casefold(), nz.text(raw[4]))
         distinct.setdefault(handle, []).append(row)
     copies = list(distinct.values())
     pending = [members[0] for members in copies]
@@ -519,7 +549,8 @@ def _upsert_customers(plan: ImportPlan, data: WorkbookData, groups: dict[int, li
         for row in members:
             row.customer_id = cid
         plan.new.append(NewRecord("customers", cid, values, members[0].number))
-    existing_rows = _rows_by_id(sheet.frame, "customer_id")
+    cells = _Cells(sheet.frame)
+    existing_rows = cells.rows_by_id("customer_id")
     grouped = {id(r) for members in groups.values() for r in members}
     incoming: dict[str, tuple[str, dict[str, Any], int]] = {}  # the first value of each field
     for row in (r for r in rows if id(r) not in grouped):
@@ -531,25 +562,43 @@ def _upsert_customers(plan: ImportPlan, data: WorkbookData, groups: dict[int, li
             merged.setdefault(name, value)
     for key, (cid, values, number) in incoming.items():
         plan.matched["customers"] += 1
-        _fill(plan, sheet.frame, existing_rows[key], "customers", cid, values, number, prefer)
+        _fill(plan, cells, existing_rows[key], "customers", cid, values, number, prefer)
 
 
-def _rows_by_id(frame: pd.DataFrame, id_field: str) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for index, value in frame[id_field].items():
-        if not nz.is_blank(value):
-            out.setdefault(nz.record_id(value), index)
-    return out
+class _Cells:
+    """A sheet's frame read by position, each column turned into a list once (a pandas
+    look-up per cell costs more than the comparison)."""
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self.frame = frame
+        self._lists: dict[str, list[Any]] = {}
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.frame.columns
+
+    def column(self, name: str) -> list[Any]:
+        found = self._lists.get(name)
+        if found is None:
+            found = self._lists[name] = self.frame[name].tolist()
+        return found
+
+    def rows_by_id(self, id_field: str) -> dict[str, int]:
+        """Folded ID -> the position of its first record."""
+        out: dict[str, int] = {}
+        for at, value in enumerate(self.column(id_field)):
+            if not nz.is_blank(value):
+                out.setdefault(nz.record_id(value), at)
+        return out
 
 
-def _fill(plan: ImportPlan, frame: pd.DataFrame, index: Any, sheet: str, record_id: str,
+def _fill(plan: ImportPlan, cells: _Cells, at: int, sheet: str, record_id: str,
           incoming: dict[str, Any], source_row: int, prefer: Prefer) -> None:
     """Fill blanks, list conflicts (or take the source's value when preferred)."""
     for name, value in incoming.items():
         if name in ("customer_id", "opportunity_id", "interaction_id") or name not in \
-                frame.columns or nz.is_blank(value):
+                cells or nz.is_blank(value):
             continue
-        old = frame.at[index, name]
+        old = cells.column(name)[at]
         if _same(old, value, f"{sheet}.{name}"):
             continue
         where = (sheet, record_id, name)
@@ -558,35 +607,40 @@ def _fill(plan: ImportPlan, frame: pd.DataFrame, index: Any, sheet: str, record_
         plan.touched.add(where)
         if nz.is_blank(old) or prefer == "source":
             plan.changes.append(Change(sheet, record_id, name, None if nz.is_blank(old)
-                                       else old, value, int(frame.at[index, ROW]), source_row))
+                                       else old, value, int(cells.column(ROW)[at]), source_row))
         elif prefer == "none":
             plan.conflicts.append(Conflict(sheet, record_id, name, old, value, source_row))
 
 
 def _upsert_children(plan: ImportPlan, data: WorkbookData, rows: list[_Row],
                      mint: dict[str, Any], prefer: Prefer) -> None:
-    folded: dict[Any, str] = {}
+    opp_frame = data.sheets["opportunities"].frame
+    # each distinct title folded once, all in one batch (one OpenCC call for the Chinese)
+    titles = list({v for v in opp_frame["title"] if not nz.is_blank(v)}
+                  | {r.deal["title"] for r in rows if r.deal.get("title") is not None})
+    folded: dict[Any, str] = dict(zip(titles, nz.name_words_many(titles), strict=True))
 
-    def title_key(value: Any) -> str:  # each distinct title folded once
+    def title_key(value: Any) -> str:
         found = folded.get(value)
         if found is None:
             found = folded[value] = nz.name_words(value)
         return found
 
-    opp_frame = data.sheets["opportunities"].frame
-    by_id = _rows_by_id(opp_frame, "opportunity_id")
+    cells = _Cells(opp_frame)
+    by_id = cells.rows_by_id("opportunity_id")
     by_key: dict[tuple[str, str], list[Any]] = {}
     for index, (cid, title) in enumerate(zip(opp_frame["customer_id"], opp_frame["title"],
                                              strict=True)):
         if not nz.is_blank(title):
             by_key.setdefault((nz.record_id(cid), title_key(title)), []).append(
-                opp_frame.index[index])
+                index)
     new_deals: dict[tuple[str, str, Any], str] = {}
     touch_key: tuple[str, dt.date | None, str]
     touch_frame = data.sheets["interactions"].frame
     touches = {(nz.record_id(c), nz.parse_date(d), schema.normalize_value(s))
                for c, d, s in zip(touch_frame["customer_id"], touch_frame["date"],
-                                  touch_frame["summary"], strict=True)}
+                                  touch_frame["summary"], strict=True)
+               } if any(r.touch for r in rows) else set()
     seen_deals: set[str] = set()
     for row in rows:
         if row.customer_id is None:
@@ -599,7 +653,7 @@ def _upsert_children(plan: ImportPlan, data: WorkbookData, rows: list[_Row],
             if found is None and deal.get("title"):
                 for index in by_key.get((nz.record_id(row.customer_id),
                                          title_key(deal["title"])), []):
-                    amount = nz.parse_number(opp_frame.at[index, "amount"])
+                    amount = nz.parse_number(cells.column("amount")[index])
                     if deal.get("amount") is None or amount is None or _same(
                             amount, deal["amount"]):
                         found = index
@@ -607,11 +661,11 @@ def _upsert_children(plan: ImportPlan, data: WorkbookData, rows: list[_Row],
             if found is None and not (deal.get("title") or deal.get("stage")):
                 deal = {}  # only a reference to a deal the workbook does not have
             elif found is not None:
-                deal_id = nz.text(opp_frame.at[found, "opportunity_id"])
+                deal_id = nz.text(cells.column("opportunity_id")[found])
                 if deal_id not in seen_deals:
                     plan.matched["opportunities"] += 1
                     seen_deals.add(deal_id)
-                _fill(plan, opp_frame, found, "opportunities", deal_id, deal, row.number,
+                _fill(plan, cells, found, "opportunities", deal_id, deal, row.number,
                       prefer)
             if deal and found is None:
                 key = (nz.record_id(row.customer_id), title_key(deal.get("title")),
@@ -664,6 +718,17 @@ def queue_import(session: Any, data: WorkbookData, plan: ImportPlan) -> dict[str
         if records:
             blocks.append(session.append_undoable(key, records))
     return {"kind": "import", "backend": session.backend, "cells": cells, "blocks": blocks}
+
+
+def log_import(tracker: Any, data: WorkbookData, plan: ImportPlan) -> None:
+    """Log the plan's changed cells and new records on a change-log tracker (job ``import``,
+    the tracker's user), as `queue_import` writes them."""
+    for key in KINDS:
+        sheet = data.sheets[key]
+        cells = [(c.row, sheet.columns[c.field], c.new) for c in plan.changes if c.sheet == key]
+        records = [{k: v for k, v in r.values.items() if k in sheet.columns}
+                   for r in plan.new if r.sheet == key]
+        tracker.apply(key, cells, records, job="import", user=tracker.run.user)
 
 
 # ---------------------------------------------------------------------------------------------

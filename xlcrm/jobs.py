@@ -288,7 +288,7 @@ def import_job(session: WorkbookSession, source: Path, sheet: str | None = None,
         BusyError: the workbook is open or changed; nothing was written.
     """
     from . import importmap
-    from .importer import plan_import, queue_import
+    from .importer import log_import, plan_import, queue_import
     from .sources import read_source
 
     data = session.read()
@@ -302,11 +302,13 @@ def import_job(session: WorkbookSession, source: Path, sheet: str | None = None,
     if not apply or plan.empty():
         return result
     with History(session.path) as history:
-        start_tracking(history, data, session.source, job="edits").commit()  # edits first
+        edits = start_tracking(history, data, session.source, job="edits")
+        if edits.changes or edits.snapshot.upsert or edits.snapshot.delete:
+            edits.commit()  # the user's pending edits first, as theirs
         undo = queue_import(session, data, plan)
         result.backup = session.save()
-        after = session.read()
-        tracker = start_tracking(history, after, session.source, job="import", user=os_user())
+        tracker = edits.follow_on("import", user=os_user())
+        log_import(tracker, data, plan)  # from the plan: no second diff of the workbook
         tracker.commit(session.sha256)
         result.import_id = tracker.run.run_id
         history.save_merge(result.import_id, tracker.run.at, tracker.run.user, [plan.source],

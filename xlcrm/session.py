@@ -158,15 +158,16 @@ class WorkbookSession(ABC):
             return []
         sheet = self._sheet(key)
         start = self._next_row.get(sheet.name, self._last(sheet) + 1)
-        out = []
-        for offset, record in enumerate(rows):
-            row = start + offset
-            cells = [(row, sheet.columns[k], v) for k, v in record.items()
-                     if k in sheet.columns and v is not None]
-            self.set_cells(sheet.name, cells)
+        out = list(range(start, start + len(rows)))
+        target = self.plan.cells.setdefault(sheet.name, {})
+        inherit = self.plan.inherit.setdefault(sheet.name, {})
+        columns = sheet.columns
+        for row, record in zip(out, rows, strict=True):
+            for k, v in record.items():
+                if v is not None and k in columns:
+                    target[(row, columns[k])] = v
             if row - 1 > sheet.header_row:
-                self.plan.inherit.setdefault(sheet.name, {})[row] = start - 1
-            out.append(row)
+                inherit[row] = start - 1
         self._next_row[sheet.name] = start + len(rows)
         self._grow(sheet, start + len(rows) - 1)
         return out

@@ -112,6 +112,8 @@ class SheetXml:
         self.formulas_touched = False
         self.shared_refs = 0  # shared-string references added (+) or replaced (-)
         self._parsed: dict[int, list[_Cell]] = {}
+        self._row_styles: dict[int, dict[int, int | None]] = {}
+        self._p = prefix.decode()
 
     # reading ---------------------------------------------------------------------------------
 
@@ -141,6 +143,11 @@ class SheetXml:
             end = starts[at + 1] if at + 1 < len(starts) else len(self.rows)
             return starts[at], end
         return None
+
+    def rows_between(self, first: int, last: int) -> list[int]:
+        """The numbers of the stored rows from `first` to `last`."""
+        numbers, _ = self._rows()
+        return numbers[bisect.bisect_left(numbers, first):bisect.bisect_right(numbers, last)]
 
     def cells(self, row: int) -> list[_Cell]:
         if row not in self._parsed:
@@ -173,7 +180,7 @@ class SheetXml:
                 at = bisect.bisect_left(numbers, row)
                 insert = starts[at] if at < len(starts) else len(self.rows)
                 out.append(self.rows[position:insert])
-                out.append(self._row_xml(row, b"", self.edits[row]))
+                out.append(self._new_row_xml(row, self.edits[row]))
                 position = insert
             else:
                 out.append(self.rows[position:span[0]])
@@ -211,9 +218,41 @@ class SheetXml:
         body = b"".join(cells[c].xml for c in sorted(cells))
         return lead + b"<" + p + b"row" + attrs + b">" + body + trailer + b"</" + p + b"row>"
 
+    def _new_row_xml(self, row: int, edits: dict[int, Any]) -> bytes:
+        """A row the part does not have yet (`_row_xml` of an empty row, made quickly: a
+        write of 100k appended rows spends its time here)."""
+        above = self._styles_of(self.inherit[row]) if row in self.inherit else {}
+        cells = []
+        for column in sorted(edits):
+            xml = self._cell_xml(row, column, edits[column], above.get(column))
+            if xml is not None:
+                cells.append(xml)
+        p = self.prefix
+        return b"<%brow r=\"%d\">%b</%brow>" % (p, row, b"".join(cells), p)
+
+    def _styles_of(self, row: int) -> dict[int, int | None]:
+        found = self._row_styles.get(row)
+        if found is None:
+            found = self._row_styles[row] = {c.column: c.style for c in self.cells(row)}
+        return found
+
     def _cell_xml(self, row: int, column: int, value: Any, style: int | None) -> bytes | None:
-        ref = f"{get_column_letter(column)}{row}"
-        p = self.prefix.decode()
+        kind = type(value)
+        if kind is str and value:  # the common cases first, each in one format
+            s = f' s="{style}"' if style else ""
+            if not value.isprintable():  # tabs, newlines and the characters XML forbids
+                value = ILLEGAL_XML.sub("", value)
+            if "&" in value or "<" in value or ">" in value:
+                value = escape(value)
+            return (f'<{self._p}c r="{_letter(column)}{row}"{s} t="inlineStr"><{self._p}is>'
+                    f'<{self._p}t xml:space="preserve">{value}</{self._p}t></{self._p}is>'
+                    f'</{self._p}c>').encode()
+        if (kind is float and math.isfinite(value)) or kind is int:
+            s = f' s="{style}"' if style else ""
+            return (f'<{self._p}c r="{_letter(column)}{row}"{s}><{self._p}v>{_number(value)}'
+                    f'</{self._p}v></{self._p}c>').encode()
+        ref = f"{_letter(column)}{row}"
+        p = self._p
         if isinstance(value, RawCell):
             xml = re.sub(rb'(<(?:\w+:)?c\b[^>]*?\br=")[A-Z]+\d+"', lambda m: m[1]
                          + ref.encode() + b'"', value.xml, count=1)
@@ -275,6 +314,7 @@ class SheetXml:
             close = data.rfind(b"</" + match[1] + b"sheetData>")
             self.head, self.tail = data[:match.end()], data[close:]
         self._parsed.clear()
+        self._row_styles.clear()
 
 
 def place(root: etree._Element, element: etree._Element) -> None:
@@ -318,6 +358,13 @@ def _row_trailer(fragment: bytes) -> bytes:
     """A row's children that are not cells (an extLst)."""
     found = re.search(rb"<(?:\w+:)?extLst\b.*</(?:\w+:)?extLst>", fragment, re.S)
     return found[0] if found else b""
+
+
+def _letter(column: int, _cache: dict[int, str] = {}) -> str:  # noqa: B006 - the cache
+    found = _cache.get(column)
+    if found is None:
+        found = _cache[column] = get_column_letter(column)
+    return found
 
 
 def _number(value: float) -> str:

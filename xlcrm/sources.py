@@ -172,10 +172,17 @@ def _table(label: str, grid: list[list[Any]], known: Callable[[str], bool],
     while headers and not headers[-1]:
         headers.pop()
     rows, numbers = [], []
+    width = len(headers)
+
+    def clean(value: Any) -> Any:  # text trimmed, every kind of blank None
+        if type(value) is str:
+            return value.strip() or None
+        return None if is_blank(value) else value
+
     for n, row in enumerate(grid[header_at + 1:], start=header_at + 2):
-        values = [row[i] if i < len(row) else None for i in range(len(headers))]
-        values = [None if is_blank(v) else (v.strip() if isinstance(v, str) else v)
-                  for v in values]
+        if len(row) < width:
+            row = list(row) + [None] * (width - len(row))
+        values = list(map(clean, row[:width]))
         filled = [v for v in values if v is not None]
         if not filled:
             skipped["blank"] += 1
