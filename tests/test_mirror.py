@@ -265,3 +265,59 @@ def test_a_failed_load_changes_nothing_in_the_database(tmp_path: Path, postgres_
         mirror_workbook(book, postgres_url)
     cities = [r[0] for r in Db(postgres_url).rows("SELECT city FROM customers")]
     assert "Suzhou" not in cities  # the customers' upsert was rolled back with the rest
+
+
+def test_the_stage_history_built_in_a_second_process_is_the_same(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """From `PARALLEL_MIRROR` records the stays are built in a forked child while the records
+    load: the tables must hold what a mirror built in one process holds, the first time and
+    after a deal moved stage."""
+    from xlcrm import mirror
+
+    book = typed_book(tmp_path)
+    here, forked = tmp_path / "here.sqlite", tmp_path / "forked.sqlite"
+
+    def both() -> None:
+        mirror_workbook(book, str(here))
+        monkeypatch.setattr(mirror, "PARALLEL_MIRROR", 1)
+        mirror_workbook(book, str(forked))
+        monkeypatch.setattr(mirror, "PARALLEL_MIRROR", 50_000)
+
+    def tables(path: Path) -> tuple[list[Any], list[Any]]:
+        db = Db(str(path))
+        return (db.rows("SELECT opportunity_id, stage, entered, left_at, days FROM "
+                        "stage_history ORDER BY opportunity_id, entered, stage"),
+                db.rows("SELECT seq, record_id, action, field FROM change_log ORDER BY seq"))
+
+    both()
+    assert tables(here) == tables(forked) and tables(here)[0]
+    deal = workbook_ids(book)["opportunities"][0]
+    edit_cells(book, [("opportunities", deal, "stage", "Negotiation")])
+    sync_workbook(book, today=TODAY)
+    both()
+    stays, log = tables(forked)
+    assert (stays, log) == tables(here)
+    assert [s[1] for s in stays if s[0] == deal and s[3] is None] == ["Negotiation"]
+
+
+def test_the_change_log_arrives_exactly_as_logged(
+        tmp_path: Path, database: Callable[[Path], str | None]) -> None:
+    """Values with a tab, a newline, a backslash, quotes and Chinese reach the mirror's
+    change log as the change log holds them (PostgreSQL's copy is made as text by SQLite)."""
+    from xlcrm.history import history_path
+
+    book = typed_book(tmp_path)
+    ids = workbook_ids(book)
+    nasty = 'C:\\共享\\客户\t"VIP"\nline two\r\\N'
+    edit_cells(book, [("customers", ids["customers"][0], "notes", nasty),
+                      ("customers", ids["customers"][1], "city", "\\")])
+    sync_workbook(book, today=TODAY)
+    given = database(book)
+    mirror_workbook(book, given)
+    with sqlite3.connect(history_path(book)) as history:
+        logged = history.execute("SELECT seq, user, record_id, action, field, old, new FROM "
+                                 "entries ORDER BY seq").fetchall()
+    got = Db(_url_of(book, given)).rows("SELECT seq, author, record_id, action, field, "
+                                        "old_value, new_value FROM change_log ORDER BY seq")
+    assert got == logged
+    assert json.loads(next(r[6] for r in got if r[4] == "notes")) == nasty

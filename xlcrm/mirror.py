@@ -30,6 +30,7 @@ only for PostgreSQL.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import io
@@ -47,6 +48,7 @@ import pandas as pd
 
 from . import normalize as nz
 from . import progress, schema
+from .dedupe import Background
 from .errors import BadDatabaseUrl, MirrorUnavailable
 from .history import History, history_path
 from .reader import ROW, WorkbookData
@@ -148,7 +150,12 @@ def _typed(series: pd.Series, kind: str, day_first: bool) -> list[Any]:
     if kind == "date":
         parse = nz.date_parser(day_first)
         return list(nz.map_unique(series, lambda v: _iso(parse(v))))
-    return list(nz.map_unique(series, lambda v: None if nz.is_blank(v) else _text(v)))
+    def other(value: Any) -> str | None:
+        return None if nz.is_blank(value) else _text(value)
+
+    # text as it is (a factorised map costs more than this test on a column of names)
+    return [v if type(v) is str and v and not v.isspace() else other(v)
+            for v in series.tolist()]
 
 
 def _iso(day: dt.date | None) -> str | None:
@@ -205,8 +212,11 @@ class Records:
         for column, target in REFERENCES.get(self.sheet, ()):  # the ID as the referenced
             at = names.index(column)                           # record writes it
             refs, index = columns[at], known[target]
+            written = set(index.values())  # most references are written as the ID is
             for n, value in enumerate(refs):
                 if value is None:
+                    continue
+                if value in written:
                     continue
                 found = index.get(nz.record_id(value))
                 if found is None:
@@ -227,9 +237,12 @@ def records_of(data: WorkbookData, sheet_key: str) -> Records:
     columns = columns_of(sheet_key, data)
     frame = sheet.frame
     id_field = schema.SHEETS_BY_KEY[sheet_key].id_field or ""
-    ids = nz.map_unique(frame[id_field], lambda v: nz.text(v).strip(), "").to_numpy(
-        dtype=object)  # as written; one record per ID folded as the engine folds them
-    folded = nz.map_unique(frame[id_field], nz.record_id, "").to_numpy(dtype=object)
+    # as written (text taken as it is, a factorised map costs more on unique IDs); one record
+    # per ID folded as the engine folds them (ASCII IDs by lower case alone)
+    ids = np.array([v.strip() if type(v) is str else "" if nz.is_blank(v) else nz.text(v)
+                    for v in frame[id_field].tolist()], dtype=object)
+    folded = np.array([v.lower() if v.isascii() else nz.record_id(v) for v in ids.tolist()],
+                      dtype=object)
     keep = (ids != "") & ~pd.Series(folded).duplicated().to_numpy()
     kept = frame[keep]
     hashed = pd.util.hash_pandas_object(kept.drop(columns=[ROW]).astype(object),
@@ -340,6 +353,10 @@ def connect(url: str) -> Iterator[_Database]:
                                     ) from None
         try:
             with connection.transaction():
+                # a mirror can be made again from the workbook: its commit need not wait
+                # for the server's disk (a crash of the server loses the last load, never
+                # the database's consistency)
+                connection.execute("SET LOCAL synchronous_commit = off")
                 yield _Postgres(connection)
         except psycopg.Error as error:
             raise MirrorUnavailable(f"{redact(url)}: {_first_line(error)}",
@@ -360,6 +377,8 @@ def connect(url: str) -> Iterator[_Database]:
         raise MirrorUnavailable(f"{path}: {error}", zh=f"{path}：无法打开（{error}）") from None
     try:
         lite.execute("PRAGMA foreign_keys = ON")  # before the transaction, or no effect
+        lite.execute("PRAGMA cache_size = -262144")  # up to 256 MB: a first load of 400k
+        #                                              records then never spills pages
         lite.execute("BEGIN IMMEDIATE")
         try:
             yield _Sqlite(lite)
@@ -509,8 +528,12 @@ def mirror_data(data: WorkbookData, url: str | None = None,
     moment = (now or dt.datetime.now(dt.UTC)).isoformat(timespec="seconds")
     result = MirrorResult(url=redact(url))
     records = {key: records_of(data, key) for key in SHEET_KEYS}
-    with connect(url) as db:
+    size = sum(len(r.ids) for r in records.values())
+    with connect(url) as db, contextlib.ExitStack() as stack:
         _create(db, data)
+        last = _logged_to(db, data)
+        pending = None if last is None else stack.enter_context(
+            Background(size, _stays, data.path, last, start_from=PARALLEL_MIRROR))
         known: dict[str, dict[str, str]] = {}  # folded ID -> ID as written
         for key in SHEET_KEYS:
             rec = records[key]
@@ -539,7 +562,7 @@ def mirror_data(data: WorkbookData, url: str | None = None,
             result.unchanged[key] = len(rec.ids) - len(new) - len(changed)
             result.skipped[key] = rec.skipped
         _settings_tables(db, data)
-        result.change_log = _history_tables(db, data)
+        result.change_log = 0 if last is None else _history_tables(db, data, last, pending)
         _keys(db)
         _indexes(db)
         db.execute("DELETE FROM xlcrm_mirror")
@@ -564,32 +587,70 @@ def _settings_tables(db: _Database, data: WorkbookData) -> None:
                    [stage.name, stage.probability, stage.order, stage.kind, stage.max_days])
 
 
-def _history_tables(db: _Database, data: WorkbookData) -> int:
-    """The change log's new entries, and the stage history of the deals those entries move
-    (all of it the first time). Returns the entries appended."""
+PARALLEL_MIRROR = 50_000  # records from which the stage history is built in a second process
+_MOVING = ("SELECT DISTINCT record_id FROM {db}entries WHERE seq > ? AND sheet = "
+           "'opportunities' AND (action != 'changed' OR field = 'stage')")
+
+
+def _logged_to(db: _Database, data: WorkbookData) -> int | None:
+    """The last change-log entry the mirror holds (0: none yet); None without a change log."""
     if not history_path(data.path).exists():
-        return 0
+        return None
+    return int(db.execute("SELECT COALESCE(MAX(seq), 0) FROM change_log").fetchone()[0])
+
+
+def _stays(workbook: Path, last: int) -> tuple[set[str], list[tuple[Any, ...]] | None]:
+    """The deals whose stays the entries after `last` change, and the stage_history rows of
+    those deals (of every deal when `last` is 0; None when no deal moved). Pure reading, so
+    it can run in a second process while the records load."""
     from .changes import stage_history
 
-    p = db.placeholder
-    last = db.execute("SELECT COALESCE(MAX(seq), 0) FROM change_log").fetchone()[0]
-    first_time = last == 0
-    with History(data.path, create=False) as history:
-        entries = history.db.execute(
-            "SELECT seq, run_id, at, user, source, job, sheet, record_id, action, field, old, "
-            "new FROM entries WHERE seq > ? ORDER BY seq", (int(last),)).fetchall()
-        moved = {e[7] for e in entries if e[6] == "opportunities"
-                 and (e[8] != "changed" or e[9] == "stage")}
-        stays = (stage_history(history) if first_time else
+    with History(workbook, create=False) as history:
+        moved = {r[0] for r in history.db.execute(_MOVING.format(db=""), (last,))}
+        stays = (stage_history(history) if last == 0 else
                  stage_history(history, records=moved) if moved else None)
-    rows = entries  # `at` is ISO 8601 text, which PostgreSQL's COPY reads as timestamptz
-    if rows:
-        names = ["seq", "run_id", "at", "author", "source", "job", "sheet", "record_id",
-                 "action", "field", "old_value", "new_value"]
-        db.load("change_log", names, rows, "seq", new=True)
     if stays is None:
-        return len(rows)
-    if first_time:
+        return moved, None
+
+    def days(column: pd.Series) -> list[str | None]:  # ISO dates, whole columns at once
+        text = pd.to_datetime(column).dt.strftime("%Y-%m-%d")
+        return [None if v is None or v != v else v for v in text.tolist()]
+
+    stages = [None if nz.is_blank(v) else str(v) for v in stays["stage"].tolist()]
+    counts = [None if v != v else int(v) for v in stays["days"].astype(float).tolist()]
+    return moved, list(zip([str(v) for v in stays["opportunity_id"].tolist()], stages,
+                           days(stays["entered"]), days(stays["left"]), counts, strict=True))
+
+
+def _history_tables(db: _Database, data: WorkbookData, last: int, pending: Any) -> int:
+    """The change log's entries after `last`, and the stage history of the deals those
+    entries move (all of it the first time), which `pending` (a `Background` of `_stays`)
+    has built meanwhile. Returns the entries appended."""
+    p = db.placeholder
+    names = ["seq", "run_id", "at", "author", "source", "job", "sheet", "record_id", "action",
+             "field", "old_value", "new_value"]
+    fields = "seq, run_id, at, user, source, job, sheet, record_id, action, field, old, new"
+    if isinstance(db, _Sqlite):  # copied inside SQLite, never through Python
+        # (attached until the transaction ends: SQLite cannot detach inside one)
+        db.execute("ATTACH DATABASE ? AS xlcrm_history", (str(history_path(data.path)),))
+        count = int(db.execute(f"INSERT INTO change_log ({', '.join(names)}) SELECT {fields} "
+                               "FROM xlcrm_history.entries WHERE seq > ? ORDER BY seq",
+                               (last,)).rowcount)
+    else:  # each line of COPY's text format made by SQLite (`at` is ISO 8601 text, which
+        #    PostgreSQL reads as timestamptz): 190 MB of a big log never pass through Python
+        #    value by value
+        kinds = {"seq": "ours", "run_id": "ours", "at": "ours", "sheet": "ours",
+                 "action": "ours", "old": "json", "new": "json"}
+        line = " || char(9) || ".join(_copy_field(f, kinds.get(f, "text"))
+                                      for f in fields.split(", "))
+        with History(data.path, create=False) as history:
+            lines = history.db.execute(f"SELECT {line} FROM entries WHERE seq > ? ORDER BY "
+                                       "seq", (last,))
+            count = _copy_lines(db, "change_log", names, lines)
+    moved, values = pending.result()
+    if values is None:
+        return count
+    if last == 0:
         db.execute("DELETE FROM stage_history")
     else:
         ids = sorted(moved)
@@ -597,12 +658,42 @@ def _history_tables(db: _Database, data: WorkbookData) -> int:
             part = ids[start:start + 500]
             db.execute(f"DELETE FROM stage_history WHERE opportunity_id IN "
                        f"({', '.join([p] * len(part))})", part)
-    values = [(str(r.opportunity_id), None if nz.is_blank(r.stage) else str(r.stage),
-               _day(r.entered), _day(r.left), None if pd.isna(r.days) else int(r.days))
-              for r in stays.itertuples(index=False)]
     db.load("stage_history", ["opportunity_id", "stage", "entered", "left_at", "days"],
             values, "opportunity_id", new=True)
-    return len(rows)
+    return count
+
+
+def _copy_field(column: str, kind: str = "text") -> str:
+    r"""SQLite's expression for a column as a field of COPY's text format: NULL as \N; a
+    backslash, newline, carriage return and tab escaped, each only where the value has one
+    (SQLite's replace copies the text even when it finds nothing). `kind` "json": JSON text,
+    which holds no raw newline, CR or tab; "ours": text xlcrm wrote (IDs, times, actions)."""
+    base = f"CAST({column} AS TEXT)"
+    if kind == "ours":
+        return f"COALESCE({base}, '\\N')"
+    found = [("'\\'", "'\\\\'")]
+    if kind != "json":
+        found += [("char(10)", "'\\n'"), ("char(13)", "'\\r'"), ("char(9)", "'\\t'")]
+    escaped = base
+    for char, written in found:
+        escaped = f"replace({escaped}, {char}, {written})"
+    test = " OR ".join(f"instr({column}, {char})" for char, _ in found)
+    return f"COALESCE(CASE WHEN {test} THEN {escaped} ELSE {base} END, '\\N')"
+
+
+def _copy_lines(db: _Database, table: str, names: list[str], lines: Any) -> int:
+    """COPY lines of the text format (a cursor of one-column rows) into `table`; returns
+    how many."""
+    from psycopg.copy import QueuedLibpqWriter
+
+    quoted = ", ".join(f'"{n}"' for n in names)
+    count = 0
+    with db.connection.cursor() as cursor, cursor.copy(
+            f'COPY "{table}" ({quoted}) FROM STDIN', writer=QueuedLibpqWriter(cursor)) as copy:
+        while chunk := lines.fetchmany(20_000):
+            count += len(chunk)
+            copy.write("\n".join(r[0] for r in chunk) + "\n")
+    return count
 
 
 def _copy_rows(db: _Database, table: str, names: list[str], rows: list[tuple[Any, ...]]
@@ -610,16 +701,14 @@ def _copy_rows(db: _Database, table: str, names: list[str], rows: list[tuple[Any
     """COPY rows in as CSV text written by the csv module (in C; psycopg's `write_row` spends
     its time per field in Python): an unquoted empty field is NULL, which is what a blank
     is here (blanks are None, never "")."""
+    from psycopg.copy import QueuedLibpqWriter
+
     quoted = ", ".join(f'"{n}"' for n in names)
     with db.connection.cursor() as cursor, cursor.copy(
-            f'COPY "{table}" ({quoted}) FROM STDIN WITH (FORMAT csv)') as copy:
+            f'COPY "{table}" ({quoted}) FROM STDIN WITH (FORMAT csv)',
+            writer=QueuedLibpqWriter(cursor)) as copy:  # sent by a thread: the next rows
+        #                                               are written while the server parses
         for start in range(0, len(rows), 20_000):
             buffer = io.StringIO()
             csv.writer(buffer, lineterminator="\n").writerows(rows[start:start + 20_000])
             copy.write(buffer.getvalue())
-
-
-def _day(value: Any) -> str | None:
-    if value is None or pd.isna(value):
-        return None
-    return str(pd.Timestamp(value).date().isoformat())
