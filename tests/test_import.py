@@ -320,16 +320,21 @@ def test_key_matches_customers_by_one_field_alone(tmp_path: Path) -> None:
         (ids[2], "name"), (ids[2], "city")]
 
 
-def test_the_import_logs_exactly_what_it_wrote(tmp_path: Path) -> None:
-    """The import logs its changes from the plan, not from a second read: what it logs must
-    be what the file holds, or the next sync would blame the user for the import's cells. So
-    the workbook is opened and saved by another program (new bytes, same values) and synced:
-    no record may show a change."""
+@pytest.mark.parametrize("forked", [False, True])
+def test_the_import_logs_exactly_what_it_wrote(tmp_path: Path, forked: bool,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """The import logs its changes from the plan, not from a second read (in a second process
+    from `PARALLEL_SYNC` records): what it logs must be what the file holds, or the next sync
+    would blame the user for the import's cells. So the workbook is opened and saved by
+    another program (new bytes, same values) and synced: no record may show a change."""
     import sqlite3
 
+    from xlcrm import jobs
     from xlcrm.history import history_path
     from xlcrm.jobs import sync_workbook
 
+    if forked:
+        monkeypatch.setattr(jobs, "PARALLEL_SYNC", 1)
     book = typed_book(tmp_path)
     source = write_csv(tmp_path / "mixed.csv", [
         ["Company", "Phone", "Industry", "Deal Name", "Stage", "Amount", "Probability",

@@ -87,6 +87,9 @@ def test_the_mirror_holds_the_workbook_after_inserts_edits_and_deletions(
         names = {r[0] for r in db.rows("SELECT conname FROM pg_constraint WHERE contype = 'f'")}
         assert names == {"fk_opportunities_customer_id", "fk_interactions_customer_id",
                          "fk_interactions_opportunity_id"}
+        keys = {r[0] for r in db.rows("SELECT conrelid::regclass::text FROM pg_constraint "
+                                      "WHERE contype = 'p'")}
+        assert {"customers", "opportunities", "interactions", "change_log"} <= keys
     else:
         assert db.rows("PRAGMA foreign_key_check") == []
     # the change log and the stage history came along

@@ -256,6 +256,15 @@ class Tracker:
         index = {key: self.snapshot.index.get(key, found) for key, found in self.index.items()}
         return Tracker(self.history, self.data, run, baseline=False, index=index)
 
+    def logged(self) -> tuple[list[Change], SnapshotUpdate, dict[str, dict[str, int]]]:
+        """What the engine steps `apply`d: to hand from a second process that applied them
+        to this one (`adopt`)."""
+        return self.engine_changes, self.snapshot, self._rehashed
+
+    def adopt(self, logged: tuple[list[Change], SnapshotUpdate, dict[str, dict[str, int]]]
+              ) -> None:
+        self.engine_changes, self.snapshot, self._rehashed = logged
+
     def commit(self, sha_after: str | None = None) -> int:
         """Store this run's entries and snapshot. Returns the number of entries stored."""
         self.run.sha_after = sha_after

@@ -731,6 +731,13 @@ def log_import(tracker: Any, data: WorkbookData, plan: ImportPlan) -> None:
         tracker.apply(key, cells, records, job="import", user=tracker.run.user)
 
 
+def logged_import(tracker: Any, data: WorkbookData, plan: ImportPlan) -> Any:
+    """`log_import`, returning what the tracker then holds to commit (`Tracker.logged`): run
+    in a second process while the first writes the workbook."""
+    log_import(tracker, data, plan)
+    return tracker.logged()
+
+
 # ---------------------------------------------------------------------------------------------
 # The preview
 

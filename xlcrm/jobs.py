@@ -288,7 +288,7 @@ def import_job(session: WorkbookSession, source: Path, sheet: str | None = None,
         BusyError: the workbook is open or changed; nothing was written.
     """
     from . import importmap
-    from .importer import log_import, plan_import, queue_import
+    from .importer import logged_import, plan_import, queue_import
     from .sources import read_source
 
     data = session.read()
@@ -305,10 +305,15 @@ def import_job(session: WorkbookSession, source: Path, sheet: str | None = None,
         edits = start_tracking(history, data, session.source, job="edits")
         if edits.changes or edits.snapshot.upsert or edits.snapshot.delete:
             edits.commit()  # the user's pending edits first, as theirs
-        undo = queue_import(session, data, plan)
-        result.backup = session.save()
+        # the import is logged from the plan (no second diff of the workbook), by a second
+        # process while this one writes; stored only once the write succeeded
         tracker = edits.follow_on("import", user=os_user())
-        log_import(tracker, data, plan)  # from the plan: no second diff of the workbook
+        size = len(plan.new) + len(plan.changes)
+        with Background(size, logged_import, tracker, data, plan,
+                        start_from=PARALLEL_SYNC) as pending:
+            undo = queue_import(session, data, plan)
+            result.backup = session.save()
+            tracker.adopt(pending.result())
         tracker.commit(session.sha256)
         result.import_id = tracker.run.run_id
         history.save_merge(result.import_id, tracker.run.at, tracker.run.user, [plan.source],

@@ -35,8 +35,10 @@ import csv
 import datetime as dt
 import io
 import json
+import os
 import re
 import sqlite3
+import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -412,10 +414,12 @@ def _create(db: _Database, data: WorkbookData) -> None:
     else:
         _migrate(db, int(found[0][0]))
     t = db.time_type
+    primary = " PRIMARY KEY" if isinstance(db, _Sqlite) else " NOT NULL"
     for key in SHEET_KEYS:
         columns = columns_of(key, data)
         id_column = columns[0].name
-        defs = [f'"{id_column}" TEXT PRIMARY KEY']
+        # (PostgreSQL: the key is added after the first load, by `_keys`)
+        defs = [f'"{id_column}" TEXT{primary}']
         for c in columns[1:]:
             references = dict(REFERENCES.get(key, ()))
             if c.name in references and isinstance(db, _Sqlite):  # (PostgreSQL: `_keys`)
@@ -440,7 +444,7 @@ def _create(db: _Database, data: WorkbookData) -> None:
                f"{db.number_type}, sort_order INTEGER, kind TEXT, max_days INTEGER)")
     db.execute(f"CREATE TABLE IF NOT EXISTS stage_history (opportunity_id TEXT NOT NULL, "
                f"stage TEXT, entered {db.date_type}, left_at {db.date_type}, days INTEGER)")
-    db.execute(f"CREATE TABLE IF NOT EXISTS change_log (seq INTEGER PRIMARY KEY, run_id TEXT, "
+    db.execute(f"CREATE TABLE IF NOT EXISTS change_log (seq INTEGER{primary}, run_id TEXT, "
                f"at {t}, author TEXT, source TEXT, job TEXT, sheet TEXT, record_id TEXT, "
                f"action TEXT, field TEXT, old_value TEXT, new_value TEXT)")
     db.execute(f"CREATE TABLE IF NOT EXISTS xlcrm_mirror (at {t}, workbook TEXT, sha256 TEXT)")
@@ -464,6 +468,12 @@ def _keys(db: _Database) -> None:
     (SQLite can only declare them in CREATE TABLE, and checks a row cheaply.)"""
     if not isinstance(db, _Postgres):
         return
+    for table, column in [(k, schema.SHEETS_BY_KEY[k].id_field) for k in SHEET_KEYS] + [
+            ("change_log", "seq")]:  # the primary keys first: the foreign keys need them
+        if not db.execute("SELECT 1 FROM pg_constraint WHERE contype = 'p' AND conrelid = "
+                          "%s::regclass", (table,)).fetchone():
+            db.execute(f'ALTER TABLE "{table}" ADD CONSTRAINT pk_{table} PRIMARY KEY '
+                       f'("{column}")')
     for table, references in REFERENCES.items():
         for column, target in references:
             name = f"fk_{table}_{column}"
@@ -532,8 +542,15 @@ def mirror_data(data: WorkbookData, url: str | None = None,
     with connect(url) as db, contextlib.ExitStack() as stack:
         _create(db, data)
         last = _logged_to(db, data)
+        spool = None
+        if last is not None and isinstance(db, _Postgres):
+            handle, name = tempfile.mkstemp(prefix="xlcrm-log-", suffix=".copy")
+            os.close(handle)
+            spool = Path(name)
+            stack.callback(spool.unlink, missing_ok=True)
         pending = None if last is None else stack.enter_context(
-            Background(size, _stays, data.path, last, start_from=PARALLEL_MIRROR))
+            Background(size, _history_work, data.path, last, spool,
+                       start_from=PARALLEL_MIRROR))
         known: dict[str, dict[str, str]] = {}  # folded ID -> ID as written
         for key in SHEET_KEYS:
             rec = records[key]
@@ -562,7 +579,7 @@ def mirror_data(data: WorkbookData, url: str | None = None,
             result.unchanged[key] = len(rec.ids) - len(new) - len(changed)
             result.skipped[key] = rec.skipped
         _settings_tables(db, data)
-        result.change_log = 0 if last is None else _history_tables(db, data, last, pending)
+        result.change_log = 0 if last is None else _history_tables(db, data, last, pending, spool)
         _keys(db)
         _indexes(db)
         db.execute("DELETE FROM xlcrm_mirror")
@@ -599,18 +616,41 @@ def _logged_to(db: _Database, data: WorkbookData) -> int | None:
     return int(db.execute("SELECT COALESCE(MAX(seq), 0) FROM change_log").fetchone()[0])
 
 
-def _stays(workbook: Path, last: int) -> tuple[set[str], list[tuple[Any, ...]] | None]:
-    """The deals whose stays the entries after `last` change, and the stage_history rows of
-    those deals (of every deal when `last` is 0; None when no deal moved). Pure reading, so
-    it can run in a second process while the records load."""
+_LOG_FIELDS = ("seq", "run_id", "at", "user", "source", "job", "sheet", "record_id", "action",
+               "field", "old", "new")
+_LOG_NAMES = ["seq", "run_id", "at", "author", "source", "job", "sheet", "record_id", "action",
+              "field", "old_value", "new_value"]
+_LOG_KINDS = {"seq": "ours", "run_id": "ours", "at": "ours", "sheet": "ours", "action": "ours",
+              "old": "json", "new": "json"}
+
+
+def _history_work(workbook: Path, last: int, spool: Path | None
+                  ) -> tuple[set[str], list[tuple[Any, ...]] | None, int]:
+    """What the history gives the mirror, read while the records load (pure reading, so a
+    second process can do it): the deals whose stays the entries after `last` change, the
+    stage_history rows of those deals (of every deal when `last` is 0; None when no deal
+    moved), and, with `spool`, the entries after `last` written there as lines of COPY's
+    text format, made by SQLite (`at` is ISO 8601 text, which PostgreSQL reads as
+    timestamptz), and how many (190 MB of a big log never pass through Python value by
+    value)."""
     from .changes import stage_history
 
     with History(workbook, create=False) as history:
+        count = 0
+        if spool is not None:
+            line = " || char(9) || ".join(_copy_field(f, _LOG_KINDS.get(f, "text"))
+                                          for f in _LOG_FIELDS)
+            lines = history.db.execute(f"SELECT {line} FROM entries WHERE seq > ? ORDER BY "
+                                       "seq", (last,))
+            with spool.open("wb") as out:
+                while chunk := lines.fetchmany(20_000):
+                    count += len(chunk)
+                    out.write(("\n".join(r[0] for r in chunk) + "\n").encode("utf-8"))
         moved = {r[0] for r in history.db.execute(_MOVING.format(db=""), (last,))}
         stays = (stage_history(history) if last == 0 else
                  stage_history(history, records=moved) if moved else None)
     if stays is None:
-        return moved, None
+        return moved, None, count
 
     def days(column: pd.Series) -> list[str | None]:  # ISO dates, whole columns at once
         text = pd.to_datetime(column).dt.strftime("%Y-%m-%d")
@@ -619,35 +659,29 @@ def _stays(workbook: Path, last: int) -> tuple[set[str], list[tuple[Any, ...]] |
     stages = [None if nz.is_blank(v) else str(v) for v in stays["stage"].tolist()]
     counts = [None if v != v else int(v) for v in stays["days"].astype(float).tolist()]
     return moved, list(zip([str(v) for v in stays["opportunity_id"].tolist()], stages,
-                           days(stays["entered"]), days(stays["left"]), counts, strict=True))
+                           days(stays["entered"]), days(stays["left"]), counts, strict=True)
+                       ), count
 
 
-def _history_tables(db: _Database, data: WorkbookData, last: int, pending: Any) -> int:
+def _history_tables(db: _Database, data: WorkbookData, last: int, pending: Any,
+                    spool: Path | None) -> int:
     """The change log's entries after `last`, and the stage history of the deals those
-    entries move (all of it the first time), which `pending` (a `Background` of `_stays`)
-    has built meanwhile. Returns the entries appended."""
+    entries move (all of it the first time), which `pending` (a `Background` of
+    `_history_work`) has read meanwhile, PostgreSQL's lines of the change log into `spool`.
+    Returns the entries appended."""
     p = db.placeholder
-    names = ["seq", "run_id", "at", "author", "source", "job", "sheet", "record_id", "action",
-             "field", "old_value", "new_value"]
-    fields = "seq, run_id, at, user, source, job, sheet, record_id, action, field, old, new"
     if isinstance(db, _Sqlite):  # copied inside SQLite, never through Python
         # (attached until the transaction ends: SQLite cannot detach inside one)
         db.execute("ATTACH DATABASE ? AS xlcrm_history", (str(history_path(data.path)),))
-        count = int(db.execute(f"INSERT INTO change_log ({', '.join(names)}) SELECT {fields} "
-                               "FROM xlcrm_history.entries WHERE seq > ? ORDER BY seq",
-                               (last,)).rowcount)
-    else:  # each line of COPY's text format made by SQLite (`at` is ISO 8601 text, which
-        #    PostgreSQL reads as timestamptz): 190 MB of a big log never pass through Python
-        #    value by value
-        kinds = {"seq": "ours", "run_id": "ours", "at": "ours", "sheet": "ours",
-                 "action": "ours", "old": "json", "new": "json"}
-        line = " || char(9) || ".join(_copy_field(f, kinds.get(f, "text"))
-                                      for f in fields.split(", "))
-        with History(data.path, create=False) as history:
-            lines = history.db.execute(f"SELECT {line} FROM entries WHERE seq > ? ORDER BY "
-                                       "seq", (last,))
-            count = _copy_lines(db, "change_log", names, lines)
-    moved, values = pending.result()
+        count = int(db.execute(f"INSERT INTO change_log ({', '.join(_LOG_NAMES)}) SELECT "
+                               f"{', '.join(_LOG_FIELDS)} FROM xlcrm_history.entries WHERE "
+                               "seq > ? ORDER BY seq", (last,)).rowcount)
+        moved, values, _ = pending.result()
+    else:
+        assert spool is not None
+        moved, values, count = pending.result()
+        if count:
+            _copy_spool(db, "change_log", _LOG_NAMES, spool)
     if values is None:
         return count
     if last == 0:
@@ -681,19 +715,16 @@ def _copy_field(column: str, kind: str = "text") -> str:
     return f"COALESCE(CASE WHEN {test} THEN {escaped} ELSE {base} END, '\\N')"
 
 
-def _copy_lines(db: _Database, table: str, names: list[str], lines: Any) -> int:
-    """COPY lines of the text format (a cursor of one-column rows) into `table`; returns
-    how many."""
+def _copy_spool(db: _Database, table: str, names: list[str], spool: Path) -> None:
+    """COPY a file of lines in the text format into `table`."""
     from psycopg.copy import QueuedLibpqWriter
 
     quoted = ", ".join(f'"{n}"' for n in names)
-    count = 0
     with db.connection.cursor() as cursor, cursor.copy(
-            f'COPY "{table}" ({quoted}) FROM STDIN', writer=QueuedLibpqWriter(cursor)) as copy:
-        while chunk := lines.fetchmany(20_000):
-            count += len(chunk)
-            copy.write("\n".join(r[0] for r in chunk) + "\n")
-    return count
+            f'COPY "{table}" ({quoted}) FROM STDIN', writer=QueuedLibpqWriter(cursor)
+            ) as copy, spool.open("rb") as lines:
+        while block := lines.read(1 << 20):
+            copy.write(block)
 
 
 def _copy_rows(db: _Database, table: str, names: list[str], rows: list[tuple[Any, ...]]
