@@ -66,8 +66,15 @@ def zh_book(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.mark.parametrize("forked", [False, True])
 def test_a_gbk_mixed_sheet_with_a_title_row_splits_into_linked_records(
-        tmp_path: Path, zh_book: Path, cli: Callable[..., Any]) -> None:
+        tmp_path: Path, zh_book: Path, cli: Callable[..., Any], forked: bool,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from xlcrm import importer, jobs
+
+    if forked:  # the deal titles folded and the import logged by second processes
+        monkeypatch.setattr(importer, "PARALLEL_TITLES", 1)
+        monkeypatch.setattr(jobs, "PARALLEL_SYNC", 1)
     source = tmp_path / "跟进表.csv"
     source.write_bytes(MIXED_GBK.encode("gbk"))
     table = read_source(source)
@@ -329,12 +336,13 @@ def test_the_import_logs_exactly_what_it_wrote(tmp_path: Path, forked: bool,
     another program (new bytes, same values) and synced: no record may show a change."""
     import sqlite3
 
-    from xlcrm import jobs
+    from xlcrm import importer, jobs
     from xlcrm.history import history_path
     from xlcrm.jobs import sync_workbook
 
     if forked:
         monkeypatch.setattr(jobs, "PARALLEL_SYNC", 1)
+        monkeypatch.setattr(importer, "PARALLEL_TITLES", 1)
     book = typed_book(tmp_path)
     source = write_csv(tmp_path / "mixed.csv", [
         ["Company", "Phone", "Industry", "Deal Name", "Stage", "Amount", "Probability",

@@ -270,6 +270,36 @@ def test_a_failed_load_changes_nothing_in_the_database(tmp_path: Path, postgres_
     assert "Suzhou" not in cities  # the customers' upsert was rolled back with the rest
 
 
+def test_a_load_failing_in_the_loading_thread_changes_nothing(
+        tmp_path: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """PostgreSQL's loads run in a thread while the next table's rows are made: an error
+    there must still fail the mirror and roll everything back, the tables before it too."""
+    from xlcrm import mirror as mirror_module
+    from xlcrm.errors import MirrorUnavailable
+
+    book = typed_book(tmp_path)
+    mirror_workbook(book, postgres_url)
+    edit_cells(book, [("customers", workbook_ids(book)["customers"][0], "city", "Suzhou"),
+                      ("opportunities", workbook_ids(book)["opportunities"][0], "amount", 7)])
+    load = mirror_module._Postgres.load
+
+    def failing(self: Any, table: str, *args: Any, **kw: Any) -> None:
+        if table == "opportunities":
+            import psycopg
+
+            raise psycopg.OperationalError("server closed the connection")
+        load(self, table, *args, **kw)
+
+    monkeypatch.setattr(mirror_module._Postgres, "load", failing)
+    with pytest.raises(MirrorUnavailable):
+        mirror_workbook(book, postgres_url)
+    cities = [r[0] for r in Db(postgres_url).rows("SELECT city FROM customers")]
+    assert "Suzhou" not in cities  # loaded before the failure, rolled back with it
+    monkeypatch.setattr(mirror_module._Postgres, "load", load)
+    assert mirror_workbook(book, postgres_url).updated == {
+        "customers": 1, "opportunities": 1, "interactions": 0}
+
+
 def test_the_stage_history_built_in_a_second_process_is_the_same(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """From `PARALLEL_MIRROR` records the stays are built in a forked child while the records

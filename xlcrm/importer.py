@@ -44,7 +44,7 @@ import pandas as pd
 
 from . import normalize as nz
 from . import schema
-from .dedupe import find_duplicate_customers
+from .dedupe import Background, find_duplicate_customers
 from .ids import id_minter
 from .importmap import Column
 from .reader import ROW, WorkbookData
@@ -54,6 +54,7 @@ Prefer = Literal["none", "source", "workbook"]
 KINDS = ("customers", "opportunities", "interactions")
 DEAL_CONCEPTS = {"opportunities.title", "opportunities.stage", "opportunities.amount"}
 TYPES = {f"{s.key}.{f.key}": f.type for s in schema.DATA_SHEETS for f in s.fields}
+PARALLEL_TITLES = 50_000  # distinct deal titles from which a second process folds them
 
 
 @dataclass
@@ -257,10 +258,17 @@ def plan_import(data: WorkbookData, table: SourceTable, columns: list[Column],
     values = Values(data, day_first)
     split = _Splitter(plan, values, columns)
     rows = [r for r in map(split, table.rows, table.row_numbers) if r is not None]
-    groups = (_match_by_key(data, rows, key) if key else _match_customers(plan, data, rows))
-    mint = {key: id_minter(data, key) for key in KINDS}
-    _upsert_customers(plan, data, groups, rows, mint, prefer)
-    _upsert_children(plan, data, rows, mint, prefer)
+    # the deal titles are folded (for matching deals) by a second process meanwhile
+    titles = list({v for v in data.sheets["opportunities"].frame["title"] if not nz.is_blank(v)}
+                  | {r.deal["title"] for r in rows if r.deal.get("title") is not None})
+    with Background(len(titles), nz.name_words_many, titles,
+                    start_from=PARALLEL_TITLES) as folding:
+        groups = (_match_by_key(data, rows, key) if key else
+                  _match_customers(plan, data, rows))
+        mint = {key: id_minter(data, key) for key in KINDS}
+        _upsert_customers(plan, data, groups, rows, mint, prefer)
+        folded = dict(zip(titles, folding.result(), strict=True))
+    _upsert_children(plan, data, rows, mint, prefer, folded)
     return plan
 
 
@@ -613,12 +621,10 @@ def _fill(plan: ImportPlan, cells: _Cells, at: int, sheet: str, record_id: str,
 
 
 def _upsert_children(plan: ImportPlan, data: WorkbookData, rows: list[_Row],
-                     mint: dict[str, Any], prefer: Prefer) -> None:
+                     mint: dict[str, Any], prefer: Prefer, folded: dict[Any, str]) -> None:
+    """Deals and interactions matched or added; `folded`: the titles of the workbook's deals
+    and the source's, folded (each distinct one once, in one batch)."""
     opp_frame = data.sheets["opportunities"].frame
-    # each distinct title folded once, all in one batch (one OpenCC call for the Chinese)
-    titles = list({v for v in opp_frame["title"] if not nz.is_blank(v)}
-                  | {r.deal["title"] for r in rows if r.deal.get("title") is not None})
-    folded: dict[Any, str] = dict(zip(titles, nz.name_words_many(titles), strict=True))
 
     def title_key(value: Any) -> str:
         found = folded.get(value)

@@ -36,9 +36,11 @@ import datetime as dt
 import io
 import json
 import os
+import queue
 import re
 import sqlite3
 import tempfile
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -552,11 +554,16 @@ def mirror_data(data: WorkbookData, url: str | None = None,
             Background(size, _history_work, data.path, last, spool,
                        start_from=PARALLEL_MIRROR))
         known: dict[str, dict[str, str]] = {}  # folded ID -> ID as written
+        held = {key: dict(db.execute(
+            f'SELECT "{records[key].columns[0].name}", row_hash || CASE WHEN deleted_at IS '
+            f"NULL THEN '' ELSE '-' END FROM \"{key}\"").fetchall()) for key in SHEET_KEYS}
+        # PostgreSQL's work is done by a thread, in order, while this one makes the next
+        # table's rows: the server loads one table as the next is prepared
+        loader = stack.enter_context(_InOrder(threaded=isinstance(db, _Postgres)))
         for key in SHEET_KEYS:
             rec = records[key]
             id_column = rec.columns[0].name
-            stored = dict(db.execute(f'SELECT "{id_column}", row_hash || CASE WHEN deleted_at '
-                                     f"IS NULL THEN '' ELSE '-' END FROM \"{key}\"").fetchall())
+            stored = held[key]
             known[key] = dict(zip(rec.folded, rec.ids, strict=True))
             live = set(rec.ids)
             new = [n for n, rid in enumerate(rec.ids) if rid not in stored]
@@ -566,18 +573,19 @@ def mirror_data(data: WorkbookData, url: str | None = None,
                                                      "mirrored_at", "deleted_at"]
             rows = rec.rows(new + changed, known, moment)
             if rows:
-                db.load(key, names, rows, id_column, new=not stored)
+                loader.submit(db.load, key, names, rows, id_column, not stored)
             gone = [rid for rid, h in stored.items() if rid not in live
                     and not h.endswith("-")]
             for start in range(0, len(gone), 500):
                 part = gone[start:start + 500]
                 marks = ", ".join([db.placeholder] * len(part))
-                db.execute(f'UPDATE "{key}" SET deleted_at = {db.placeholder} '
-                           f'WHERE "{id_column}" IN ({marks})', [moment, *part])
+                loader.submit(db.execute, f'UPDATE "{key}" SET deleted_at = {db.placeholder} '
+                              f'WHERE "{id_column}" IN ({marks})', [moment, *part])
             result.added[key], result.updated[key] = len(new), len(changed)
             result.deleted[key] = len(gone)
             result.unchanged[key] = len(rec.ids) - len(new) - len(changed)
             result.skipped[key] = rec.skipped
+        loader.close()  # every table loaded (an error there is raised here)
         _settings_tables(db, data)
         result.change_log = 0 if last is None else _history_tables(db, data, last, pending, spool)
         _keys(db)
@@ -602,6 +610,59 @@ def _settings_tables(db: _Database, data: WorkbookData) -> None:
         db.execute(f"INSERT INTO stages (name, probability, sort_order, kind, max_days) VALUES "
                    f"({p}, {p}, {p}, {p}, {p}) ON CONFLICT (name) DO NOTHING",
                    [stage.name, stage.probability, stage.order, stage.kind, stage.max_days])
+
+
+class _InOrder:
+    """Calls made by one thread, in the order submitted, while the submitting thread goes on
+    (the database waits on its server or its disk with the GIL released). `close` waits for
+    them and raises the first error; after an error the calls left are skipped. Leaving the
+    block early skips what is queued and waits for the call under way, so the transaction
+    is never rolled back under it. Not `threaded` (SQLite, whose calls hold the GIL while
+    they bind values), each call is made at once."""
+
+    def __init__(self, threaded: bool = True) -> None:
+        self.jobs: queue.Queue[tuple[Any, tuple[Any, ...]] | None] = queue.Queue(maxsize=1)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.threaded = threaded
+        if threaded:
+            self.thread.start()
+
+    def submit(self, func: Any, *args: Any) -> None:
+        if not self.threaded:
+            func(*args)
+            return
+        if self.error is not None:
+            self.close()
+        self.jobs.put((func, args))
+
+    def _run(self) -> None:
+        while (job := self.jobs.get()) is not None:
+            if self.error is None:
+                try:
+                    job[0](*job[1])
+                except BaseException as error:  # noqa: BLE001 - raised again by close()
+                    self.error = error
+
+    def close(self) -> None:
+        if self.thread.is_alive():
+            self.jobs.put(None)
+            self.thread.join()
+        if self.error is not None:
+            error, self.error = self.error, None
+            raise error
+
+    def __enter__(self) -> _InOrder:
+        return self
+
+    def __exit__(self, kind: object, *_: object) -> None:
+        if kind is not None and self.error is None:
+            self.error = RuntimeError("left early")  # skip what is queued
+        try:
+            self.close()
+        except BaseException:  # noqa: BLE001 - the error that left the block wins
+            if kind is None:
+                raise
 
 
 PARALLEL_MIRROR = 50_000  # records from which the stage history is built in a second process
