@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -337,8 +338,8 @@ def test_the_forked_child_gives_the_same_result(monkeypatch: pytest.MonkeyPatch)
     frame, _ = _many_customers()
     alone = _pairs(frame, 0.85)
     monkeypatch.setattr(dedupe, "PARALLEL_FROM", 100)
-    if sys.platform == "linux" and (dedupe.os.cpu_count() or 1) > 1:
-        with dedupe.Background(len(frame), sorted, [3, 1, 2]) as child:
+    if sys.platform == "linux" and (os.cpu_count() or 1) > 1:
+        with dedupe.Background(len(frame), sorted, [3, 1, 2], start_from=100) as child:
             assert child.process is not None  # the forked path really runs here
             assert child.result() == [1, 2, 3]
     forked = []
@@ -350,16 +351,15 @@ def test_the_forked_child_gives_the_same_result(monkeypatch: pytest.MonkeyPatch)
 
     monkeypatch.setattr(dedupe.Background, "result", noted)
     assert _pairs(frame, 0.85) == alone
-    if sys.platform == "linux" and (dedupe.os.cpu_count() or 1) > 1:
+    if sys.platform == "linux" and (os.cpu_count() or 1) > 1:
         assert forked == [True]  # the matcher's identifiers really came from the child
 
 
 def test_a_child_that_dies_is_done_again_here(monkeypatch: pytest.MonkeyPatch) -> None:
     """A child that dies (out of memory, killed) costs time, never a result."""
-    import os
     import sys
 
-    from xlcrm import dedupe
+    from xlcrm import background
 
     if sys.platform != "linux" or (os.cpu_count() or 1) < 2:
         pytest.skip("the child is forked on Linux with a second core only")
@@ -370,8 +370,7 @@ def test_a_child_that_dies_is_done_again_here(monkeypatch: pytest.MonkeyPatch) -
             os._exit(1)  # the child dies before it answers
         return "here"
 
-    monkeypatch.setattr(dedupe, "PARALLEL_FROM", 1)
-    with dedupe.Background(1, where) as child:
+    with background.Background(1, where, start_from=1) as child:
         assert child.process is not None
         assert child.result() == "here"
         assert child.process is None  # ended and joined
@@ -382,7 +381,7 @@ def test_no_fork_means_all_of_it_here(monkeypatch: pytest.MonkeyPatch) -> None:
     import gc
     import multiprocessing
 
-    from xlcrm import dedupe
+    from xlcrm import background
 
     class NoFork:
         Pipe = staticmethod(multiprocessing.get_context().Pipe)
@@ -394,11 +393,10 @@ def test_no_fork_means_all_of_it_here(monkeypatch: pytest.MonkeyPatch) -> None:
             def start(self) -> None:
                 raise OSError("Cannot allocate memory")
 
-    monkeypatch.setattr(dedupe, "PARALLEL_FROM", 1)
-    monkeypatch.setattr(dedupe.os, "cpu_count", lambda: 2)
-    monkeypatch.setattr(dedupe.sys, "platform", "linux")
-    monkeypatch.setattr(dedupe, "get_context", lambda _: NoFork)
-    with dedupe.Background(1, sorted, [2, 1]) as child:
+    monkeypatch.setattr(background.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(background.sys, "platform", "linux")
+    monkeypatch.setattr(background, "get_context", lambda _: NoFork)
+    with background.Background(1, sorted, [2, 1], start_from=1) as child:
         assert child.process is None and not gc.get_freeze_count()
         assert child.result() == [1, 2]
 
@@ -599,7 +597,7 @@ def test_sync_finds_the_same_duplicates_in_a_second_process(
     monkeypatch.setattr(jobs, "PARALLEL_SYNC", 0)
     monkeypatch.setattr(dedupe.Background, "result", noted)
     second = jobs.sync_workbook(other, today=TODAY)
-    if sys.platform == "linux" and (dedupe.os.cpu_count() or 1) > 1:
+    if sys.platform == "linux" and (os.cpu_count() or 1) > 1:
         assert forked and forked[0]  # the child really found them
     shown = [i.to_json() for i in alone.report.sorted_issues()]
     assert [i.to_json() for i in second.report.sorted_issues()] == shown

@@ -44,7 +44,8 @@ import pandas as pd
 
 from . import normalize as nz
 from . import schema
-from .dedupe import Background, find_duplicate_customers
+from .background import Background
+from .dedupe import find_duplicate_customers
 from .ids import id_minter
 from .importmap import Column
 from .reader import ROW, WorkbookData

@@ -18,6 +18,7 @@ from typing import Any
 from . import memo, notify, pool, progress, schema
 from . import normalize as nz
 from .analytics import Analytics, analyse
+from .background import Background
 from .changes import (
     Tracker,
     cell_value,
@@ -33,7 +34,6 @@ from .changes import (
 from .dashboard import layout
 from .dedupe import (
     ID_FIELDS,
-    Background,
     all_duplicates,
     clusters_json,
     duplicate_sheet_rows,

@@ -52,7 +52,7 @@ import pandas as pd
 
 from . import normalize as nz
 from . import progress, schema
-from .dedupe import Background
+from .background import Background
 from .errors import BadDatabaseUrl, MirrorUnavailable
 from .history import History, history_path
 from .reader import ROW, WorkbookData
