@@ -246,8 +246,8 @@ class Tracker:
             rehashed[rid] = digest
 
     def follow_on(self, job: str, user: str | None = None) -> Tracker:
-        """A tracker for a step that comes after this one's commit (an import or a merge
-        after the user's pending edits were logged), without diffing the workbook again: it
+        """A tracker for a step that comes after this one's commit (an import after the
+        user's pending edits were logged), without diffing the workbook again: it
         starts from this tracker's index and logs only what the step `apply`s. The step's
         values must be those the reader will see after the write (see `_as_read`)."""
         run = Run(run_id=uuid.uuid4().hex[:12], at=now_utc(), user=user or self.run.user,

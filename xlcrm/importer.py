@@ -188,19 +188,10 @@ class Values:
         self.parse_date = nz.date_parser(self.day_first)
         self.stages = stage_names(data)
         self.settings = data.settings
-        self._cache: dict[tuple[str, Any], tuple[Any, bool]] = {}
-        self.people: dict[Any, tuple[str, bool]] = {}  # raw -> (name, known)
 
     def value(self, concept: str, raw: Any) -> tuple[Any, bool]:
-        """The value to write for `raw` under a concept, and whether it parsed (each distinct
-        value of a column parsed once)."""
-        key = (concept, raw)
-        found = self._cache.get(key)
-        if found is None:
-            found = self._cache[key] = self._value(concept, raw)
-        return found
-
-    def _value(self, concept: str, raw: Any) -> tuple[Any, bool]:
+        """The value to write for `raw` under a concept, and whether it parsed (`_Splitter`
+        asks once per distinct value of a column)."""
         kind = TYPES.get(concept, "text")
         if kind == "date":
             day = self.parse_date(raw)
@@ -727,21 +718,16 @@ def queue_import(session: Any, data: WorkbookData, plan: ImportPlan) -> dict[str
     return {"kind": "import", "backend": session.backend, "cells": cells, "blocks": blocks}
 
 
-def log_import(tracker: Any, data: WorkbookData, plan: ImportPlan) -> None:
+def logged_import(tracker: Any, data: WorkbookData, plan: ImportPlan) -> Any:
     """Log the plan's changed cells and new records on a change-log tracker (job ``import``,
-    the tracker's user), as `queue_import` writes them."""
+    the tracker's user), as `queue_import` writes them; returns what the tracker then holds
+    to commit (`Tracker.logged`), so a second process can do it while the first writes."""
     for key in KINDS:
         sheet = data.sheets[key]
         cells = [(c.row, sheet.columns[c.field], c.new) for c in plan.changes if c.sheet == key]
         records = [{k: v for k, v in r.values.items() if k in sheet.columns}
                    for r in plan.new if r.sheet == key]
         tracker.apply(key, cells, records, job="import", user=tracker.run.user)
-
-
-def logged_import(tracker: Any, data: WorkbookData, plan: ImportPlan) -> Any:
-    """`log_import`, returning what the tracker then holds to commit (`Tracker.logged`): run
-    in a second process while the first writes the workbook."""
-    log_import(tracker, data, plan)
     return tracker.logged()
 
 

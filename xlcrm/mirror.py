@@ -465,8 +465,9 @@ def _indexes(db: _Database) -> None:
 
 
 def _keys(db: _Database) -> None:
-    """PostgreSQL's foreign keys, added once after the first load: a key added to loaded
-    tables is checked in one pass, where a key in place checks each row as it arrives.
+    """PostgreSQL's primary and foreign keys, added once after the first load: a key added
+    to loaded tables is built and checked in one pass, where a key in place does it for each
+    row as it arrives.
     (SQLite can only declare them in CREATE TABLE, and checks a row cheaply.)"""
     if not isinstance(db, _Postgres):
         return

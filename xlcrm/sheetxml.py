@@ -238,21 +238,19 @@ class SheetXml:
 
     def _cell_xml(self, row: int, column: int, value: Any, style: int | None) -> bytes | None:
         kind = type(value)
+        p, letter = self._p, get_column_letter(column)  # (openpyxl caches the letters)
         if kind is str and value:  # the common cases first, each in one format
             s = f' s="{style}"' if style else ""
             if not value.isprintable():  # tabs, newlines and the characters XML forbids
                 value = ILLEGAL_XML.sub("", value)
             if "&" in value or "<" in value or ">" in value:
                 value = escape(value)
-            return (f'<{self._p}c r="{_letter(column)}{row}"{s} t="inlineStr"><{self._p}is>'
-                    f'<{self._p}t xml:space="preserve">{value}</{self._p}t></{self._p}is>'
-                    f'</{self._p}c>').encode()
+            return (f'<{p}c r="{letter}{row}"{s} t="inlineStr"><{p}is><{p}t xml:space='
+                    f'"preserve">{value}</{p}t></{p}is></{p}c>').encode()
         if (kind is float and math.isfinite(value)) or kind is int:
             s = f' s="{style}"' if style else ""
-            return (f'<{self._p}c r="{_letter(column)}{row}"{s}><{self._p}v>{_number(value)}'
-                    f'</{self._p}v></{self._p}c>').encode()
-        ref = f"{_letter(column)}{row}"
-        p = self._p
+            return f'<{p}c r="{letter}{row}"{s}><{p}v>{_number(value)}</{p}v></{p}c>'.encode()
+        ref = f"{letter}{row}"
         if isinstance(value, RawCell):
             xml = re.sub(rb'(<(?:\w+:)?c\b[^>]*?\br=")[A-Z]+\d+"', lambda m: m[1]
                          + ref.encode() + b'"', value.xml, count=1)
@@ -358,13 +356,6 @@ def _row_trailer(fragment: bytes) -> bytes:
     """A row's children that are not cells (an extLst)."""
     found = re.search(rb"<(?:\w+:)?extLst\b.*</(?:\w+:)?extLst>", fragment, re.S)
     return found[0] if found else b""
-
-
-def _letter(column: int, _cache: dict[int, str] = {}) -> str:  # noqa: B006 - the cache
-    found = _cache.get(column)
-    if found is None:
-        found = _cache[column] = get_column_letter(column)
-    return found
 
 
 def _number(value: float) -> str:
