@@ -354,3 +354,26 @@ def test_the_change_log_arrives_exactly_as_logged(
                                         "old_value, new_value FROM change_log ORDER BY seq")
     assert got == logged
     assert json.loads(next(r[6] for r in got if r[4] == "notes")) == nasty
+
+
+def test_record_values_arrive_exactly_with_quotes_commas_and_newlines(
+        tmp_path: Path, database: Callable[[Path], str | None]) -> None:
+    """What a person types in a cell — a comma, a quote, a line break, a backslash, a
+    leading = — reaches the mirror's columns and its extra JSON as the workbook holds it
+    (PostgreSQL's rows go in as CSV text built a column at a time)."""
+    book = typed_book(tmp_path)
+    ids = workbook_ids(book)
+    typed = {"name": 'Acme, "Ltd"', "notes": 'line one\nline two\r\n\\N, "end"',
+             "city": "=SUM(A1)", "industry": "\\"}
+    edit_cells(book, [("customers", ids["customers"][0], field, value)
+                      for field, value in typed.items()])
+    sync_workbook(book, today=TODAY)
+    given = database(book)
+    mirror_workbook(book, given)
+    got = Db(_url_of(book, given)).rows(
+        f"SELECT name, notes, city, industry FROM customers WHERE customer_id = "
+        f"'{ids['customers'][0]}'")
+    assert got == [tuple(read_workbook(book).sheets["customers"].frame.set_index(
+        "customer_id").loc[ids["customers"][0], list(typed)].tolist())]
+    assert got[0][0] == 'Acme, "Ltd"' and got[0][2] == "=SUM(A1)" and got[0][3] == "\\"
+    assert "line two" in got[0][1] and got[0][1].endswith('\\N, "end"')

@@ -31,9 +31,7 @@ only for PostgreSQL.
 from __future__ import annotations
 
 import contextlib
-import csv
 import datetime as dt
-import io
 import json
 import os
 import queue
@@ -197,11 +195,11 @@ class Records:
     day_first: bool
     folded: list[str]  # the IDs as the engine compares them
 
-    def rows(self, positions: Sequence[int], known: dict[str, dict[str, str]],
-             now: str) -> list[tuple[Any, ...]]:
-        """Database rows of the records at `positions` (in `frame`): the typed columns, the
-        extra JSON, sheet_row, row_hash, mirrored_at, deleted_at (None). Column-wise: each
-        column converted once, the rows zipped at the end."""
+    def columns_at(self, positions: Sequence[int], known: dict[str, dict[str, str]],
+                   now: str) -> list[list[Any]]:
+        """The database columns of the records at `positions` (in `frame`): the typed
+        columns, the extra JSON, sheet_row, row_hash, mirrored_at, deleted_at (None).
+        Column-wise: each column converted once, never a row at a time."""
         part = self.frame.iloc[list(positions)]
         columns = [_typed(part[c.source], c.kind, self.day_first) for c in self.columns]
         columns[0] = [self.ids[p] for p in positions]
@@ -230,8 +228,13 @@ class Records:
                  for e in extra_of]
         sheet_rows = part[ROW].astype(int).tolist()
         hashes = [self.hashes[p] for p in positions]
-        return list(zip(*columns, extra, sheet_rows, hashes, [now] * len(part),
-                        [None] * len(part), strict=True))
+        return [*columns, extra, sheet_rows, hashes, [now] * len(part), [None] * len(part)]
+
+
+def _hex(hashes: np.ndarray) -> list[str]:
+    """64-bit hashes as 16 hex digits each (as ``format(h, "016x")``, the bytes at once)."""
+    text = hashes.astype(">u8").tobytes().hex()
+    return [text[n:n + 16] for n in range(0, len(text), 16)]
 
 
 def records_of(data: WorkbookData, sheet_key: str) -> Records:
@@ -253,7 +256,7 @@ def records_of(data: WorkbookData, sheet_key: str) -> Records:
                                         index=False).to_numpy()
     day_first = nz.dayfirst(data.settings.options.date_order, data.lang)
     return Records(sheet_key, columns, kept, list(ids[keep]),
-                   [format(h, "016x") for h in hashed.tolist()],
+                   _hex(hashed),
                    int((~keep).sum()), day_first, list(folded[keep]))
 
 
@@ -279,9 +282,15 @@ class _Database:
     def column_names(self, table: str) -> set[str]:
         raise NotImplementedError
 
-    def load(self, table: str, names: list[str], rows: list[tuple[Any, ...]], key: str,
+    def prepare(self, columns: list[list[Any]]) -> Any:
+        """Columns of values (None blank) as this database's `load` takes them, made by the
+        thread that reads the workbook while the last table loads."""
+        raise NotImplementedError
+
+    def load(self, table: str, names: list[str], rows: Any, key: str,
              new: bool = False) -> None:
-        """Upsert `rows` by `key`; `new`: every row is new (a plain insert, faster)."""
+        """Upsert the `prepare`d `rows` by `key`; `new`: every row is new (a plain insert,
+        faster)."""
         raise NotImplementedError
 
     def month(self, column: str) -> str:
@@ -295,6 +304,9 @@ class _Database:
 class _Sqlite(_Database):
     def column_names(self, table: str) -> set[str]:
         return {row[1] for row in self.execute(f'PRAGMA table_info("{table}")')}
+
+    def prepare(self, columns: list[list[Any]]) -> list[tuple[Any, ...]]:
+        return list(zip(*columns, strict=True))
 
     def load(self, table: str, names: list[str], rows: list[tuple[Any, ...]], key: str,
              new: bool = False) -> None:
@@ -321,7 +333,10 @@ class _Postgres(_Database):
                             "table_schema = current_schema() AND table_name = %s", (table,))
         return {row[0] for row in rows}
 
-    def load(self, table: str, names: list[str], rows: list[tuple[Any, ...]], key: str,
+    def prepare(self, columns: list[list[Any]]) -> list[str]:
+        return _csv_blocks(columns)
+
+    def load(self, table: str, names: list[str], rows: list[str], key: str,
              new: bool = False) -> None:
         quoted = ", ".join(f'"{n}"' for n in names)
         if new:  # straight into the table
@@ -453,39 +468,54 @@ def _create(db: _Database, data: WorkbookData) -> None:
     _views(db)
 
 
-def _indexes(db: _Database) -> None:
-    """The indexes for the dashboard's questions; made after the rows are in (a first load
-    into indexed tables is much slower), each once."""
-    for index in ("opportunities (customer_id)", "opportunities (stage)",
-                  "opportunities (expected_close)", "interactions (customer_id, date)",
-                  "interactions (opportunity_id)", "customers (owner)",
-                  "stage_history (opportunity_id)", "change_log (record_id)"):
-        name = "ix_" + re.sub(r"\W+", "_", index).strip("_")
-        db.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {index}")
+_INDEXES = {  # table -> the columns of each index the dashboard's questions need
+    "customers": ("owner",), "opportunities": ("customer_id", "stage", "expected_close"),
+    "interactions": ("customer_id, date", "opportunity_id"),
+    "stage_history": ("opportunity_id",), "change_log": ("record_id",)}
+_PRIMARY = {**{k: schema.SHEETS_BY_KEY[k].id_field for k in SHEET_KEYS}, "change_log": "seq"}
 
 
-def _keys(db: _Database) -> None:
-    """PostgreSQL's primary and foreign keys, added once after the first load: a key added
-    to loaded tables is built and checked in one pass, where a key in place does it for each
-    row as it arrives.
+def _load_table(db: _Database, key: str, names: list[str], rows: Any, id_column: str,
+                new: bool, gone: list[str], moment: str) -> None:
+    """One table's part of a mirror: its new and changed rows, its deleted records marked,
+    then its keys and indexes."""
+    if rows is not None:
+        db.load(key, names, rows, id_column, new)
+    for start in range(0, len(gone), 500):
+        part = gone[start:start + 500]
+        marks = ", ".join([db.placeholder] * len(part))
+        db.execute(f'UPDATE "{key}" SET deleted_at = {db.placeholder} '
+                   f'WHERE "{id_column}" IN ({marks})', [moment, *part])
+    _keys(db, key)
+    _indexes(db, key)
+
+
+def _indexes(db: _Database, table: str) -> None:
+    """A table's indexes for the dashboard's questions; made after its rows are in (a first
+    load into indexed tables is much slower), each once."""
+    for columns in _INDEXES.get(table, ()):
+        name = "ix_" + re.sub(r"\W+", "_", f"{table} ({columns})").strip("_")
+        db.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {table} ({columns})")
+
+
+def _keys(db: _Database, table: str) -> None:
+    """PostgreSQL's primary key of a table and its foreign keys, added once after its first
+    load (the tables it references have theirs already): a key added to a loaded table is
+    built and checked in one pass, where a key in place does it for each row as it arrives.
     (SQLite can only declare them in CREATE TABLE, and checks a row cheaply.)"""
     if not isinstance(db, _Postgres):
         return
-    for table, column in [(k, schema.SHEETS_BY_KEY[k].id_field) for k in SHEET_KEYS] + [
-            ("change_log", "seq")]:  # the primary keys first: the foreign keys need them
-        if not db.execute("SELECT 1 FROM pg_constraint WHERE contype = 'p' AND conrelid = "
-                          "%s::regclass", (table,)).fetchone():
-            db.execute(f'ALTER TABLE "{table}" ADD CONSTRAINT pk_{table} PRIMARY KEY '
-                       f'("{column}")')
-    for table, references in REFERENCES.items():
-        for column, target in references:
-            name = f"fk_{table}_{column}"
-            if db.execute("SELECT 1 FROM pg_constraint WHERE conname = %s",
-                          (name,)).fetchone():
-                continue
-            target_id = schema.SHEETS_BY_KEY[target].id_field
-            db.execute(f'ALTER TABLE "{table}" ADD CONSTRAINT {name} FOREIGN KEY ("{column}") '
-                       f'REFERENCES "{target}" ("{target_id}") ON DELETE RESTRICT')
+    if table in _PRIMARY and not db.execute(
+            "SELECT 1 FROM pg_constraint WHERE contype = 'p' AND conrelid = %s::regclass",
+            (table,)).fetchone():
+        db.execute(f'ALTER TABLE "{table}" ADD CONSTRAINT pk_{table} PRIMARY KEY '
+                   f'("{_PRIMARY[table]}")')
+    for column, target in REFERENCES.get(table, ()):
+        name = f"fk_{table}_{column}"
+        if db.execute("SELECT 1 FROM pg_constraint WHERE conname = %s", (name,)).fetchone():
+            continue
+        db.execute(f'ALTER TABLE "{table}" ADD CONSTRAINT {name} FOREIGN KEY ("{column}") '
+                   f'REFERENCES "{target}" ("{_PRIMARY[target]}") ON DELETE RESTRICT')
 
 
 def _migrate(db: _Database, version: int) -> None:
@@ -567,21 +597,22 @@ def mirror_data(data: WorkbookData, url: str | None = None,
             stored = held[key]
             known[key] = dict(zip(rec.folded, rec.ids, strict=True))
             live = set(rec.ids)
-            new = [n for n, rid in enumerate(rec.ids) if rid not in stored]
-            changed = [n for n, rid in enumerate(rec.ids)
-                       if rid in stored and stored[rid] != rec.hashes[n]]
+            new, changed = [], []
+            for n, held_hash in enumerate(map(stored.get, rec.ids)):
+                if held_hash is None:
+                    new.append(n)
+                elif held_hash != rec.hashes[n]:
+                    changed.append(n)
             names = [c.name for c in rec.columns] + ["extra", "sheet_row", "row_hash",
                                                      "mirrored_at", "deleted_at"]
-            rows = rec.rows(new + changed, known, moment)
-            if rows:
-                loader.submit(db.load, key, names, rows, id_column, not stored)
+            rows = (db.prepare(rec.columns_at(new + changed, known, moment))
+                    if new or changed else None)
             gone = [rid for rid, h in stored.items() if rid not in live
                     and not h.endswith("-")]
-            for start in range(0, len(gone), 500):
-                part = gone[start:start + 500]
-                marks = ", ".join([db.placeholder] * len(part))
-                loader.submit(db.execute, f'UPDATE "{key}" SET deleted_at = {db.placeholder} '
-                              f'WHERE "{id_column}" IN ({marks})', [moment, *part])
+            # one job a table (the queue holds one): its rows, its deletions, then its keys
+            # and indexes, built while this thread makes the next table's rows
+            loader.submit(_load_table, db, key, names, rows, id_column, not stored, gone,
+                          moment)
             result.added[key], result.updated[key] = len(new), len(changed)
             result.deleted[key] = len(gone)
             result.unchanged[key] = len(rec.ids) - len(new) - len(changed)
@@ -589,8 +620,9 @@ def mirror_data(data: WorkbookData, url: str | None = None,
         loader.close()  # every table loaded (an error there is raised here)
         _settings_tables(db, data)
         result.change_log = 0 if last is None else _history_tables(db, data, last, pending, spool)
-        _keys(db)
-        _indexes(db)
+        for table in ("change_log", "stage_history"):
+            _keys(db, table)
+            _indexes(db, table)
         db.execute("DELETE FROM xlcrm_mirror")
         db.execute(f"INSERT INTO xlcrm_mirror (at, workbook, sha256) VALUES "
                    f"({db.placeholder}, {db.placeholder}, {db.placeholder})",
@@ -687,12 +719,12 @@ _LOG_KINDS = {"seq": "ours", "run_id": "ours", "at": "ours", "sheet": "ours", "a
 
 
 def _history_work(workbook: Path, last: int, spool: Path | None
-                  ) -> tuple[set[str], list[tuple[Any, ...]] | None, int]:
+                  ) -> tuple[set[str], list[list[Any]] | None, int]:
     """What the history gives the mirror, read while the records load (pure reading, so a
     second process can do it): the deals whose stays the entries after `last` change, the
-    stage_history rows of those deals (of every deal when `last` is 0; None when no deal
-    moved), and, with `spool`, the entries after `last` written there as lines of COPY's
-    text format, made by SQLite (`at` is ISO 8601 text, which PostgreSQL reads as
+    stage_history columns of those deals (of every deal when `last` is 0; None when no
+    deal moved), and, with `spool`, the entries after `last` written there as lines of
+    COPY's text format, made by SQLite (`at` is ISO 8601 text, which PostgreSQL reads as
     timestamptz), and how many (190 MB of a big log never pass through Python value by
     value)."""
     from .changes import stage_history
@@ -720,9 +752,8 @@ def _history_work(workbook: Path, last: int, spool: Path | None
 
     stages = [None if nz.is_blank(v) else str(v) for v in stays["stage"].tolist()]
     counts = [None if v != v else int(v) for v in stays["days"].astype(float).tolist()]
-    return moved, list(zip([str(v) for v in stays["opportunity_id"].tolist()], stages,
-                           days(stays["entered"]), days(stays["left"]), counts, strict=True)
-                       ), count
+    return moved, [[str(v) for v in stays["opportunity_id"].tolist()], stages,
+                   days(stays["entered"]), days(stays["left"]), counts], count
 
 
 def _history_tables(db: _Database, data: WorkbookData, last: int, pending: Any,
@@ -754,8 +785,9 @@ def _history_tables(db: _Database, data: WorkbookData, last: int, pending: Any,
             part = ids[start:start + 500]
             db.execute(f"DELETE FROM stage_history WHERE opportunity_id IN "
                        f"({', '.join([p] * len(part))})", part)
-    db.load("stage_history", ["opportunity_id", "stage", "entered", "left_at", "days"],
-            values, "opportunity_id", new=True)
+    if values[0]:
+        db.load("stage_history", ["opportunity_id", "stage", "entered", "left_at", "days"],
+                db.prepare(values), "opportunity_id", new=True)
     return count
 
 
@@ -789,19 +821,44 @@ def _copy_spool(db: _Database, table: str, names: list[str], spool: Path) -> Non
             copy.write(block)
 
 
-def _copy_rows(db: _Database, table: str, names: list[str], rows: list[tuple[Any, ...]]
-               ) -> None:
-    """COPY rows in as CSV text written by the csv module (in C; psycopg's `write_row` spends
-    its time per field in Python): an unquoted empty field is NULL, which is what a blank
-    is here (blanks are None, never "")."""
+def _copy_rows(db: _Database, table: str, names: list[str], blocks: list[str]) -> None:
+    """COPY the CSV text of `_csv_blocks` in."""
     from psycopg.copy import QueuedLibpqWriter
 
     quoted = ", ".join(f'"{n}"' for n in names)
     with db.connection.cursor() as cursor, cursor.copy(
             f'COPY "{table}" ({quoted}) FROM STDIN WITH (FORMAT csv)',
-            writer=QueuedLibpqWriter(cursor)) as copy:  # sent by a thread: the next rows
-        #                                               are written while the server parses
-        for start in range(0, len(rows), 20_000):
-            buffer = io.StringIO()
-            csv.writer(buffer, lineterminator="\n").writerows(rows[start:start + 20_000])
-            copy.write(buffer.getvalue())
+            writer=QueuedLibpqWriter(cursor)) as copy:  # sent by a thread: the next block
+        for block in blocks:                            # goes out while the server parses
+            copy.write(block)
+
+
+_CSV_SPECIAL = re.compile('[",\r\n]')
+_BLOCK = 20_000  # rows a block
+
+
+def _csv_blocks(columns: list[list[Any]]) -> list[str]:
+    """Columns of values as blocks of CSV text for COPY, built a column at a time (the
+    csv module writes a row at a time, holding the GIL the load thread shares): None as an
+    unquoted empty field, which COPY reads as NULL; a field with a quote, comma, CR or
+    newline, or an empty text, quoted with its quotes doubled; numbers as Python writes
+    them. A column with no such field is taken as it is."""
+    fields = [_csv_fields(values) for values in columns]
+    size = len(fields[0]) if fields else 0
+    return ["\n".join(map(",".join, zip(*(f[start:start + _BLOCK] for f in fields),
+                                         strict=True))) + "\n"
+            for start in range(0, size, _BLOCK)]
+
+
+def _csv_fields(values: list[Any]) -> list[str]:
+    texts = ["" if v is None else v if type(v) is str else repr(v) if type(v) is float
+             else str(v) for v in values]
+    if not _CSV_SPECIAL.search("\x00".join(texts)) and "" not in (
+            v for v in values if type(v) is str):
+        return texts
+    return [_csv_quoted(t) if type(v) is str and (not v or _CSV_SPECIAL.search(v)) else t
+            for t, v in zip(texts, values, strict=True)]
+
+
+def _csv_quoted(text: str) -> str:
+    return '"' + text.replace('"', '""') + '"'
