@@ -327,6 +327,45 @@ def test_key_matches_customers_by_one_field_alone(tmp_path: Path) -> None:
         (ids[2], "name"), (ids[2], "city")]
 
 
+def test_the_log_made_by_a_second_process_is_the_log_made_in_this_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same import into two copies of one workbook, logged in this process and by a
+    second one (whose changes come back as plain tuples): the change logs hold the same
+    entries, value for value, and the snapshots the next sync compares with are the same."""
+    import sqlite3
+
+    from xlcrm import jobs
+    from xlcrm.history import history_path
+
+    (tmp_path / "here").mkdir()
+    book = typed_book(tmp_path / "here")
+    twin = tmp_path / "there" / book.name
+    twin.parent.mkdir()
+    shutil.copyfile(book, twin)
+    shutil.copytree(book.parent / ".xlcrm", twin.parent / ".xlcrm")
+    source = write_csv(tmp_path / "mixed.csv", [
+        ["Company", "Phone", "Deal Name", "Stage", "Amount", "Close Date", "Notes"],
+        ["ACME LTD.", "010-5555-0100", "Support renewal", "Qualified", "3,000", "2027年1月5日",
+         "renewal, \"gold\"\nline two"],
+        ["Hooli Inc", "415-555-0100", "Pilot seats", "Lead", "1.2万", "2027-02-01", ""]])
+    logs = []
+    for path, start in ((book, 10**9), (twin, 1)):
+        monkeypatch.setattr(jobs, "PARALLEL_SYNC", start)
+        done = import_workbook(path, source, apply=True)
+        assert done.applied
+        with sqlite3.connect(history_path(path)) as db:
+            logs.append((db.execute("SELECT sheet, record_id, action, field, old, new, user, "
+                                    "job FROM entries WHERE run_id = ? ORDER BY seq",
+                                    (done.import_id,)).fetchall(),
+                         db.execute("SELECT sheet, record_id, vals FROM snapshot ORDER BY "
+                                    "sheet, record_id").fetchall()))
+    here, there = logs
+    assert here == there
+    added = [json.loads(new) for _, _, action, _, _, new, _, _ in here[0] if action == "added"]
+    assert {"ACME LTD.", "Hooli Inc"} & {a.get("name") for a in added}
+    assert all(job == "import" for *_, job in here[0])
+
+
 @pytest.mark.parametrize("forked", [False, True])
 def test_the_import_logs_exactly_what_it_wrote(tmp_path: Path, forked: bool,
                                                monkeypatch: pytest.MonkeyPatch) -> None:

@@ -71,7 +71,8 @@ def cell_json(value: Any) -> Any:
     if kind is int or kind is bool:
         return value
     if isinstance(value, dt.datetime):
-        return {"$d": value.replace(tzinfo=None).isoformat()}
+        return {"$d": (value if value.tzinfo is None else value.replace(tzinfo=None)
+                       ).isoformat()}
     if isinstance(value, dt.date):
         return {"$d": dt.datetime.combine(value, dt.time()).isoformat()}
     if isinstance(value, float | int):  # numpy scalars
@@ -256,14 +257,20 @@ class Tracker:
         index = {key: self.snapshot.index.get(key, found) for key, found in self.index.items()}
         return Tracker(self.history, self.data, run, baseline=False, index=index)
 
-    def logged(self) -> tuple[list[Change], SnapshotUpdate, dict[str, dict[str, int]]]:
+    def logged(self) -> tuple[list[tuple[Any, ...]], SnapshotUpdate, dict[str, dict[str, int]]]:
         """What the engine steps `apply`d: to hand from a second process that applied them
-        to this one (`adopt`)."""
-        return self.engine_changes, self.snapshot, self._rehashed
+        to this one (`adopt`). The changes travel as plain tuples (a pickled dataclass takes
+        ten times longer to load), an added record's values as their JSON alone (what
+        `History.commit` stores), not also as a dict."""
+        return ([(c.sheet, c.record_id, c.action, c.field, c.old,
+                  None if c.new_json is not None else c.new, c.user, c.job, c.old_json,
+                  c.new_json) for c in self.engine_changes], self.snapshot, self._rehashed)
 
-    def adopt(self, logged: tuple[list[Change], SnapshotUpdate, dict[str, dict[str, int]]]
-              ) -> None:
-        self.engine_changes, self.snapshot, self._rehashed = logged
+    def adopt(self, logged: tuple[list[tuple[Any, ...]], SnapshotUpdate,
+                                  dict[str, dict[str, int]]]) -> None:
+        """Take what `logged` gave in another process; the changes are stored as they came."""
+        rows, self.snapshot, self._rehashed = logged
+        self.engine_changes = [Change(*row) for row in rows]
 
     def commit(self, sha_after: str | None = None) -> int:
         """Store this run's entries and snapshot. Returns the number of entries stored."""
