@@ -39,7 +39,7 @@ import re
 import sqlite3
 import tempfile
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -353,12 +353,12 @@ class _Postgres(_Database):
              new: bool = False) -> None:
         quoted = ", ".join(f'"{n}"' for n in names)
         if new:  # straight into the table
-            _copy_rows(self, table, names, rows)
+            _copy_in(self, table, names, rows)
             return
         updates = ", ".join(f'"{n}" = excluded."{n}"' for n in names if n != key)
         self.execute(f'CREATE TEMP TABLE "load_{table}" (LIKE "{table}" INCLUDING DEFAULTS) '
                      "ON COMMIT DROP")
-        _copy_rows(self, f"load_{table}", names, rows)
+        _copy_in(self, f"load_{table}", names, rows)
         self.execute(f'INSERT INTO "{table}" ({quoted}) SELECT {quoted} FROM "load_{table}" '
                      f'ON CONFLICT ("{key}") DO UPDATE SET {updates}')
         self.execute(f'DROP TABLE "load_{table}"')
@@ -523,7 +523,7 @@ def _keys(db: _Database, table: str) -> None:
     """PostgreSQL's primary key of a table and its foreign keys, added once after its first
     load (the tables it references have theirs already): a key added to a loaded table is
     built and checked in one pass, where a key in place does it for each row as it arrives.
-    (SQLite can only declare them in CREATE TABLE, and checks a row cheaply.)"""
+    (SQLite can only declare them in CREATE TABLE; see `connect` for when it checks them.)"""
     if not isinstance(db, _Postgres):
         return
     if table in _PRIMARY and not db.execute(
@@ -832,25 +832,22 @@ def _copy_field(column: str, kind: str = "text") -> str:
 
 def _copy_spool(db: _Database, table: str, names: list[str], spool: Path) -> None:
     """COPY a file of lines in the text format into `table`."""
+    with spool.open("rb") as lines:
+        _copy_in(db, table, names, iter(lambda: lines.read(1 << 20), b""), "")
+
+
+def _copy_in(db: _Database, table: str, names: list[str], blocks: Iterable[str | bytes],
+             options: str = " WITH (FORMAT csv)") -> None:
+    """COPY `blocks` of text (CSV from `_csv_blocks` unless `options` say otherwise) into
+    `table`, sent by a thread of psycopg's: the next block is read or made while the server
+    parses."""
     from psycopg.copy import QueuedLibpqWriter
 
     quoted = ", ".join(f'"{n}"' for n in names)
     with db.connection.cursor() as cursor, cursor.copy(
-            f'COPY "{table}" ({quoted}) FROM STDIN', writer=QueuedLibpqWriter(cursor)
-            ) as copy, spool.open("rb") as lines:
-        while block := lines.read(1 << 20):
-            copy.write(block)
-
-
-def _copy_rows(db: _Database, table: str, names: list[str], blocks: list[str]) -> None:
-    """COPY the CSV text of `_csv_blocks` in."""
-    from psycopg.copy import QueuedLibpqWriter
-
-    quoted = ", ".join(f'"{n}"' for n in names)
-    with db.connection.cursor() as cursor, cursor.copy(
-            f'COPY "{table}" ({quoted}) FROM STDIN WITH (FORMAT csv)',
-            writer=QueuedLibpqWriter(cursor)) as copy:  # sent by a thread: the next block
-        for block in blocks:                            # goes out while the server parses
+            f'COPY "{table}" ({quoted}) FROM STDIN{options}',
+            writer=QueuedLibpqWriter(cursor)) as copy:
+        for block in blocks:
             copy.write(block)
 
 
