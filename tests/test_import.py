@@ -404,3 +404,42 @@ def test_the_import_logs_exactly_what_it_wrote(tmp_path: Path, forked: bool,
         after = db.execute("SELECT sheet, record_id, field, old, new FROM entries WHERE "
                            "run_id = ? AND user != 'xlcrm'", (run,)).fetchall()
     assert after == []
+
+
+def test_an_empty_preview_says_why_nothing_would_be_written(
+        tmp_path: Path, zh_book: Path, cli: Callable[..., Any]) -> None:
+    """A sheet Excel saved whose headers name no field (Region, Item, Volume, Month), a file
+    with a header and no rows, and a source that only conflicts with the workbook: each
+    preview says its own reason, in the workbook's language, never that the workbook holds
+    it all already."""
+    from tests.excel_parts import EXCEL_MADE
+
+    book = typed_book(tmp_path)
+    before = book.read_bytes()
+    unmapped = cli("import", EXCEL_MADE / "autofilter01.xlsx", "--into", book)
+    assert "no column of the source names a field" in unmapped.output
+    assert "Region, Item, Volume, Month" in unmapped.output and "--map" in unmapped.output
+    assert "holds all of it" not in unmapped.output
+    chinese = cli("import", EXCEL_MADE / "autofilter01.xlsx", "--into", zh_book)
+    assert "没有一列对应 xlcrm 的字段" in chinese.output
+    empty = cli("import", write_csv(tmp_path / "empty.csv", [["Company", "Phone"]]),
+                "--into", book)
+    assert "no rows under its header" in empty.output
+    name = read_workbook_names(book)[0]
+    conflict = cli("import", write_csv(tmp_path / "conflict.csv", [
+        ["Customer ID", "Company", "City"], [name[0], name[1], "Somewhere Else"]]),
+        "--into", book)
+    assert "conflict with the workbook's (1)" in conflict.output
+    assert "--prefer" in conflict.output
+    same = cli("import", write_csv(tmp_path / "same.csv", [
+        ["Customer ID", "Company"], [name[0], name[1]]]), "--into", book)
+    assert "holds all of it already" in same.output
+    assert book.read_bytes() == before  # dry runs, all of them
+
+
+def read_workbook_names(book: Path) -> list[tuple[str, str]]:
+    """(CustomerID, Name) of each customer that has a city, as the workbook holds them."""
+    from xlcrm.reader import read_workbook
+
+    frame = read_workbook(book).sheets["customers"].frame
+    return [(r.customer_id, r.name) for r in frame.itertuples() if r.city]

@@ -222,7 +222,7 @@ def import_cmd(
     result = _run(lambda: jobs.import_workbook(into, source, sheet, map_file, apply,
                                                prefer.value, dayfirst, key), into)
     plan = result.plan
-    from .importer import preview_html, preview_lines
+    from .importer import nothing_message, preview_html, preview_lines
 
     payload = None
     if format is PreviewFormat.json:
@@ -242,7 +242,7 @@ def import_cmd(
         if result.applied:
             out.print(f"[bold]{escape(t('import_applied', lang, id=result.import_id, backup=result.backup, workbook=into))}[/bold]")  # noqa: E501
         elif plan.empty():
-            out.print(escape(t("import_nothing", lang)))
+            out.print(escape(nothing_message(plan, lang)))
         else:
             out.print(f"[bold]{escape(t('import_dry_run', lang))}[/bold]")
     if plan.conflicts or plan.rejected:

@@ -747,6 +747,24 @@ def _shown(value: Any) -> str:
     return str(value)
 
 
+def nothing_message(plan: ImportPlan, lang: str) -> str:
+    """Why an empty plan has nothing to write, in `lang`: no column names a field, the source
+    has no rows, every row was rejected, only conflicts are left to choose, or the workbook
+    holds it all already."""
+    from .messages import t
+
+    if not any(c.concept for c in plan.columns):
+        headers = [c.header for c in plan.columns if c.header]
+        return t("import_nothing_mapped", lang, headers=", ".join(headers) or "-")
+    if not plan.rows:
+        return t("import_nothing_rows", lang)
+    if plan.conflicts:
+        return t("import_nothing_conflicts", lang, n=len(plan.conflicts))
+    if len({r.source_row for r in plan.rejected}) >= plan.rows:
+        return t("import_nothing_rejected", lang)
+    return t("import_nothing", lang)
+
+
 def preview_lines(plan: ImportPlan, lang: str, limit: int = 20) -> list[str]:
     """The dry run's report as lines of text in `lang`: the mapping, what is new, what
     changes (old → new), conflicts, rejected rows, unknown stages and people."""

@@ -220,6 +220,20 @@ TEXTS: dict[str, tuple[str, str]] = {
                        "{workbook}"),
     "import_nothing": ("Nothing to import: the workbook holds all of it already.",
                        "无需导入：工作簿中已包含全部内容。"),
+    "import_nothing_mapped": ("Nothing to import: no column of the source names a field xlcrm "
+                              "knows ({headers}). Say which column is which with --map.",
+                              "没有可导入的内容：来源中没有一列对应 xlcrm 的字段（{headers}）。"
+                              "请用 --map 指定各列对应的字段。"),
+    "import_nothing_rows": ("Nothing to import: the source has no rows under its header.",
+                            "没有可导入的内容：来源的表头下没有数据行。"),
+    "import_nothing_rejected": ("Nothing to import: every row was rejected (the reasons are "
+                                "above).",
+                                "没有可导入的内容：所有行都被拒绝（原因见上）。"),
+    "import_nothing_conflicts": ("Nothing to write until you choose: the source's values "
+                                 "conflict with the workbook's ({n}). Run again with --prefer "
+                                 "source or --prefer workbook.",
+                                 "需要您选择，暂无可写入的内容：来源与工作簿的值有 {n} 处冲突。"
+                                 "请加上 --prefer source 或 --prefer workbook 再运行。"),
     "import_undone": ("Import {id} undone: {n} cells and {rows} records put back.",
                       "已撤销导入 {id}：恢复了 {n} 个单元格，移除了 {rows} 条记录。"),
     "sheet_customers": ("customer", "客户"),

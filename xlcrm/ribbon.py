@@ -146,7 +146,7 @@ def xl_claim(xl: XlBook) -> str:
 def xl_import(xl: XlBook) -> str:
     """Ask for a file, show the import's preview, and import it on OK: the same job as
     `xlcrm import`, on the open workbook."""
-    from .importer import preview_lines
+    from .importer import nothing_message, preview_lines
 
     lang = "zh" if schema.CUSTOMERS.zh in xl.sheet_names() else "en"
     chosen = xl.ask_file()
@@ -155,7 +155,7 @@ def xl_import(xl: XlBook) -> str:
     dry = import_job(ExcelSession(xl), Path(chosen))
     lines = preview_lines(dry.plan, lang, limit=8)
     if dry.plan.empty():
-        return "\n".join([*lines, t("import_nothing", lang)])
+        return "\n".join([*lines, nothing_message(dry.plan, lang)])
     if not xl.confirm("\n".join([*lines, "", t("import_confirm", lang)])):
         return t("import_cancelled", lang)
     done = import_job(ExcelSession(xl), Path(chosen), apply=True)
