@@ -222,6 +222,44 @@ def test_our_own_export_comes_back_as_the_same_records(tmp_path: Path) -> None:
                                          "Opportunity", "CustomerID", "Stage", "Amount")
 
 
+@pytest.mark.parametrize("target", ["hubspot", "salesforce", "zoho", "odoo"])
+def test_every_crms_export_comes_back_as_the_same_customers_and_deals(
+        tmp_path: Path, target: str) -> None:
+    """Each target's files, imported in their order into a new workbook, give back every
+    customer and every deal with its ID, name, customer and amount: Salesforce by its
+    External ID columns, Zoho by Xlcrm_Id and account names, Odoo by its external IDs
+    (``xlcrm.customer_C-000001`` in ``id`` and ``partner_id/id``, found by their values).
+    A prospect's company that the CRM needs as an account (Zoho, Odoo) comes back as a
+    customer of its own with a new ID, never one already taken; notes and tasks whose parent
+    is not a customer are rejected, never made into nameless customers."""
+    book = typed_book(tmp_path)
+    _, folder = export_workbook(book, target)
+    fresh = tmp_path / "fresh" / "crm.xlsx"
+    fresh.parent.mkdir()
+    init_workbook(fresh, lang="en")
+    for file in sorted(folder.glob("*.csv")):
+        if file.name != "PROBLEMS.csv":
+            plan = import_workbook(fresh, file, apply=True).plan
+            assert plan.conflicts == [], (file.name, plan.to_json())
+    before, after = records(book, "Customers"), records(fresh, "Customers")
+    ids = [c["CustomerID"] for c in after]
+    assert len(ids) == len(set(ids)) and all(c["Name"] for c in after)
+
+    def rows(records: list[dict[str, Any]], *fields: str) -> set[tuple[Any, ...]]:
+        return {tuple(parse_number(r[f]) if f == "Amount" else r[f] for f in fields)
+                for r in records}
+
+    fields = ("CustomerID", "Name", "City", "Phone", "Type")  # another CRM's account Type
+    assert rows(before, *fields) <= rows(after, *fields)    # (Prospect) is not ours
+    prospects = {d["Company"] for d in records(book, "Opportunities") if not d["CustomerID"]}
+    extra = {c["Name"] for c in after} - {c["Name"] for c in before}
+    assert extra == (prospects if target in ("zoho", "odoo") else set())
+    deals = [d for d in records(book, "Opportunities") if d["CustomerID"]]
+    assert rows(deals, "OpportunityID", "Opportunity", "CustomerID", "Amount") <= rows(
+        records(fresh, "Opportunities"), "OpportunityID", "Opportunity", "CustomerID",
+        "Amount")
+
+
 def test_a_mapping_given_by_hand_is_saved_and_reused(tmp_path: Path) -> None:
     book = typed_book(tmp_path)
     source = write_csv(tmp_path / "odd.csv", [["Firma", "Ort", "Umsatz"],
@@ -443,3 +481,18 @@ def read_workbook_names(book: Path) -> list[tuple[str, str]]:
 
     frame = read_workbook(book).sheets["customers"].frame
     return [(r.customer_id, r.name) for r in frame.itertuples() if r.city]
+
+
+def test_a_customer_type_is_one_of_the_workbooks_or_listed_not_written(tmp_path: Path) -> None:
+    """Customer Type takes the workbook's choices and the words for a company or a person in
+    either language; another system's type (an account's Prospect, Odoo's opportunity) is
+    listed among the values not understood and leaves the cell as it was."""
+    book = typed_book(tmp_path)
+    source = write_csv(tmp_path / "types.csv", [
+        ["Company", "Phone", "Type"], ["Person One", "13900000001", "个人"],
+        ["Firm Two", "13900000002", "Organisation"], ["Firm Three", "13900000003", "Prospect"]])
+    plan = import_workbook(book, source).plan
+    kinds = {r.values["name"]: r.values.get("kind") for r in plan.new if r.sheet == "customers"}
+    assert kinds == {"Person One": "Individual", "Firm Two": "Company", "Firm Three": None}
+    assert [(row, value) for row, field, value in plan.unparsed
+            if field == "customers.kind"] == [(4, "Prospect")]

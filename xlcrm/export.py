@@ -46,6 +46,7 @@ import pandas as pd
 from . import normalize as nz
 from . import progress, schema
 from .dedupe import FREE_MAIL, PERSON_WORDS
+from .importmap import PROSPECT_KEY
 from .reader import WorkbookData
 from .settings import Person, Settings, Stage
 from .writer import state_dir
@@ -476,9 +477,9 @@ def _zoho(ctx: Context, noted: Iterable[str]) -> list[ExportFile]:
             *(o[k] for k in book.custom["opportunities"])])
         deals.keys.append(oid)
     for key, name in sorted(prospects.items()):
-        accounts.rows.append([f"prospect:{key}", name, None, None, None, None, None,
+        accounts.rows.append([f"{PROSPECT_KEY}{key}", name, None, None, None, None, None,
                               "Prospect", None, None, *([None] * len(book.custom["customers"]))])
-        accounts.keys.append(f"prospect:{key}")
+        accounts.keys.append(f"{PROSPECT_KEY}{key}")
     notes = ExportFile("4_Notes.csv", ["Xlcrm_Id", "Note_Title", "Note_Content",
                                        "Parent_Module", "Parent_Xlcrm_Id"], [])
     for i in book.interactions:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from . import normalize as nz
 from . import schema
@@ -20,16 +21,18 @@ class FilledId:
     value: str
 
 
-def id_minter(data: WorkbookData, sheet_key: str) -> Iterator[str]:
+def id_minter(data: WorkbookData, sheet_key: str, also: Iterable[Any] = ()) -> Iterator[str]:
     """New IDs for a sheet: the prefix from Settings and the numbers after the highest in use
-    (looked for when the first ID is asked for: a job that mints none pays nothing)."""
+    in the sheet or in `also` (IDs about to be written beside them, such as an import's
+    records that bring their own); looked for when the first ID is asked for: a job that
+    mints none pays nothing."""
     sdef = schema.SHEETS_BY_KEY[sheet_key]
     assert sdef.id_field and sdef.id_option
     options = data.settings.options
     prefix = str(getattr(options, sdef.id_option))
     pattern = re.compile(rf"^{re.escape(prefix)}(\d+)$", re.IGNORECASE)
     column = data.sheets[sheet_key].frame[sdef.id_field]
-    used = [int(m.group(1)) for v in column if not nz.is_blank(v)
+    used = [int(m.group(1)) for v in itertools.chain(column, also) if not nz.is_blank(v)
             if (m := pattern.match(nz.text(v)))]
     for number in itertools.count(max(used, default=0) + 1):
         yield f"{prefix}{number:0{options.id_digits}d}"

@@ -45,9 +45,9 @@ import pandas as pd
 from . import normalize as nz
 from . import schema
 from .background import Background
-from .dedupe import find_duplicate_customers
+from .dedupe import PERSON_WORDS, find_duplicate_customers
 from .ids import id_minter
-from .importmap import Column
+from .importmap import EXTERNAL_ID, PROSPECT_KEY, Column
 from .reader import ROW, WorkbookData
 from .sources import SourceTable
 
@@ -188,11 +188,15 @@ class Values:
         self.parse_date = nz.date_parser(self.day_first)
         self.stages = stage_names(data)
         self.settings = data.settings
+        self.kinds = customer_kinds(data)
 
     def value(self, concept: str, raw: Any) -> tuple[Any, bool]:
         """The value to write for `raw` under a concept, and whether it parsed (`_Splitter`
         asks once per distinct value of a column)."""
         kind = TYPES.get(concept, "text")
+        if concept == "customers.kind":  # another CRM's "Type" (Prospect, opportunity,
+            found = self.kinds.get(schema.normalize_value(raw))  # invoice) is not ours
+            return (found, True) if found is not None else (_BLANK, False)
         if kind == "date":
             day = self.parse_date(raw)
             return (day, True) if day is not None else (raw, False)
@@ -208,7 +212,46 @@ class Values:
             return str(int(raw)), True
         if isinstance(raw, dt.datetime):
             return raw, True
-        return nz.text(raw).strip(), True
+        text = nz.text(raw).strip()
+        if concept in ID_CONCEPTS:
+            return our_id(text), True
+        return text, True
+
+
+COMPANY_WORDS = frozenset({"company", "organization", "organisation", "business",
+                           "corporate", "企业", "公司", "单位", "机构"})
+
+
+def customer_kinds(data: WorkbookData) -> dict[str, str]:
+    """Customer Type values as typed (folded) -> the workbook's choice: its own choices, and
+    the words for a company or a person in either language, to its first choice of that
+    kind. A value none of these know is no Customer Type (the import lists it)."""
+    choices = data.settings.choices("customer_type")
+    en, zh = schema.LISTS["customer_type"][2:]
+    out: dict[str, str] = {}
+    for words, defaults in ((COMPANY_WORDS, (en[0], zh[0])), (PERSON_WORDS, (en[1], zh[1]))):
+        known = {schema.normalize_value(w) for w in (*words, *defaults)}
+        mine = next((c for c in choices if schema.normalize_value(c) in known),
+                    defaults[data.lang == "zh"])
+        out.update(dict.fromkeys(known, mine))
+    out.update({schema.normalize_value(c): c for c in choices})
+    return out
+
+
+ID_CONCEPTS = frozenset({"customers.customer_id", "opportunities.opportunity_id",
+                         "interactions.interaction_id"})
+
+
+def our_id(text: str) -> Any:
+    """An ID as the workbook writes it: Odoo's external ID ``xlcrm.customer_C-000123`` is
+    C-000123; the key our exports give a prospect's company (``prospect:initech``, a CRM
+    needs an account for its deal) is no ID (`_BLANK`: the company is matched by name)."""
+    found = EXTERNAL_ID.fullmatch(text)
+    if found is not None:
+        return found[2]
+    if text.startswith(PROSPECT_KEY):
+        return _BLANK
+    return text
 
 
 _NUMBERS = (int, float)
@@ -249,7 +292,8 @@ def plan_import(data: WorkbookData, table: SourceTable, columns: list[Column],
     plan = ImportPlan(table.name, columns, skipped=dict(table.skipped), rows=len(table.rows))
     values = Values(data, day_first)
     split = _Splitter(plan, values, columns)
-    rows = [r for r in map(split, table.rows, table.row_numbers) if r is not None]
+    rows = _known_or_named([r for r in map(split, table.rows, table.row_numbers)
+                            if r is not None], data, plan)
     # the deal titles are folded (for matching deals) by a second process meanwhile
     titles = list({v for v in data.sheets["opportunities"].frame["title"] if not nz.is_blank(v)}
                   | {r.deal["title"] for r in rows if r.deal.get("title") is not None})
@@ -257,7 +301,11 @@ def plan_import(data: WorkbookData, table: SourceTable, columns: list[Column],
                     start_from=PARALLEL_TITLES) as folding:
         groups = (_match_by_key(data, rows, key) if key else
                   _match_customers(plan, data, rows))
-        mint = {key: id_minter(data, key) for key in KINDS}
+        # (IDs the source brings for its new records are in use too)
+        brought = {"customers": [r.customer.get("customer_id") for r in rows],
+                   "opportunities": [r.deal.get("opportunity_id") for r in rows],
+                   "interactions": [r.touch.get("interaction_id") for r in rows]}
+        mint = {key: id_minter(data, key, brought[key]) for key in KINDS}
         _upsert_customers(plan, data, groups, rows, mint, prefer)
         folded = dict(zip(titles, folding.result(), strict=True))
     _upsert_children(plan, data, rows, mint, prefer, folded)
@@ -350,6 +398,8 @@ class _Splitter:
                 found = memo[cell] = self._parse(concept, name, cell)
             parsed, ok, counter = found
             if parsed is _BLANK:
+                if not ok:  # a value that means nothing here: listed, not written
+                    plan.unparsed.append((number, concept, cell))
                 continue
             if counter is not None:
                 counts = getattr(plan, counter)
@@ -386,6 +436,24 @@ class _Splitter:
             plan.rejected.append(Rejected(number, "no_customer"))
             return None
         return row
+
+
+def _known_or_named(rows: list[_Row], data: WorkbookData, plan: ImportPlan) -> list[_Row]:
+    """The rows whose customer is one of the workbook's or can be made: a customer ID the
+    workbook lacks, with no name, e-mail, phone or tax ID beside it (a note's parent, say),
+    is rejected rather than made a customer of its ID alone."""
+    held = {nz.record_id(v) for v in data.sheets["customers"].frame["customer_id"]
+            if not nz.is_blank(v)}
+    kept = []
+    for row in rows:
+        c = row.customer
+        if c.get("customer_id") and not any(c.get(k) for k in (
+                "name", "email", "phone", "tax_id")) and nz.record_id(
+                c["customer_id"]) not in held:
+            plan.rejected.append(Rejected(row.number, "unknown_id"))
+            continue
+        kept.append(row)
+    return kept
 
 
 MATCH_FIELDS = ("customer_id", "name", "kind", "phone", "email", "tax_id", "address", "city")
@@ -774,7 +842,8 @@ def preview_lines(plan: ImportPlan, lang: str, limit: int = 20) -> list[str]:
     for column in plan.columns:
         if column.concept:
             out.append(t("import_mapped", lang, header=column.header, field=column.concept,
-                         confidence=round(column.confidence * 100), how=column.how))
+                         confidence=round(column.confidence * 100),
+                         how=t(f"import_how_{column.how}", lang)))
     left = [c.header for c in plan.columns if not c.concept and c.header]
     if left:
         out.append(t("import_left_out", lang, headers=", ".join(left)))

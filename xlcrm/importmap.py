@@ -20,11 +20,13 @@ FILE`` (JSON: ``{"source header": "customers.city" or null}``) overrides it colu
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from . import schema
+from .normalize import is_blank
 from .writer import state_dir
 
 FUZZY_FROM = 88  # rapidfuzz WRatio from which an unknown header is taken as a synonym
@@ -35,7 +37,7 @@ NAME_PARTS = ("first_name", "last_name")
 SYNONYMS: dict[str, tuple[str, ...]] = {
     "key": ("xlcrm_id", "Xlcrm_Id__c", "Xlcrm_Id", "xlcrm id", "ref"),
     "customers.customer_id": ("Customer ID", "客户ID", "客户 ID", "Company xlcrm_id",
-                              "Account.Xlcrm_Id__c", "Parent_Xlcrm_Id", "客户代码"),
+                              "Account.Xlcrm_Id__c", "客户代码"),
     "customers.name": ("Company", "Company Name", "Account", "Account Name", "Account_Name",
                        "Account_Name.Account_Name", "Customer", "Customer Name",
                        "Organization", "Organisation", "Associated Company", "partner_name",
@@ -191,7 +193,7 @@ class Column:
     header: str
     concept: str | None
     confidence: float
-    how: str  # "synonym", "fuzzy", "saved", "given", "none"
+    how: str  # "synonym", "fuzzy", "saved", "given", "values" (`by_values`), "none", "second"
 
 
 BARE_NAMES = frozenset({"name", "名称", "名字"})  # a deal's name in a deals export
@@ -232,6 +234,36 @@ def map_headers(headers: list[str], given: dict[str, str | None] | None = None,
             _check_concept(concept)
             taken.add(concept)
         out.append(Column(header, concept, confidence if concept else 0.0, how))
+    return out
+
+
+PROSPECT_KEY = "prospect:"  # our exports' key of a prospect's company (an account for a deal)
+EXTERNAL_ID = re.compile(r"xlcrm\.(customer|opportunity|interaction)_(.+)", re.S)
+_OF_KIND = {"customer": "customers.customer_id", "opportunity": "opportunities.opportunity_id",
+            "interaction": "interactions.interaction_id"}
+
+
+def by_values(columns: list[Column], rows: list[list[Any]], sample: int = 200) -> list[Column]:
+    """Columns no header decided whose values are xlcrm's own external IDs
+    (``xlcrm.customer_C-000123``, as the Odoo export writes them, in ``id``,
+    ``partner_id/id``, ``res_external_id``): a column named ``id`` is the record's own key,
+    any other a reference to the record of that kind. Odoo's header ``id`` means nothing
+    by itself (any system's row numbers), so its values decide."""
+    taken = {c.concept for c in columns if c.concept}
+    out = list(columns)
+    for at, column in enumerate(columns):
+        if column.concept is not None or column.how != "none":
+            continue
+        seen = [r[at] for r in rows[:sample] if at < len(r) and not is_blank(r[at])]
+        kinds = {found[1] if (found := EXTERNAL_ID.fullmatch(str(v).strip())) else None
+                 for v in seen}
+        if not seen or len(kinds) != 1 or None in kinds:
+            continue
+        concept = ("key" if schema.normalize_header(column.header) == "id"
+                   else _OF_KIND[kinds.pop() or ""])
+        if concept not in taken:
+            taken.add(concept)
+            out[at] = Column(column.header, concept, 1.0, "values")
     return out
 
 

@@ -295,8 +295,8 @@ def import_job(session: WorkbookSession, source: Path, sheet: str | None = None,
     progress.step("import")
     table = read_source(source, sheet, known=importmap.is_known)
     given = importmap.load_map_file(map_file) if map_file else None
-    columns = importmap.map_headers(table.headers, given,
-                                    importmap.saved_mapping(session.path, table.headers))
+    columns = importmap.by_values(importmap.map_headers(
+        table.headers, given, importmap.saved_mapping(session.path, table.headers)), table.rows)
     plan = plan_import(data, table, columns, prefer, day_first, key)  # type: ignore[arg-type]
     result = Imported(plan)
     if not apply or plan.empty():

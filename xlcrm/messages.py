@@ -180,6 +180,11 @@ TEXTS: dict[str, tuple[str, str]] = {
     "import_source": ("{source}: {rows} rows", "{source}：{rows} 行"),
     "import_mapped": ("  {header} → {field} ({confidence}%, {how})",
                       "  {header} → {field}（{confidence}%，{how}）"),
+    "import_how_synonym": ("synonym", "同义词"),
+    "import_how_fuzzy": ("fuzzy match", "模糊匹配"),
+    "import_how_given": ("--map", "--map 指定"),
+    "import_how_saved": ("saved mapping", "已保存的映射"),
+    "import_how_values": ("by its values", "按列中的值"),
     "import_left_out": ("  left out (no field): {headers}", "  未映射（无对应字段）：{headers}"),
     "import_counts": ("New: {new_customers} customers, {new_opportunities} opportunities, "
                       "{new_interactions} interactions; updated: {upd_customers} customers, "
@@ -197,6 +202,9 @@ TEXTS: dict[str, tuple[str, str]] = {
                         "（源第 {row} 行）；已保留工作簿的值；用 --prefer source 改用源文件的值"),
     "import_rejected": ("  x source row {row}: {reason}", "  x 源第 {row} 行：{reason}"),
     "import_reject_nothing": ("names no customer and no deal", "既没有客户也没有商机"),
+    "import_reject_unknown_id": ("a customer ID the workbook does not have, with no name, "
+                                 "e-mail or phone to make a customer of",
+                                 "工作簿中没有此客户编号，且没有名称、邮箱或电话可建立客户"),
     "import_reject_no_customer": ("a deal without a customer or company",
                                   "商机没有对应的客户或公司"),
     "import_unknown_stages": ("  stages not in Settings (kept as typed; add them or map "
