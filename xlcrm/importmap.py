@@ -10,7 +10,9 @@ workbook's own English and Chinese headers, common English and Chinese wording, 
 export columns of HubSpot, Salesforce, Zoho, Odoo and 简道云 (`SYNONYMS`; a user adds more with
 ``--map``). Headers are folded as the workbook's are (case, width, spaces); a header that is
 no synonym is matched with rapidfuzz against all of them, and taken from a similarity of
-`FUZZY_FROM` with that confidence. Columns that map to nothing are listed and left out.
+`FUZZY_FROM` with that confidence. A column left over whose values are our own external IDs
+(Odoo's ``xlcrm.customer_C-000123``) is mapped by them (`by_values`). Columns that map to
+nothing are listed and left out.
 
 The mapping used is saved in ``.xlcrm/<workbook>/import-mappings.json``, keyed by the
 source's folded header row, and reused the next time the same header row comes in; ``--map
