@@ -463,6 +463,9 @@ def test_an_empty_preview_says_why_nothing_would_be_written(
     empty = cli("import", write_csv(tmp_path / "empty.csv", [["Company", "Phone"]]),
                 "--into", book)
     assert "no rows under its header" in empty.output
+    orphans = cli("import", write_csv(tmp_path / "orphans.csv", [
+        ["Deal Name", "Amount"], ["Lone deal", "100"]]), "--into", book)
+    assert "every row was rejected" in orphans.output
     name = read_workbook_names(book)[0]
     conflict = cli("import", write_csv(tmp_path / "conflict.csv", [
         ["Customer ID", "Company", "City"], [name[0], name[1], "Somewhere Else"]]),

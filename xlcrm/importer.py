@@ -442,8 +442,7 @@ def _known_or_named(rows: list[_Row], data: WorkbookData, plan: ImportPlan) -> l
     """The rows whose customer is one of the workbook's or can be made: a customer ID the
     workbook lacks, with no name, e-mail, phone or tax ID beside it (a note's parent, say),
     is rejected rather than made a customer of its ID alone."""
-    held = {nz.record_id(v) for v in data.sheets["customers"].frame["customer_id"]
-            if not nz.is_blank(v)}
+    held = _customer_ids(data)
     kept = []
     for row in rows:
         c = row.customer
@@ -456,6 +455,16 @@ def _known_or_named(rows: list[_Row], data: WorkbookData, plan: ImportPlan) -> l
     return kept
 
 
+def _customer_ids(data: WorkbookData) -> dict[str, str]:
+    """The workbook's CustomerIDs, folded as the engine compares them -> as written (the
+    first record of an ID used twice)."""
+    out: dict[str, str] = {}
+    for rid in data.sheets["customers"].frame["customer_id"]:
+        if not nz.is_blank(rid):
+            out.setdefault(nz.record_id(rid), nz.text(rid))
+    return out
+
+
 MATCH_FIELDS = ("customer_id", "name", "kind", "phone", "email", "tax_id", "address", "city")
 
 
@@ -464,7 +473,7 @@ def _match_customers(plan: ImportPlan, data: WorkbookData, rows: list[_Row]
     """Resolve each row's customer: an existing customer's ID, or a group of source rows
     that are one new customer (keyed by a negative number). Returns new groups."""
     existing = data.sheets["customers"].frame
-    by_id = {nz.record_id(v): nz.text(v) for v in existing["customer_id"] if not nz.is_blank(v)}
+    by_id = _customer_ids(data)
     pending: list[_Row] = []
     for row in rows:
         rid = row.customer.get("customer_id")
@@ -577,11 +586,10 @@ def _match_by_key(data: WorkbookData, rows: list[_Row], key: str) -> dict[int, l
         return schema.normalize_value(value) if not nz.is_blank(value) else ""
 
     index: dict[str, str] = {}
-    by_id: dict[str, str] = {}
+    by_id = _customer_ids(data)
     for rid, value in zip(existing["customer_id"], existing[key], strict=True):
         if nz.is_blank(rid):
             continue
-        by_id.setdefault(nz.record_id(rid), nz.text(rid))
         if fold(value):
             index.setdefault(fold(value), nz.text(rid))
     groups: dict[int, list[_Row]] = {}

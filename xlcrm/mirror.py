@@ -871,8 +871,7 @@ def _csv_blocks(columns: list[list[Any]]) -> list[str]:
 def _csv_fields(values: list[Any]) -> list[str]:
     texts = ["" if v is None else v if type(v) is str else repr(v) if type(v) is float
              else str(v) for v in values]
-    if not _CSV_SPECIAL.search("\x00".join(texts)) and "" not in (
-            v for v in values if type(v) is str):
+    if not _CSV_SPECIAL.search("\x00".join(texts)) and "" not in values:
         return texts
     return [_csv_quoted(t) if type(v) is str and (not v or _CSV_SPECIAL.search(v)) else t
             for t, v in zip(texts, values, strict=True)]
