@@ -20,12 +20,14 @@ and the stage history start from.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import getpass
 import uuid
 import zipfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring  # what `dumps` writes a text as
 from pathlib import Path
 from typing import Any
 
@@ -37,10 +39,12 @@ from . import normalize as nz
 from . import progress, schema
 from .guard import owner_files, owner_name
 from .history import (
+    Chained,
     Change,
     History,
     Run,
     SnapshotUpdate,
+    chain_entries,
     dumps,
     now_utc,
     parse_stamp,
@@ -49,6 +53,7 @@ from .history import (
 from .reader import ROW, WorkbookData
 
 ENGINE_USER = "xlcrm"
+Logged = tuple["Chained", "SnapshotUpdate", dict[str, dict[str, int]]]  # Tracker.logged
 _FNV_PRIME = np.uint64(1099511628211)
 CONTACT_FIELDS = {"customers": ("contact_name", "email", "phone"),
                   "opportunities": ("contact_name", "contact_email", "contact_phone")}
@@ -179,6 +184,7 @@ class Tracker:
     snapshot: SnapshotUpdate = field(default_factory=SnapshotUpdate)
     index: dict[str, tuple[list[str], np.ndarray]] = field(default_factory=dict)
     _rehashed: dict[str, dict[str, int]] = field(default_factory=dict)
+    chained: Chained | None = None  # the entries as another process chained them (`adopt`)
 
     @property
     def changes(self) -> list[Change]:
@@ -186,9 +192,10 @@ class Tracker:
 
     def apply(self, sheet_key: str, cells: Sequence[tuple[int, int, Any]] = (),
               rows: Sequence[Mapping[str, Any]] = (), job: str = "sync",
-              user: str = ENGINE_USER) -> None:
+              user: str = ENGINE_USER, fields: Collection[str] | None = None) -> None:
         """Apply an engine step's cells (Excel row, column, value) and new rows to the frames,
-        and log what actually changed."""
+        and log what actually changed. `fields`: the only fields of the new rows to take (those
+        the sheet has a column for, when the rows may name others)."""
         if not cells and not rows:
             return
         sheet = self.data.sheets[sheet_key]
@@ -209,20 +216,26 @@ class Tracker:
         for index, key, value in pending:
             frame.at[index, key] = value
         added: dict[Any, dict[str, Any]] = {}  # a new row's index -> its values as stored
+        texts: dict[Any, str] = {}  # ... and as JSON
         if rows:
             start = sheet.last_row + 1
-            names = set(columns)
-            read = [{k: _as_read(v) for k, v in r.items() if k in names} for r in rows]
+            named = set().union(*rows)
+            if fields is not None:
+                named &= set(fields)
+            read = {name: [v if v is None or type(v) is str else _as_read(v)
+                           for v in (r.get(name) for r in rows)]
+                    for name in columns if name in named}  # (columns are sorted)
             new = pd.DataFrame(read, columns=frame.columns, dtype=object)
             new[ROW] = range(start, start + len(new))
-            new.index = range(int(frame.index.max()) + 1 if len(frame) else 0,
-                              (int(frame.index.max()) + 1 if len(frame) else 0) + len(new))
+            first = int(frame.index.max()) + 1 if len(frame) else 0
+            new.index = range(first, first + len(new))
             frame = pd.concat([frame, new])
             sheet.frame = frame
-            for index, values in zip(new.index, read, strict=True):
+            stored, as_json = _stored_columns(read, len(rows))
+            for index, values, json_text in zip(new.index, stored, as_json, strict=True):
                 touched[index] = None
-                added[index] = {k: cell_json(values[k]) for k in sorted(values)
-                                if values[k] is not None and values[k] == values[k]}
+                added[index] = values
+                texts[index] = json_text
         indices = list(touched)
         hashes = row_hashes(frame.loc[indices], columns).tolist()
         rehashed = self._rehashed.setdefault(sheet_key, {})
@@ -239,7 +252,7 @@ class Tracker:
                         self.engine_changes.append(Change(
                             sheet_key, rid, "changed", name, before[index].get(name),
                             after.get(name), user=user, job=job))
-            text = dumps(after)
+            text = texts[index] if index in texts else dumps(after)
             if index not in before:
                 self.engine_changes.append(Change(sheet_key, rid, "added", new=after, user=user,
                                                   job=job, new_json=text))
@@ -257,20 +270,19 @@ class Tracker:
         index = {key: self.snapshot.index.get(key, found) for key, found in self.index.items()}
         return Tracker(self.history, self.data, run, baseline=False, index=index)
 
-    def logged(self) -> tuple[list[tuple[Any, ...]], SnapshotUpdate, dict[str, dict[str, int]]]:
-        """What the engine steps `apply`d: to hand from a second process that applied them
-        to this one (`adopt`). The changes travel as plain tuples (a pickled dataclass takes
-        ten times longer to load), an added record's values as their JSON alone (what
-        `History.commit` stores), not also as a dict."""
-        return ([(c.sheet, c.record_id, c.action, c.field, c.old,
-                  None if c.new_json is not None else c.new, c.user, c.job, c.old_json,
-                  c.new_json) for c in self.engine_changes], self.snapshot, self._rehashed)
+    def logged(self, head: tuple[int, str]) -> Logged:
+        """What the engine steps `apply`d, to hand from a second process that applied them
+        to this one (`adopt`): the entries as `History.commit` stores them, chained from
+        `head` (the history's last entry when the second process began), the snapshot and
+        the new hashes."""
+        return (head, chain_entries(self.run, self.changes, head)), self.snapshot, \
+            self._rehashed
 
-    def adopt(self, logged: tuple[list[tuple[Any, ...]], SnapshotUpdate,
-                                  dict[str, dict[str, int]]]) -> None:
-        """Take what `logged` gave in another process; the changes are stored as they came."""
-        rows, self.snapshot, self._rehashed = logged
-        self.engine_changes = [Change(*row) for row in rows]
+    def adopt(self, logged: Logged) -> None:
+        """Take what `logged` gave in another process: its entries are stored as they came
+        (chained again should another run have committed meanwhile); `changes` stays as it
+        was here."""
+        self.chained, self.snapshot, self._rehashed = logged
 
     def commit(self, sha_after: str | None = None) -> int:
         """Store this run's entries and snapshot. Returns the number of entries stored."""
@@ -290,7 +302,7 @@ class Tracker:
                 ids = [*ids, *extra_ids]
                 hashes = np.concatenate([hashes, np.array(extra, dtype=np.int64)])
             self.snapshot.index[key] = (ids, hashes)
-        return self.history.commit(self.run, self.changes, self.snapshot)
+        return self.history.commit(self.run, self.changes, self.snapshot, self.chained)
 
 
 def newest_entries(history: History, tracker: Tracker, limit: int) -> list[dict[str, Any]]:
@@ -386,6 +398,51 @@ def _diff_sheet(tracker: Tracker, key: str) -> None:
     for rid, vals in tracker.history.snapshot_values(key, gone).items():
         log.append(Change(key, rid, "deleted", old=vals))
         snapshot.delete.append((key, rid))
+
+
+def _stored_columns(columns: Mapping[str, list[Any]], count: int
+                    ) -> tuple[list[dict[str, Any]], list[str]]:
+    """New records given column by column (names in sorted order) as the history stores
+    them: each one's values (`cell_json`, blanks left out) and their JSON text, exactly
+    `dumps` of those values. Each distinct value of a column is encoded once."""
+    names: list[str] = []
+    encoded: list[list[str | None]] = []
+    plain: list[list[Any]] = []
+    for name, values in columns.items():
+        key = dumps(name) + ":"
+        memo: dict[tuple[type, Any], tuple[Any, str]] = {}
+        texts: list[str | None] = []
+        stored: list[Any] = []
+        for value in values:
+            if type(value) is str:  # text is stored as itself
+                stored.append(value)
+                texts.append(key + encode_basestring(value))
+                continue
+            if value is None or value != value:
+                texts.append(None)
+                stored.append(None)
+                continue
+            try:
+                found = memo.get((type(value), value))
+            except TypeError:
+                found = None
+            if found is None:
+                as_json = cell_json(value)
+                found = (as_json, key + dumps(as_json))
+                with contextlib.suppress(TypeError):
+                    memo[(type(value), value)] = found
+            stored.append(found[0])
+            texts.append(found[1])
+        names.append(name)
+        encoded.append(texts)
+        plain.append(stored)
+    if not names:
+        return [{} for _ in range(count)], ["{}"] * count
+    values_out = [{n: v for n, v in zip(names, row, strict=True) if v is not None}
+                  for row in zip(*plain, strict=True)]
+    text_out = ["{" + ",".join([t for t in row if t is not None]) + "}"
+                for row in zip(*encoded, strict=True)]
+    return values_out, text_out
 
 
 def _as_read(value: Any) -> Any:

@@ -295,6 +295,8 @@ class ExcelSession(WorkbookSession):
     def _flush(self, plan: Plan) -> Path | None:
         assert self.data is not None
         xl = self.xl
+        for sheet in list(plan.appended):
+            plan.as_cells(sheet)
         for sheet, cells in plan.cells.items():
             for top, left, block in _blocks(cells):
                 if sheet in plan.moved:

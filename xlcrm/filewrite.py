@@ -99,9 +99,16 @@ def apply_plan(pkg: Package, plan: Plan, data: WorkbookData, temp: Path,
             sheets[name] = SheetXml(pkg.read(parts[name]), styles)
         return sheets[name]
 
+    for name, blocks in plan.appended.items():
+        for block in blocks:
+            for column, values in block.columns.items():
+                for at, value in enumerate(values):
+                    if isinstance(value, RawCell):
+                        _check_movable(name, block.first_row + at, column, value)
+            sheet_xml(name).append(block.first_row, block.columns, block.style_row,
+                                   block.count)
     for name, cells in plan.cells.items():
         xml = sheet_xml(name)
-        xml.inherit = plan.inherit.get(name, {})
         for (row, column), value in cells.items():
             if isinstance(value, RawCell):
                 _check_movable(name, row, column, value)

@@ -159,6 +159,41 @@ def _entry_digest(prev: str, row: Sequence[Any]) -> str:
     return hashlib.sha256((prev + "\x1e" + text).encode("utf-8")).hexdigest()
 
 
+Chained = tuple[tuple[int, str], list[tuple[Any, ...]]]  # (the head chained from, rows)
+
+
+def chain_entries(run: Run, changes: Sequence[Change], head: tuple[int, str]
+                  ) -> list[tuple[Any, ...]]:
+    """The rows `History.commit` stores for a run's changes, chained from `head` (the last
+    entry's seq and hash). Pure: a second process can make them while the first writes."""
+    at = stamp(run.at)
+    seq, prev = head
+    rows = []
+    for change in changes:
+        seq += 1
+        body = (seq, run.run_id, at, change.user or run.user, run.source,
+                change.job or run.job, change.sheet, change.record_id, change.action,
+                change.field, change.old_json or _json_or_none(change.old),
+                change.new_json or _json_or_none(change.new))
+        digest = _entry_digest(prev, body)
+        rows.append((*body, prev, digest))
+        prev = digest
+    return rows
+
+
+def _rechain(rows: Sequence[tuple[Any, ...]], head: tuple[int, str]) -> list[tuple[Any, ...]]:
+    """Chained rows moved on top of another head (each entry's body is kept)."""
+    seq, prev = head
+    out = []
+    for row in rows:
+        seq += 1
+        body = (seq, *row[1:12])
+        digest = _entry_digest(prev, body)
+        out.append((*body, prev, digest))
+        prev = digest
+    return out
+
+
 class History:
     """The change-log database of one workbook. Use as a context manager."""
 
@@ -222,24 +257,23 @@ class History:
         row = self.db.execute("SELECT seq, hash FROM entries ORDER BY seq DESC LIMIT 1").fetchone()
         return (int(row[0]), str(row[1])) if row else (0, GENESIS)
 
-    def commit(self, run: Run, changes: Sequence[Change], snapshot: SnapshotUpdate) -> int:
-        """Append the run's entries (chained) and update the snapshot, in one transaction."""
-        at = stamp(run.at)
+    def commit(self, run: Run, changes: Sequence[Change], snapshot: SnapshotUpdate,
+               chained: Chained | None = None) -> int:
+        """Append the run's entries (chained) and update the snapshot, in one transaction.
+        `chained`: the entries as `chain_entries` made them (maybe in a second process) from
+        the head they name; chained again here if another run committed since."""
         with self.db:
-            seq, prev = self.head()
-            rows = []
-            for change in changes:
-                seq += 1
-                body = (seq, run.run_id, at, change.user or run.user, run.source,
-                        change.job or run.job, change.sheet, change.record_id, change.action,
-                        change.field, change.old_json or _json_or_none(change.old),
-                        change.new_json or _json_or_none(change.new))
-                digest = _entry_digest(prev, body)
-                rows.append((*body, prev, digest))
-                prev = digest
+            head = self.head()
+            if chained is None:
+                rows = chain_entries(run, changes, head)
+            else:
+                made_from, rows = chained
+                if tuple(made_from) != head:
+                    rows = _rechain(rows, head)
+            seq, prev = (rows[-1][0], rows[-1][-1]) if rows else head
             self.db.executemany("INSERT INTO entries VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
-            run_row = (run.run_id, at, run.user, run.source, run.job, run.workbook, run.lang,
-                       run.sha_before, run.sha_after, len(rows), prev)
+            run_row = (run.run_id, stamp(run.at), run.user, run.source, run.job, run.workbook,
+                       run.lang, run.sha_before, run.sha_after, len(rows), prev)
             self.db.execute("INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?)", run_row)
             self.db.executemany("INSERT OR REPLACE INTO snapshot VALUES (?,?,?)",
                                 snapshot.upsert)

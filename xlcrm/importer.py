@@ -785,26 +785,26 @@ def queue_import(session: Any, data: WorkbookData, plan: ImportPlan) -> dict[str
                                                           sheet.columns[change.field],
                                                           change.new)])
     blocks = []
-    for key in KINDS:
-        columns = data.sheets[key].columns
-        records = [{k: v for k, v in r.values.items() if k in columns}
-                   for r in plan.new if r.sheet == key]
+    for key in KINDS:  # (fields the sheet has no column for are left out by the session)
+        records = [r.values for r in plan.new if r.sheet == key]
         if records:
             blocks.append(session.append_undoable(key, records))
     return {"kind": "import", "backend": session.backend, "cells": cells, "blocks": blocks}
 
 
-def logged_import(tracker: Any, data: WorkbookData, plan: ImportPlan) -> Any:
+def logged_import(tracker: Any, data: WorkbookData, plan: ImportPlan,
+                  head: tuple[int, str]) -> Any:
     """Log the plan's changed cells and new records on a change-log tracker (job ``import``,
     the tracker's user), as `queue_import` writes them; returns what the tracker then holds
-    to commit (`Tracker.logged`), so a second process can do it while the first writes."""
+    to commit, chained from the history's `head` (`Tracker.logged`), so a second process
+    can do it while the first writes."""
     for key in KINDS:
         sheet = data.sheets[key]
         cells = [(c.row, sheet.columns[c.field], c.new) for c in plan.changes if c.sheet == key]
-        records = [{k: v for k, v in r.values.items() if k in sheet.columns}
-                   for r in plan.new if r.sheet == key]
-        tracker.apply(key, cells, records, job="import", user=tracker.run.user)
-    return tracker.logged()
+        records = [r.values for r in plan.new if r.sheet == key]
+        tracker.apply(key, cells, records, job="import", user=tracker.run.user,
+                      fields=sheet.columns)
+    return tracker.logged(head)
 
 
 # ---------------------------------------------------------------------------------------------

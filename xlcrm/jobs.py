@@ -309,7 +309,7 @@ def import_job(session: WorkbookSession, source: Path, sheet: str | None = None,
         # process while this one writes; stored only once the write succeeded
         tracker = edits.follow_on("import", user=os_user())
         size = len(plan.new) + len(plan.changes)
-        with Background(size, logged_import, tracker, data, plan,
+        with Background(size, logged_import, tracker, data, plan, history.head(),
                         start_from=PARALLEL_SYNC) as pending:
             undo = queue_import(session, data, plan)
             result.backup = session.save()

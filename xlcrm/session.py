@@ -78,20 +78,45 @@ class EngineSheet:
 
 
 @dataclass
+class Appended:
+    """Records appended below a sheet's records, held column by column (an import's 100k
+    deals are a few lists, not 700k queued cells): the values of `first_row` onwards, one
+    list per column (None: no cell), and the row whose cell styles the new cells take."""
+
+    first_row: int
+    columns: dict[int, list[Any]]
+    style_row: int | None
+    count: int
+
+    def cells(self) -> list[Cell]:
+        return [(self.first_row + at, column, value) for column, values in self.columns.items()
+                for at, value in enumerate(values) if value is not None]
+
+
+@dataclass
 class Plan:
-    """Everything a job queued, in the form both backends apply."""
+    """Everything a job queued, in the form both backends apply. Cells queued for an
+    appended row win over the appended values."""
 
     cells: dict[str, dict[tuple[int, int], Any]] = field(default_factory=dict)
-    inherit: dict[str, dict[int, int]] = field(default_factory=dict)  # new row -> style row
+    appended: dict[str, list[Appended]] = field(default_factory=dict)
     tables: dict[str, tuple[str, int]] = field(default_factory=dict)  # sheet -> (Table, last)
     engine: dict[str, EngineSheet] = field(default_factory=dict)
     dashboard: Any = None  # a dashboard.Layout
     marks: Report | None = None
     moved: dict[str, tuple[int, int, int, int]] = field(default_factory=dict)  # close_rows
 
+    def as_cells(self, sheet: str) -> None:
+        """Turn the records appended to a sheet into queued cells (where rows move, or for a
+        backend that writes cells)."""
+        target = self.cells.setdefault(sheet, {})
+        for block in self.appended.pop(sheet, []):
+            for row, column, value in block.cells():
+                target.setdefault((row, column), value)
+
     def empty(self) -> bool:
-        return not (self.cells or self.tables or self.engine or self.dashboard is not None
-                    or self.marks is not None)
+        return not (self.cells or self.appended or self.tables or self.engine
+                    or self.dashboard is not None or self.marks is not None)
 
 
 class WorkbookSession(ABC):
@@ -159,15 +184,17 @@ class WorkbookSession(ABC):
         sheet = self._sheet(key)
         start = self._next_row.get(sheet.name, self._last(sheet) + 1)
         out = list(range(start, start + len(rows)))
-        target = self.plan.cells.setdefault(sheet.name, {})
-        inherit = self.plan.inherit.setdefault(sheet.name, {})
-        columns = sheet.columns
-        for row, record in zip(out, rows, strict=True):
-            for k, v in record.items():
-                if v is not None and k in columns:
-                    target[(row, columns[k])] = v
-            if row - 1 > sheet.header_row:
-                inherit[row] = start - 1
+        named = set().union(*rows)  # the fields any record names, each taken column-wise
+        columns = {}
+        for name, column in sheet.columns.items():
+            if name in named:
+                values = [r.get(name) for r in rows]
+                if any(v is not None for v in values):
+                    columns[column] = values
+        # new cells take the styles (date and number formats) of the record above, or of
+        # the first record row when the sheet has none yet: never the header's
+        self.plan.appended.setdefault(sheet.name, []).append(
+            Appended(start, columns, max(start - 1, sheet.header_row + 1), len(rows)))
         self._next_row[sheet.name] = start + len(rows)
         self._grow(sheet, start + len(rows) - 1)
         return out
@@ -225,6 +252,7 @@ class WorkbookSession(ABC):
         end = self._table_end.get(sheet.name, max(sheet.table_last_row or 0, self._last(sheet)))
         first = removed_set[0]
         stored = self.block(sheet.name, first, end, first_col, last_col)
+        self.plan.as_cells(sheet.name)
         pending = self.plan.cells.get(sheet.name, {})
         kept = [r for r in range(first, end + 1) if r not in removed_set]
         for offset, row in enumerate(range(first, end + 1)):

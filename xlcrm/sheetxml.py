@@ -56,6 +56,7 @@ _REF = re.compile(rb"([A-Z]{1,3})(\d+)")
 ILLEGAL_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")  # not XML 1.0
 _A1 = re.compile(r"(?<![A-Za-z_\[\]])\$?[A-Za-z]{1,3}\$?\d+(?![\w(\[])")
 _STRING = re.compile(r'"[^"]*"')
+_UNSEEN = object()
 EXCEL_EPOCH = dt.datetime(1899, 12, 30)
 
 
@@ -109,11 +110,13 @@ class SheetXml:
         self._index: tuple[list[int], list[int]] | None = None
         self.edits: dict[int, dict[int, Any]] = {}  # row -> column -> value
         self.inherit: dict[int, int] = {}  # a new row -> the row whose styles it takes
+        self.blocks: list[tuple[int, dict[int, list[Any]], int | None, int]] = []  # appended
         self.formulas_touched = False
         self.shared_refs = 0  # shared-string references added (+) or replaced (-)
         self._parsed: dict[int, list[_Cell]] = {}
         self._row_styles: dict[int, dict[int, int | None]] = {}
         self._p = prefix.decode()
+        self._extent = (0, 0)  # the last row and column of the appended blocks
 
     # reading ---------------------------------------------------------------------------------
 
@@ -167,20 +170,28 @@ class SheetXml:
     def set(self, row: int, column: int, value: Any) -> None:
         self.edits.setdefault(row, {})[column] = value
 
+    def append(self, first_row: int, columns: dict[int, list[Any]], style_row: int | None,
+               count: int) -> None:
+        """Records from `first_row` on, one list of values per column (None: no cell), their
+        cells styled like `style_row`'s. Cells `set` in those rows win."""
+        self.blocks.append((first_row, columns, style_row, count))
+
     def apply(self) -> bytes:
         """The patched part."""
-        if not self.edits:
+        if not self.edits and not self.blocks:
             return self.head + self.rows + self.tail
+        runs = self._appended_runs()
         numbers, starts = self._rows()
         out: list[bytes] = []
         position = 0
-        for row in sorted(self.edits):
-            span = self._span(row)
-            if span is None:
+        for row in sorted([*self.edits, *runs]):
+            span = None if row in runs else self._span(row)
+            if span is None:  # a row the part lacks (or a run of appended ones)
                 at = bisect.bisect_left(numbers, row)
                 insert = starts[at] if at < len(starts) else len(self.rows)
                 out.append(self.rows[position:insert])
-                out.append(self._new_row_xml(row, self.edits[row]))
+                out.append(runs[row] if row in runs else
+                           self._new_row_xml(row, self.edits[row]))
                 position = insert
             else:
                 out.append(self.rows[position:span[0]])
@@ -219,8 +230,7 @@ class SheetXml:
         return lead + b"<" + p + b"row" + attrs + b">" + body + trailer + b"</" + p + b"row>"
 
     def _new_row_xml(self, row: int, edits: dict[int, Any]) -> bytes:
-        """A row the part does not have yet (`_row_xml` of an empty row, made quickly: a
-        write of 100k appended rows spends its time here)."""
+        """A row the part does not have yet (`_row_xml` of an empty row, made quickly)."""
         above = self._styles_of(self.inherit[row]) if row in self.inherit else {}
         cells = []
         for column in sorted(edits):
@@ -230,6 +240,65 @@ class SheetXml:
         p = self.prefix
         return b"<%brow r=\"%d\">%b</%brow>" % (p, row, b"".join(cells), p)
 
+    def _appended_runs(self) -> dict[int, bytes]:
+        """The appended rows as XML, by runs of rows the part lacks and nothing else edits
+        (first row -> the run's XML); the other appended rows become edits."""
+        out: dict[int, bytes] = {}
+        for first, columns, style_row, count in self.blocks:
+            last = first + count - 1
+            held = set(self.rows_between(first, last)) | {r for r in self.edits
+                                                           if first <= r <= last}
+            for row in held:
+                edits = self.edits.setdefault(row, {})
+                for column, values in columns.items():
+                    if values[row - first] is not None:
+                        edits.setdefault(column, values[row - first])
+                if style_row is not None and style_row != row:
+                    self.inherit[row] = style_row
+            above = self._styles_of(style_row) if style_row is not None else {}
+            start = first
+            for stop in [*sorted(held), last + 1]:
+                if stop > start:
+                    out[start] = self._rows_xml(start, stop, first, columns, above)
+                start = stop + 1
+            self._extent = (max(self._extent[0], last), max(self._extent[1], *columns, 1))
+        return out
+
+    def _rows_xml(self, start: int, stop: int, first: int, columns: dict[int, list[Any]],
+                  above: dict[int, int | None]) -> bytes:
+        """Rows `start` to `stop - 1` of a block beginning at `first`, built a column at a
+        time: each distinct value's cell XML is made once, a cell costs a look-up."""
+        rows = range(start, stop)
+        p = self._p
+        cells = [self._column_xml(rows, column, values[start - first:stop - first],
+                                  above.get(column)) for column, values in
+                 sorted(columns.items())]
+        return "".join([f'<{p}row r="{row}">{"".join(parts)}</{p}row>'
+                        for row, *parts in zip(rows, *cells, strict=True)]).encode()
+
+    def _column_xml(self, rows: range, column: int, values: list[Any], style: int | None
+                    ) -> list[str]:
+        head = f'<{self._p}c r="{get_column_letter(column)}'
+        memo: dict[tuple[type, Any], str | None] = {}
+        out = []
+        for row, value in zip(rows, values, strict=True):
+            if value is None:
+                out.append("")
+                continue
+            if isinstance(value, RawCell):  # a stored cell moved here: its own XML
+                xml = self._cell_xml(row, column, value, style)
+                out.append(xml.decode() if xml is not None else "")
+                continue
+            key = (type(value), value)
+            try:
+                rest = memo.get(key, _UNSEEN)
+            except TypeError:  # not hashable: made for this cell alone
+                rest = self._cell_rest(value, style)
+            if rest is _UNSEEN:
+                rest = memo[key] = self._cell_rest(value, style)
+            out.append(f'{head}{row}"{rest}' if rest is not None else "")
+        return out
+
     def _styles_of(self, row: int) -> dict[int, int | None]:
         found = self._row_styles.get(row)
         if found is None:
@@ -237,21 +306,8 @@ class SheetXml:
         return found
 
     def _cell_xml(self, row: int, column: int, value: Any, style: int | None) -> bytes | None:
-        kind = type(value)
-        p, letter = self._p, get_column_letter(column)  # (openpyxl caches the letters)
-        if kind is str and value:  # the common cases first, each in one format
-            s = f' s="{style}"' if style else ""
-            if not value.isprintable():  # tabs, newlines and the characters XML forbids
-                value = ILLEGAL_XML.sub("", value)
-            if "&" in value or "<" in value or ">" in value:
-                value = escape(value)
-            return (f'<{p}c r="{letter}{row}"{s} t="inlineStr"><{p}is><{p}t xml:space='
-                    f'"preserve">{value}</{p}t></{p}is></{p}c>').encode()
-        if (kind is float and math.isfinite(value)) or kind is int:
-            s = f' s="{style}"' if style else ""
-            return f'<{p}c r="{letter}{row}"{s}><{p}v>{_number(value)}</{p}v></{p}c>'.encode()
-        ref = f"{letter}{row}"
         if isinstance(value, RawCell):
+            ref = f"{get_column_letter(column)}{row}"
             xml = re.sub(rb'(<(?:\w+:)?c\b[^>]*?\br=")[A-Z]+\d+"', lambda m: m[1]
                          + ref.encode() + b'"', value.xml, count=1)
             if b"<f" in xml:
@@ -259,38 +315,59 @@ class SheetXml:
             if re.match(rb'<(?:\w+:)?c\b[^>]*?\bt="s"', xml):
                 self.shared_refs += 1
             return xml
+        rest = self._cell_rest(value, style)
+        if rest is None:
+            return None
+        # (openpyxl caches the column letters)
+        return f'<{self._p}c r="{get_column_letter(column)}{row}"{rest}'.encode()
+
+    def _cell_rest(self, value: Any, style: int | None) -> str | None:
+        """A cell's XML after its reference (`<c r="B7"` + this), or None for no cell."""
+        kind = type(value)
+        p = self._p
+        if kind is str and value:  # the common cases first, each in one format
+            s = f' s="{style}"' if style else ""
+            if not value.isprintable():  # tabs, newlines and the characters XML forbids
+                value = ILLEGAL_XML.sub("", value)
+            if "&" in value or "<" in value or ">" in value:
+                value = escape(value)
+            return (f'{s} t="inlineStr"><{p}is><{p}t xml:space="preserve">{value}</{p}t>'
+                    f'</{p}is></{p}c>')
+        if (kind is float and math.isfinite(value)) or kind is int:
+            s = f' s="{style}"' if style else ""
+            return f'{s}><{p}v>{_number(value)}</{p}v></{p}c>'
         if isinstance(value, float) and not math.isfinite(value):
             value = None
         if isinstance(value, dt.date) and not self.styles.is_date(style):
             style = self.styles.date_style(style, isinstance(value, dt.datetime))
         s = f' s="{style}"' if style else ""
         if value is None or (isinstance(value, str) and value == ""):
-            return f'<{p}c r="{ref}"{s}/>'.encode() if style else None
+            return f'{s}/>' if style else None
         if isinstance(value, Formula):
             self.formulas_touched = True
-            return f"<{p}c r=\"{ref}\"{s}><{p}f>{escape(value.text)}</{p}f></{p}c>".encode()
+            return f"{s}><{p}f>{escape(value.text)}</{p}f></{p}c>"
         if isinstance(value, bool):
-            return f'<{p}c r="{ref}"{s} t="b"><{p}v>{int(value)}</{p}v></{p}c>'.encode()
+            return f'{s} t="b"><{p}v>{int(value)}</{p}v></{p}c>'
         if isinstance(value, int | float):
-            return f'<{p}c r="{ref}"{s}><{p}v>{_number(value)}</{p}v></{p}c>'.encode()
+            return f'{s}><{p}v>{_number(value)}</{p}v></{p}c>'
         if isinstance(value, dt.date):
-            serial = _serial(value)
-            return f'<{p}c r="{ref}"{s}><{p}v>{_number(serial)}</{p}v></{p}c>'.encode()
+            return f'{s}><{p}v>{_number(_serial(value))}</{p}v></{p}c>'
         text = ILLEGAL_XML.sub("", str(value))
-        return (f'<{p}c r="{ref}"{s} t="inlineStr"><{p}is><{p}t xml:space="preserve">'
-                f"{escape(text)}</{p}t></{p}is></{p}c>").encode()
+        return (f'{s} t="inlineStr"><{p}is><{p}t xml:space="preserve">'
+                f"{escape(text)}</{p}t></{p}is></{p}c>")
 
     def _grow_dimension(self) -> None:
         match = re.search(rb'<(?:\w+:)?dimension\b[^>]*?\bref="([^"]*)"', self.head)
-        if match is None or not self.edits:
+        if match is None or not (self.edits or self.blocks):
             return
         ends = match[1].split(b":")
         found = _REF.fullmatch(ends[-1])
         if found is None:
             return
-        last_row = max(int(found[2]), max(self.edits))
+        last_row = max(int(found[2]), max(self.edits, default=0), self._extent[0])
         last_col = max(column_index_from_string(found[1].decode()),
-                       max(c for cells in self.edits.values() for c in cells))
+                       max((c for cells in self.edits.values() for c in cells), default=0),
+                       self._extent[1])
         start = ends[0] if len(ends) > 1 else b"A1"
         ref = start + b":" + f"{get_column_letter(last_col)}{last_row}".encode()
         self.head = self.head[:match.start(1)] + ref + self.head[match.end(1):]
