@@ -276,30 +276,3 @@ def test_changelog_sheet_shows_newest_first_in_the_workbook_language(
     times = [r[0] for r in rows[1:]]
     assert times == sorted(times, reverse=True)
 
-
-def test_entries_chained_by_a_second_process_follow_a_run_that_committed_meanwhile(
-        tmp_path: Path) -> None:
-    """An import's entries are chained by a second process from the head it saw; if another
-    run commits before them, they are chained again on top of it: the chain verifies, every
-    entry is stored once, in commit order, with its values."""
-    from xlcrm.history import Change, Run, SnapshotUpdate, chain_entries, now_utc
-
-    def run(job: str) -> Run:
-        return Run(run_id=job, at=now_utc(), user="ann", source="cli", job=job,
-                   workbook="crm.xlsx", lang="en", sha_before="")
-
-    with History(tmp_path / "crm.xlsx") as history:
-        history.commit(run("first"), [Change("customers", "C-1", "added", new={"name": "A"})],
-                       SnapshotUpdate())
-        seen = history.head()
-        imported = run("import")
-        rows = chain_entries(imported, [Change("customers", "C-2", "added", new={"name": "B"}),
-                                        Change("customers", "C-1", "changed", "city", None,
-                                               "Lyon")], seen)
-        history.commit(run("meanwhile"), [Change("customers", "C-1", "changed", "name", "A",
-                                                 "Acme")], SnapshotUpdate())
-        assert history.commit(imported, [], SnapshotUpdate(), chained=(seen, rows)) == 2
-        assert history.verify() == []
-        got = [(e["run_id"], e["record_id"], e["field"], e["new"]) for e in history.entries()]
-    assert got == [("first", "C-1", None, {"name": "A"}), ("meanwhile", "C-1", "name", "Acme"),
-                   ("import", "C-2", None, {"name": "B"}), ("import", "C-1", "city", "Lyon")]

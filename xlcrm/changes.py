@@ -39,12 +39,11 @@ from . import normalize as nz
 from . import progress, schema
 from .guard import owner_files, owner_name
 from .history import (
-    Chained,
     Change,
     History,
     Run,
     SnapshotUpdate,
-    chain_entries,
+    UndoRecord,
     dumps,
     now_utc,
     parse_stamp,
@@ -53,7 +52,6 @@ from .history import (
 from .reader import ROW, WorkbookData
 
 ENGINE_USER = "xlcrm"
-Logged = tuple["Chained", "SnapshotUpdate", dict[str, dict[str, int]]]  # Tracker.logged
 _FNV_PRIME = np.uint64(1099511628211)
 CONTACT_FIELDS = {"customers": ("contact_name", "email", "phone"),
                   "opportunities": ("contact_name", "contact_email", "contact_phone")}
@@ -184,7 +182,7 @@ class Tracker:
     snapshot: SnapshotUpdate = field(default_factory=SnapshotUpdate)
     index: dict[str, tuple[list[str], np.ndarray]] = field(default_factory=dict)
     _rehashed: dict[str, dict[str, int]] = field(default_factory=dict)
-    chained: Chained | None = None  # the entries as another process chained them (`adopt`)
+    _staged: int | None = None  # the entries `stage` stored, waiting for `commit`
 
     @property
     def changes(self) -> list[Change]:
@@ -270,22 +268,19 @@ class Tracker:
         index = {key: self.snapshot.index.get(key, found) for key, found in self.index.items()}
         return Tracker(self.history, self.data, run, baseline=False, index=index)
 
-    def logged(self, head: tuple[int, str]) -> Logged:
-        """What the engine steps `apply`d, to hand from a second process that applied them
-        to this one (`adopt`): the entries as `History.commit` stores them, chained from
-        `head` (the history's last entry when the second process began), the snapshot and
-        the new hashes."""
-        return (head, chain_entries(self.run, self.changes, head)), self.snapshot, \
-            self._rehashed
+    def stage(self) -> Tracker:
+        """Store this run's entries and snapshot values now, in a transaction that `commit`
+        ends (a second process stages an import's log while the first writes the workbook):
+        through a connection of its own, never one a forked process inherited. No other run
+        can commit in between."""
+        self.history = History(self.history.workbook)
+        self.history.db.execute("PRAGMA cache_size = -262144")  # 256 MB: nothing spills
+        self._staged = self.history.stage(self.run, self.changes, self.snapshot)
+        return self
 
-    def adopt(self, logged: Logged) -> None:
-        """Take what `logged` gave in another process: its entries are stored as they came
-        (chained again should another run have committed meanwhile); `changes` stays as it
-        was here."""
-        self.chained, self.snapshot, self._rehashed = logged
-
-    def commit(self, sha_after: str | None = None) -> int:
-        """Store this run's entries and snapshot. Returns the number of entries stored."""
+    def commit(self, sha_after: str | None = None, undo: UndoRecord | None = None) -> int:
+        """Store this run's entries and snapshot (or end what `stage` began), with what an
+        import's undo needs. Returns the number of entries stored."""
         self.run.sha_after = sha_after
         for key, (ids, hashes) in self.index.items():
             updates = self._rehashed.get(key, {})
@@ -302,7 +297,11 @@ class Tracker:
                 ids = [*ids, *extra_ids]
                 hashes = np.concatenate([hashes, np.array(extra, dtype=np.int64)])
             self.snapshot.index[key] = (ids, hashes)
-        return self.history.commit(self.run, self.changes, self.snapshot, self.chained)
+        if self._staged is None:
+            return self.history.commit(self.run, self.changes, self.snapshot, undo)
+        self.history.finish(self.run, self._staged, self.snapshot, undo)
+        self.history.close()
+        return self._staged
 
 
 def newest_entries(history: History, tracker: Tracker, limit: int) -> list[dict[str, Any]]:

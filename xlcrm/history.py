@@ -159,13 +159,13 @@ def _entry_digest(prev: str, row: Sequence[Any]) -> str:
     return hashlib.sha256((prev + "\x1e" + text).encode("utf-8")).hexdigest()
 
 
-Chained = tuple[tuple[int, str], list[tuple[Any, ...]]]  # (the head chained from, rows)
+UndoRecord = tuple[dt.datetime, str, list[str], list[str], dict[str, Any], str]  # save_merge
 
 
 def chain_entries(run: Run, changes: Sequence[Change], head: tuple[int, str]
                   ) -> list[tuple[Any, ...]]:
-    """The rows `History.commit` stores for a run's changes, chained from `head` (the last
-    entry's seq and hash). Pure: a second process can make them while the first writes."""
+    """The rows `History.stage` stores for a run's changes, chained from `head` (the last
+    entry's seq and hash)."""
     at = stamp(run.at)
     seq, prev = head
     rows = []
@@ -181,19 +181,6 @@ def chain_entries(run: Run, changes: Sequence[Change], head: tuple[int, str]
     return rows
 
 
-def _rechain(rows: Sequence[tuple[Any, ...]], head: tuple[int, str]) -> list[tuple[Any, ...]]:
-    """Chained rows moved on top of another head (each entry's body is kept)."""
-    seq, prev = head
-    out = []
-    for row in rows:
-        seq += 1
-        body = (seq, *row[1:12])
-        digest = _entry_digest(prev, body)
-        out.append((*body, prev, digest))
-        prev = digest
-    return out
-
-
 class History:
     """The change-log database of one workbook. Use as a context manager."""
 
@@ -201,6 +188,7 @@ class History:
         self.workbook = workbook
         self.path = history_path(workbook)
         self.head_path = self.path.with_name("history.head")
+        self._staged: tuple[int, str] | None = None  # (seq, hash) of a staged run's last entry
         if not create and not self.path.exists():
             raise HistoryUnreadable(f"{workbook.name}: no change history yet (run xlcrm sync "
                                     "first)")
@@ -258,32 +246,55 @@ class History:
         return (int(row[0]), str(row[1])) if row else (0, GENESIS)
 
     def commit(self, run: Run, changes: Sequence[Change], snapshot: SnapshotUpdate,
-               chained: Chained | None = None) -> int:
-        """Append the run's entries (chained) and update the snapshot, in one transaction.
-        `chained`: the entries as `chain_entries` made them (maybe in a second process) from
-        the head they name; chained again here if another run committed since."""
-        with self.db:
-            head = self.head()
-            if chained is None:
-                rows = chain_entries(run, changes, head)
-            else:
-                made_from, rows = chained
-                if tuple(made_from) != head:
-                    rows = _rechain(rows, head)
-            seq, prev = (rows[-1][0], rows[-1][-1]) if rows else head
-            self.db.executemany("INSERT INTO entries VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
-            run_row = (run.run_id, stamp(run.at), run.user, run.source, run.job, run.workbook,
-                       run.lang, run.sha_before, run.sha_after, len(rows), prev)
-            self.db.execute("INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?)", run_row)
-            self.db.executemany("INSERT OR REPLACE INTO snapshot VALUES (?,?,?)",
-                                snapshot.upsert)
-            self.db.executemany("INSERT OR REPLACE INTO snapshot_index VALUES (?,?,?)",
-                                [(sheet, _SEP.join(ids), hashes.astype(np.int64).tobytes())
-                                 for sheet, (ids, hashes) in snapshot.index.items()])
-            self.db.executemany("DELETE FROM snapshot WHERE sheet = ? AND record_id = ?",
-                                snapshot.delete)
-        self._write_head(seq, prev)
+               undo: UndoRecord | None = None) -> int:
+        """Append the run's entries (chained) and update the snapshot, in one transaction
+        (`stage`, then `finish`). Returns the number of entries stored."""
+        try:
+            count = self.stage(run, changes, snapshot)
+            self.finish(run, count, snapshot, undo)
+        except BaseException:
+            self.db.rollback()
+            raise
+        return count
+
+    def stage(self, run: Run, changes: Sequence[Change], snapshot: SnapshotUpdate) -> int:
+        """Begin the run's transaction (no other run commits until it ends) and store its
+        entries, chained from the last one, and its snapshot values; `finish` commits. A run
+        stored already (by a second process that died before it could say so) is not stored
+        again. Returns the number of entries."""
+        self.db.execute("BEGIN IMMEDIATE")
+        stored = self.db.execute("SELECT entries FROM runs WHERE run_id = ?",
+                                 (run.run_id,)).fetchone()
+        if stored is not None:
+            self._staged = None
+            return int(stored[0] or 0)
+        rows = chain_entries(run, changes, self.head())
+        self._staged = (rows[-1][0], rows[-1][-1]) if rows else self.head()
+        self.db.executemany("INSERT INTO entries VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+        self.db.executemany("INSERT OR REPLACE INTO snapshot VALUES (?,?,?)", snapshot.upsert)
+        self.db.executemany("DELETE FROM snapshot WHERE sheet = ? AND record_id = ?",
+                            snapshot.delete)
         return len(rows)
+
+    def finish(self, run: Run, count: int, snapshot: SnapshotUpdate,
+               undo: UndoRecord | None = None) -> None:
+        """End `stage`'s transaction: store the run (with `run.sha_after`, the workbook's hash
+        after the write), the snapshot's index and, for an import or a merge, what its undo
+        needs (`save_merge`'s arguments after the ID, which is the run's); then commit."""
+        if self._staged is None:  # stored already
+            self.db.rollback()
+            return
+        seq, prev = self._staged
+        self.db.execute("INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                        (run.run_id, stamp(run.at), run.user, run.source, run.job,
+                         run.workbook, run.lang, run.sha_before, run.sha_after, count, prev))
+        self.db.executemany("INSERT OR REPLACE INTO snapshot_index VALUES (?,?,?)",
+                            [(sheet, _SEP.join(ids), hashes.astype(np.int64).tobytes())
+                             for sheet, (ids, hashes) in snapshot.index.items()])
+        if undo is not None:
+            self._insert_merge(run.run_id, *undo)
+        self.db.commit()
+        self._write_head(seq, prev)
 
     def _write_head(self, count: int, digest: str) -> None:
         temp = self.head_path.with_name(".history.head.tmp")
@@ -406,9 +417,13 @@ class History:
     def save_merge(self, merge_id: str, at: dt.datetime, user: str, survivors: list[str],
                    merged: list[str], record: dict[str, Any], sha_after: str) -> None:
         with self.db:
-            self.db.execute("INSERT INTO merges VALUES (?,?,?,?,?,?,?,NULL)",
-                            (merge_id, stamp(at), user, dumps(survivors), dumps(merged),
-                             dumps(record), sha_after))
+            self._insert_merge(merge_id, at, user, survivors, merged, record, sha_after)
+
+    def _insert_merge(self, merge_id: str, at: dt.datetime, user: str, survivors: list[str],
+                      merged: list[str], record: dict[str, Any], sha_after: str) -> None:
+        self.db.execute("INSERT INTO merges VALUES (?,?,?,?,?,?,?,NULL)",
+                        (merge_id, stamp(at), user, dumps(survivors), dumps(merged),
+                         dumps(record), sha_after))
 
     def load_merge(self, merge_id: str) -> dict[str, Any] | None:
         row = self.db.execute("SELECT record, sha_after, undone_at, merged FROM merges WHERE "

@@ -792,19 +792,27 @@ def queue_import(session: Any, data: WorkbookData, plan: ImportPlan) -> dict[str
     return {"kind": "import", "backend": session.backend, "cells": cells, "blocks": blocks}
 
 
-def logged_import(tracker: Any, data: WorkbookData, plan: ImportPlan,
-                  head: tuple[int, str]) -> Any:
+def staged_import(tracker: Any, data: WorkbookData, plan: ImportPlan) -> Any:
     """Log the plan's changed cells and new records on a change-log tracker (job ``import``,
-    the tracker's user), as `queue_import` writes them; returns what the tracker then holds
-    to commit, chained from the history's `head` (`Tracker.logged`), so a second process
-    can do it while the first writes."""
+    the tracker's user), as `queue_import` writes them, and stage them in the history
+    (`Tracker.stage`): a second process does it while the first writes the workbook, and
+    the first commits them once the write succeeded (`commit_import`)."""
     for key in KINDS:
         sheet = data.sheets[key]
         cells = [(c.row, sheet.columns[c.field], c.new) for c in plan.changes if c.sheet == key]
         records = [r.values for r in plan.new if r.sheet == key]
         tracker.apply(key, cells, records, job="import", user=tracker.run.user,
                       fields=sheet.columns)
-    return tracker.logged(head)
+    return tracker.stage()
+
+
+def commit_import(tracker: Any, written: tuple[str | None, dict[str, Any]]) -> int:
+    """Commit what `staged_import` staged, with the written file's hash and what the
+    import's undo needs (`written`); returns the number of entries."""
+    sha_after, undo = written
+    run = tracker.run
+    return int(tracker.commit(sha_after, (run.at, run.user, [undo["source"]], undo["added"],
+                                          undo["record"], sha_after or "")))
 
 
 # ---------------------------------------------------------------------------------------------

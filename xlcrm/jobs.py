@@ -18,7 +18,7 @@ from typing import Any
 from . import memo, notify, pool, progress, schema
 from . import normalize as nz
 from .analytics import Analytics, analyse
-from .background import Background
+from .background import Background, collector_paused
 from .changes import (
     Tracker,
     cell_value,
@@ -287,8 +287,15 @@ def import_job(session: WorkbookSession, source: Path, sheet: str | None = None,
         InputError: the source cannot be read, or --map / --key names no field.
         BusyError: the workbook is open or changed; nothing was written.
     """
+    with collector_paused():
+        return _import_job(session, source, sheet, map_file, apply, prefer, day_first, key)
+
+
+def _import_job(session: WorkbookSession, source: Path, sheet: str | None,
+                map_file: Path | None, apply: bool, prefer: str, day_first: bool | None,
+                key: str | None) -> Imported:
     from . import importmap
-    from .importer import logged_import, plan_import, queue_import
+    from .importer import commit_import, plan_import, queue_import, staged_import
     from .sources import read_source
 
     data = session.read()
@@ -305,19 +312,19 @@ def import_job(session: WorkbookSession, source: Path, sheet: str | None = None,
         edits = start_tracking(history, data, session.source, job="edits")
         if edits.changes or edits.snapshot.upsert or edits.snapshot.delete:
             edits.commit()  # the user's pending edits first, as theirs
-        # the import is logged from the plan (no second diff of the workbook), by a second
-        # process while this one writes; stored only once the write succeeded
+        # the import is logged from the plan (no second diff of the workbook) and staged in
+        # the history by a second process while this one writes; committed with the written
+        # file's hash only once the write succeeded
         tracker = edits.follow_on("import", user=os_user())
         size = len(plan.new) + len(plan.changes)
-        with Background(size, logged_import, tracker, data, plan, history.head(),
+        with Background(size, staged_import, tracker, data, plan, then=commit_import,
                         start_from=PARALLEL_SYNC) as pending:
             undo = queue_import(session, data, plan)
             result.backup = session.save()
-            tracker.adopt(pending.result())
-        tracker.commit(session.sha256)
+            pending.finish((session.sha256, {
+                "source": plan.source, "added": [r.record_id for r in plan.new],
+                "record": undo}))
         result.import_id = tracker.run.run_id
-        history.save_merge(result.import_id, tracker.run.at, tracker.run.user, [plan.source],
-                           [r.record_id for r in plan.new], undo, session.sha256 or "")
     result.applied = True
     importmap.save_mapping(session.path, table.headers, columns)
     return result
