@@ -752,6 +752,12 @@ def _person_key(key: str | None) -> str | None:
     return pinyin_words(key).replace(" ", "")
 
 
+def preload() -> None:
+    """Import what the matcher may need later (pypinyin takes 0.3 s), while there is time
+    (an import reads its source in a thread meanwhile)."""
+    import pypinyin  # noqa: F401
+
+
 def pinyin_words(name: str) -> str:
     """A Chinese person's name as pinyin syllables ("张伟" → "zhang wei"); other text kept."""
     from pypinyin import lazy_pinyin

@@ -291,9 +291,8 @@ def plan_import(data: WorkbookData, table: SourceTable, columns: list[Column],
     matches customers by that field alone, exactly (folded), instead of the matcher."""
     plan = ImportPlan(table.name, columns, skipped=dict(table.skipped), rows=len(table.rows))
     values = Values(data, day_first)
-    split = _Splitter(plan, values, columns)
-    rows = _known_or_named([r for r in map(split, table.rows, table.row_numbers)
-                            if r is not None], data, plan)
+    rows = _known_or_named(_Splitter(plan, values, columns).split(table.rows,
+                                                                  table.row_numbers), data, plan)
     # the deal titles are folded (for matching deals) by a second process meanwhile
     titles = list({v for v in data.sheets["opportunities"].frame["title"] if not nz.is_blank(v)}
                   | {r.deal["title"] for r in rows if r.deal.get("title") is not None})
@@ -385,57 +384,114 @@ class _Splitter:
         parsed, ok = self.values.value(concept, cell)
         return parsed, ok, None
 
-    def __call__(self, raw: list[Any], number: int) -> _Row | None:
+    def split(self, raw_rows: list[list[Any]], numbers: list[int]) -> list[_Row]:
+        """The rows that name a customer or a deal (the rest are rejected), split."""
+        if not raw_rows:
+            return []
         plan = self.plan
-        row = _Row(number, {}, {}, {})
-        targets = (row.customer, row.deal, row.touch)
-        for at, concept, sheet, name, memo in self.specs:
-            cell = raw[at]
-            if cell is None:
-                continue
-            found = memo.get(cell)
-            if found is None:
-                found = memo[cell] = self._parse(concept, name, cell)
-            parsed, ok, counter = found
-            if parsed is _BLANK:
-                if not ok:  # a value that means nothing here: listed, not written
-                    plan.unparsed.append((number, concept, cell))
-                continue
-            if counter is not None:
-                counts = getattr(plan, counter)
-                counts[parsed] = counts.get(parsed, 0) + 1
-            if not ok:
-                plan.unparsed.append((number, concept, cell))
-            targets[sheet][name] = parsed
-        if self.owner_hint and "owner" in row.deal:
-            row.owner_hint = row.deal["owner"]
-        first = raw[self.first_at] if self.first_at is not None else None
-        last = raw[self.last_at] if self.last_at is not None else None
-        if nz.is_blank(first):
-            first = None
-        if nz.is_blank(last):
-            last = None
+        grid = list(zip(*raw_rows, strict=True))  # one tuple per source column
+        sheets: list[list[tuple[str, list[Any]]]] = [[], [], []]
+        unparsed: list[tuple[int, int, str, Any]] = []  # row, spec, field, value
+        counted: list[list[tuple[int, int, Any, str]]] = []  # row, spec, value, counter
+        for order, (at, concept, sheet, name, memo) in enumerate(self.specs):
+            column = grid[at]
+            try:
+                distinct = set(column)
+            except TypeError:  # a value that cannot be a key: parsed cell by cell
+                distinct = set()
+                memo = _Unhashable(self, concept, name)
+            for cell in distinct:
+                if cell not in memo:
+                    memo[cell] = (_BLANK, True, None) if cell is None else \
+                        self._parse(concept, name, cell)
+            found = [memo[cell] for cell in column]
+            bad = {i for i, (_, ok, _) in enumerate(found) if not ok}
+            for i in sorted(bad):
+                unparsed.append((i, order, concept, column[i]))
+            counted.append([(i, order, f[0], f[2]) for i, f in enumerate(found)
+                            if f[2] is not None])
+            sheets[sheet].append((name, [f[0] for f in found]))
+        plan.unparsed += [(numbers[i], concept, value) for i, _, concept, value in
+                          sorted(unparsed, key=lambda u: (u[0], u[1]))]
+        # new people and unknown stages, counted in the order the rows name them
+        entries = [c for each in counted for c in each]
+        if sum(1 for each in counted if each) > 1:
+            entries.sort(key=lambda c: (c[0], c[1]))
+        for _, _, parsed, counter in entries:
+            counts = getattr(plan, counter)
+            counts[parsed] = counts.get(parsed, 0) + 1
+        records = [self._records(fields, len(raw_rows)) for fields in sheets]
+        first = grid[self.first_at] if self.first_at is not None else None
+        last = grid[self.last_at] if self.last_at is not None else None
+        out = []
+        for i, (number, customer, deal, touch) in enumerate(zip(numbers, *records,
+                                                                strict=True)):
+            row = _Row(number, customer, deal, touch)
+            if first is not None or last is not None:
+                self._contact_name(row, first[i] if first else None, last[i] if last else None)
+            if self._keep(row):
+                out.append(row)
+        return out
+
+    @staticmethod
+    def _records(fields: list[tuple[str, list[Any]]], count: int) -> list[dict[str, Any]]:
+        """One dict per row of a sheet's parsed columns, blanks left out."""
+        if not fields:
+            return [{} for _ in range(count)]
+        names = [name for name, _ in fields]
+        return [{k: v for k, v in zip(names, values, strict=True) if v is not _BLANK}
+                for values in zip(*(column for _, column in fields), strict=True)]
+
+    @staticmethod
+    def _contact_name(row: _Row, first: Any, last: Any) -> None:
+        first = None if nz.is_blank(first) else first
+        last = None if nz.is_blank(last) else last
         if first or last:
             parts = [nz.text(p).strip() for p in (first, last) if p]
             row.customer.setdefault("contact_name", "".join(reversed(parts)) if all(
                 nz.has_chinese(p) for p in parts) else " ".join(parts))  # 伟 + 张 → 张伟
+
+    def _keep(self, row: _Row) -> bool:
+        """Finish a split row; False (and listed as rejected) when it names no customer, or
+        a deal without one."""
+        plan = self.plan
+        if self.owner_hint and "owner" in row.deal:
+            row.owner_hint = row.deal["owner"]
         if "customer_id" in row.deal:  # a deal's customer reference is the row's customer
             row.customer.setdefault("customer_id", row.deal.pop("customer_id"))
         if "customer_id" in row.touch:
             row.customer.setdefault("customer_id", row.touch.pop("customer_id"))
-        names_customer = any(row.customer.get(k) for k in ("customer_id", "name", "email",
-                                                           "phone", "tax_id"))
+        customer = row.customer
+        names_customer = bool(customer.get("customer_id") or customer.get("name") or
+                              customer.get("email") or customer.get("phone") or
+                              customer.get("tax_id"))
         if not self.has_deals:
             row.deal = {}
         if not self.has_interactions or not row.touch.get("date"):
             row.touch = {}
         if not names_customer and not row.deal:
-            plan.rejected.append(Rejected(number, "nothing"))
-            return None
+            plan.rejected.append(Rejected(row.number, "nothing"))
+            return False
         if row.deal and not names_customer:
-            plan.rejected.append(Rejected(number, "no_customer"))
-            return None
-        return row
+            plan.rejected.append(Rejected(row.number, "no_customer"))
+            return False
+        return True
+
+
+class _Unhashable(dict[Any, Any]):
+    """A column's parsed values when one of its cells cannot be a dict key: each cell
+    parsed when asked for."""
+
+    def __init__(self, splitter: _Splitter, concept: str, name: str) -> None:
+        super().__init__()
+        self.splitter, self.concept, self.name = splitter, concept, name
+
+    def __contains__(self, cell: object) -> bool:
+        return True
+
+    def __getitem__(self, cell: Any) -> Any:
+        return (_BLANK, True, None) if cell is None else \
+            self.splitter._parse(self.concept, self.name, cell)
 
 
 def _known_or_named(rows: list[_Row], data: WorkbookData, plan: ImportPlan) -> list[_Row]:

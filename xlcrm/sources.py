@@ -77,6 +77,20 @@ def read_source(path: Path, sheet: str | None = None,
     return _table(label, grid, known or (lambda h: False), encoding, delimiter)
 
 
+def read_source_soon(path: Path, sheet: str | None = None,
+                     known: Callable[[str], bool] | None = None) -> Callable[[], SourceTable]:
+    """`read_source` begun in a thread: calamine parses a workbook without holding the GIL,
+    so the caller's own work (reading the workbook it imports into) goes on meanwhile. Call
+    what it returns for the table; it raises what `read_source` raises."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="xlcrm-source")
+    try:
+        return pool.submit(read_source, path, sheet, known).result
+    finally:
+        pool.shutdown(wait=False)
+
+
 def _workbook_grid(path: Path, sheet: str | None) -> tuple[list[list[Any]], str]:
     import python_calamine as calamine
 
