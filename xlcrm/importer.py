@@ -55,6 +55,9 @@ Prefer = Literal["none", "source", "workbook"]
 KINDS = ("customers", "opportunities", "interactions")
 DEAL_CONCEPTS = {"opportunities.title", "opportunities.stage", "opportunities.amount"}
 TYPES = {f"{s.key}.{f.key}": f.type for s in schema.DATA_SHEETS for f in s.fields}
+PLAIN_TEXT = frozenset(concept for concept, kind in TYPES.items() if kind == "text" and
+                       concept not in ("opportunities.stage", "customers.kind") and
+                       not concept.endswith(".owner") and not concept.endswith("_id"))
 PARALLEL_TITLES = 50_000  # distinct deal titles from which a second process folds them
 
 
@@ -400,17 +403,23 @@ class _Splitter:
             except TypeError:  # a value that cannot be a key: parsed cell by cell
                 distinct = set()
                 memo = _Unhashable(self, concept, name)
+            plain = concept in PLAIN_TEXT  # a source's text (trimmed already) as it is
             for cell in distinct:
                 if cell not in memo:
-                    memo[cell] = (_BLANK, True, None) if cell is None else \
-                        self._parse(concept, name, cell)
-            found = [memo[cell] for cell in column]
-            bad = {i for i, (_, ok, _) in enumerate(found) if not ok}
-            for i in sorted(bad):
-                unparsed.append((i, order, concept, column[i]))
-            counted.append([(i, order, f[0], f[2]) for i, f in enumerate(found)
-                            if f[2] is not None])
-            sheets[sheet].append((name, [f[0] for f in found]))
+                    memo[cell] = (_BLANK, True, None) if cell is None else (
+                        (cell, True, None) if plain and type(cell) is str and cell and
+                        cell == cell.strip() else
+                        self._parse(concept, name, cell))
+            parsed = [memo[cell][0] for cell in column] if isinstance(memo, _Unhashable) \
+                else list(map({c: memo[c][0] for c in distinct}.__getitem__, column))
+            if isinstance(memo, _Unhashable) or any(
+                    not memo[c][1] or memo[c][2] is not None for c in distinct):
+                found = [memo[cell] for cell in column]  # what is listed or counted
+                unparsed += [(i, order, concept, column[i]) for i, f in enumerate(found)
+                             if not f[1]]
+                counted.append([(i, order, f[0], f[2]) for i, f in enumerate(found)
+                                if f[2] is not None])
+            sheets[sheet].append((name, parsed))
         plan.unparsed += [(numbers[i], concept, value) for i, _, concept, value in
                           sorted(unparsed, key=lambda u: (u[0], u[1]))]
         # new people and unknown stages, counted in the order the rows name them
@@ -772,6 +781,7 @@ def _upsert_children(plan: ImportPlan, data: WorkbookData, rows: list[_Row],
                                   touch_frame["summary"], strict=True)
                } if any(r.touch for r in rows) else set()
     seen_deals: set[str] = set()
+    folded_ids: dict[str, str] = {}  # a customer's ID -> folded (rows repeat customers)
     for row in rows:
         if row.customer_id is None:
             continue
@@ -780,9 +790,12 @@ def _upsert_children(plan: ImportPlan, data: WorkbookData, rows: list[_Row],
             deal = dict(row.deal, customer_id=row.customer_id)
             rid = deal.get("opportunity_id")
             found = by_id.get(nz.record_id(rid)) if rid else None
+            cid = folded_ids.get(row.customer_id)
+            if cid is None:
+                cid = folded_ids[row.customer_id] = nz.record_id(row.customer_id)
+            title = title_key(deal.get("title"))
             if found is None and deal.get("title"):
-                for index in by_key.get((nz.record_id(row.customer_id),
-                                         title_key(deal["title"])), []):
+                for index in by_key.get((cid, title), []):
                     amount = nz.parse_number(cells.column("amount")[index])
                     if deal.get("amount") is None or amount is None or _same(
                             amount, deal["amount"]):
@@ -798,8 +811,7 @@ def _upsert_children(plan: ImportPlan, data: WorkbookData, rows: list[_Row],
                 _fill(plan, cells, found, "opportunities", deal_id, deal, row.number,
                       prefer)
             if deal and found is None:
-                key = (nz.record_id(row.customer_id), title_key(deal.get("title")),
-                       deal.get("amount"))
+                key = (cid, title, deal.get("amount"))
                 if key in new_deals and not rid:
                     deal_id = new_deals[key]  # the same deal twice in the source
                 else:

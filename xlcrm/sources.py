@@ -119,7 +119,7 @@ def _workbook_grid(path: Path, sheet: str | None) -> tuple[list[list[Any]], str]
                     break
     finally:
         book.close()
-    return [list(r) for r in grid], f"{path.name} [{chosen}]"
+    return grid, f"{path.name} [{chosen}]"
 
 
 def _text_grid(path: Path) -> tuple[list[list[Any]], str, str]:
@@ -188,15 +188,12 @@ def _table(label: str, grid: list[list[Any]], known: Callable[[str], bool],
     rows, numbers = [], []
     width = len(headers)
 
-    def clean(value: Any) -> Any:  # text trimmed, every kind of blank None
-        if type(value) is str:
-            return value.strip() or None
-        return None if is_blank(value) else value
-
     for n, row in enumerate(grid[header_at + 1:], start=header_at + 2):
         if len(row) < width:
             row = list(row) + [None] * (width - len(row))
-        values = list(map(clean, row[:width]))
+        # text trimmed, every kind of blank None
+        values = [(v.strip() or None) if type(v) is str else None if is_blank(v) else v
+                  for v in row[:width]]
         filled = [v for v in values if v is not None]
         if not filled:
             skipped["blank"] += 1
