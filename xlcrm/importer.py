@@ -45,7 +45,7 @@ import pandas as pd
 from . import normalize as nz
 from . import schema
 from .background import Background
-from .dedupe import PERSON_WORDS, find_duplicate_customers
+from .dedupe import PERSON_WORDS, find_duplicate_customers, preload
 from .ids import id_minter
 from .importmap import EXTERNAL_ID, PROSPECT_KEY, Column
 from .reader import ROW, WorkbookData
@@ -148,6 +148,15 @@ class ImportPlan:
 
 # ---------------------------------------------------------------------------------------------
 # Values
+
+
+def prepare(data: WorkbookData) -> None:
+    """What a plan needs of the workbook alone, made ahead (while the source is read):
+    pypinyin imported, the customers' names folded (`normalize` keeps them)."""
+    preload()
+    for name in data.sheets["customers"].frame["name"]:
+        if type(name) is str:
+            nz.company_key(name)
 
 
 def stage_names(data: WorkbookData) -> dict[str, str]:
@@ -584,6 +593,7 @@ def _match_customers(plan: ImportPlan, data: WorkbookData, rows: list[_Row]
                                        options.duplicate_threshold)
     group_of: dict[int, int] = {}  # source position -> group number
     target_of: dict[int, str] = {}
+    existing_ids = existing["customer_id"].tolist()
     for number, match in enumerate(matches):
         olds = [i for i in match.indices if i < base]
         news = [i - base for i in match.indices if i >= base]
@@ -593,13 +603,12 @@ def _match_customers(plan: ImportPlan, data: WorkbookData, rows: list[_Row]
             best = max((p for p in match.pairs if (p.a < base) != (p.b < base)),
                        key=lambda p: p.score, default=None)
             anchor = (best.a if best and best.a < base else best.b) if best else olds[0]
-            cid = nz.text(existing["customer_id"].iat[anchor])
+            cid = nz.text(existing_ids[anchor])
             for position in news:
                 target_of[position] = cid
-            if len({nz.record_id(existing["customer_id"].iat[i]) for i in olds}) > 1:
+            if len(olds) > 1 and len({nz.record_id(existing_ids[i]) for i in olds}) > 1:
                 plan.ambiguous.append((pending[news[0]].number,
-                                       [nz.text(existing["customer_id"].iat[i])
-                                        for i in olds]))
+                                       [nz.text(existing_ids[i]) for i in olds]))
         else:
             for position in news:
                 group_of[position] = number

@@ -295,14 +295,13 @@ def _import_job(session: WorkbookSession, source: Path, sheet: str | None,
                 map_file: Path | None, apply: bool, prefer: str, day_first: bool | None,
                 key: str | None) -> Imported:
     from . import importmap
-    from .dedupe import preload
-    from .importer import commit_import, plan_import, queue_import, staged_import
+    from .importer import commit_import, plan_import, prepare, queue_import, staged_import
     from .sources import read_source_soon
 
     table_soon = read_source_soon(source, sheet, known=importmap.is_known)
     data = session.read()  # while the source is read
     progress.step("import")
-    preload()
+    prepare(data)
     table = table_soon()
     given = importmap.load_map_file(map_file) if map_file else None
     columns = importmap.by_values(importmap.map_headers(

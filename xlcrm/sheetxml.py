@@ -23,6 +23,7 @@ import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from itertools import chain, repeat
 from typing import Any
 from xml.sax.saxutils import escape
 
@@ -57,6 +58,7 @@ ILLEGAL_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")  # not XML
 _A1 = re.compile(r"(?<![A-Za-z_\[\]])\$?[A-Za-z]{1,3}\$?\d+(?![\w(\[])")
 _STRING = re.compile(r'"[^"]*"')
 _UNSEEN = object()
+_ONE_KIND = frozenset({str, float, int, dt.date, dt.datetime})  # hashable, keyed alike
 EXCEL_EPOCH = dt.datetime(1899, 12, 30)
 
 
@@ -273,13 +275,22 @@ class SheetXml:
         cells = [self._column_xml(rows, column, values[start - first:stop - first],
                                   above.get(column)) for column, values in
                  sorted(columns.items())]
-        return "".join([f'<{p}row r="{row}">{"".join(parts)}</{p}row>'
-                        for row, *parts in zip(rows, *cells, strict=True)]).encode()
+        opens = [f'<{p}row r="{row}">' for row in rows]
+        return "".join(chain.from_iterable(zip(opens, *cells, repeat(f"</{p}row>", len(rows)),
+                                               strict=True))).encode()
 
     def _column_xml(self, rows: range, column: int, values: list[Any], style: int | None
                     ) -> list[str]:
         head = f'<{self._p}c r="{get_column_letter(column)}'
-        memo: dict[tuple[type, Any], str | None] = {}
+        kinds = set(map(type, values))
+        kinds.discard(type(None))
+        if len(kinds) == 1 and next(iter(kinds)) in _ONE_KIND:  # values alike: keyed as such
+            rests: dict[Any, str | None] = {v: self._cell_rest(v, style) for v in set(values)
+                                           if v is not None}
+            rests[None] = None
+            return [f'{head}{row}"{rest}' if (rest := rests[value]) is not None else ""
+                    for row, value in zip(rows, values, strict=True)]
+        memo: dict[tuple[type, Any], Any] = {}
         out = []
         for row, value in zip(rows, values, strict=True):
             if value is None:
@@ -289,7 +300,7 @@ class SheetXml:
                 xml = self._cell_xml(row, column, value, style)
                 out.append(xml.decode() if xml is not None else "")
                 continue
-            key = (type(value), value)
+            key = (type(value), value)  # (1, 1.0 and True are equal keys)
             try:
                 rest = memo.get(key, _UNSEEN)
             except TypeError:  # not hashable: made for this cell alone
