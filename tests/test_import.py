@@ -414,7 +414,8 @@ def test_the_import_logs_exactly_what_it_wrote(tmp_path: Path, forked: bool,
     import sqlite3
 
     from xlcrm import importer, jobs
-    from xlcrm.history import history_path
+    from xlcrm.guard import file_sha256
+    from xlcrm.history import History, history_path
     from xlcrm.jobs import sync_workbook
 
     if forked:
@@ -435,6 +436,9 @@ def test_the_import_logs_exactly_what_it_wrote(tmp_path: Path, forked: bool,
         logged = db.execute("SELECT action, count(*) FROM entries WHERE run_id = ? GROUP BY "
                             "action", (done.import_id,)).fetchall()
     assert dict(logged) == {"added": 6, "changed": len(done.plan.changes)}
+    with History(book) as history:  # the chain the second process extended is whole
+        assert history.verify() == []
+        assert history.load_merge(done.import_id)["sha_after"] == file_sha256(book)
     user_edit(book, lambda wb: None)  # opened and saved elsewhere: new bytes, same values
     sync_workbook(book, today=dt.date(2026, 12, 1))
     with sqlite3.connect(history_path(book)) as db:
@@ -499,3 +503,46 @@ def test_a_customer_type_is_one_of_the_workbooks_or_listed_not_written(tmp_path:
     assert kinds == {"Person One": "Individual", "Firm Two": "Company", "Firm Three": None}
     assert [(row, value) for row, field, value in plan.unparsed
             if field == "customers.kind"] == [(4, "Prospect")]
+
+
+def test_a_refused_write_stores_none_of_the_log_the_second_process_staged(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The second process stages the import's log in the history while this one writes;
+    when the write is refused (the workbook was opened in Excel meanwhile), none of it is
+    stored, the history stays whole and usable, and the same import goes through later."""
+    import sqlite3
+
+    from xlcrm import jobs
+    from xlcrm.errors import WorkbookOpen
+    from xlcrm.history import History, history_path
+    from xlcrm.session import FileSession
+
+    monkeypatch.setattr(jobs, "PARALLEL_SYNC", 1)
+    book = typed_book(tmp_path)
+    source = write_csv(tmp_path / "mixed.csv", [
+        ["Company", "Phone", "Deal Name", "Stage", "Amount"],
+        ["Hooli Inc", "415-555-0100", "Pilot seats", "Lead", "1.2万"],
+        ["Initech", "", "Printers", "Quote", "900"]])
+    with sqlite3.connect(history_path(book)) as db:
+        before = db.execute("SELECT count(*) FROM entries").fetchone()[0]
+    owner = book.with_name("~$" + book.name)
+    opened = FileSession.save
+
+    def open_in_excel_meanwhile(self: FileSession) -> Path | None:
+        owner.write_bytes(b"\x03Ann" + b" " * 51)
+        return opened(self)
+
+    monkeypatch.setattr(FileSession, "save", open_in_excel_meanwhile)
+    with pytest.raises(WorkbookOpen):
+        import_workbook(book, source, apply=True)
+    with History(book) as history:
+        assert history.verify() == []
+        assert len(history.entries()) == before
+    monkeypatch.setattr(FileSession, "save", opened)
+    owner.unlink()
+    done = import_workbook(book, source, apply=True)
+    assert done.applied and len(done.plan.new) == 4  # two customers, two deals
+    with History(book) as history:
+        assert history.verify() == []
+        assert {e["record_id"] for e in history.entries() if e["run_id"] == done.import_id
+                } == {r.record_id for r in done.plan.new}
