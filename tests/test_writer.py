@@ -263,6 +263,35 @@ def test_appended_rows_grow_the_table(clean_book: Callable[..., Path]) -> None:
     assert openpyxl.load_workbook(path)[sheet.name][cell].number_format == "yyyy-mm-dd"
 
 
+def test_records_appended_to_an_empty_sheet_look_like_records_not_the_header(
+        tmp_path: Path) -> None:
+    """Day one: records appended to a fresh `xlcrm init` (whose Table holds one blank, styled
+    row) take that row's formats, dates shown as dates, and none of the header's grey fill
+    (the header of an engine-maintained column is shaded)."""
+    from xlcrm.jobs import init_workbook
+
+    path = tmp_path / "crm.xlsx"
+    init_workbook(path, lang="en")
+    rows = [{"customer_id": f"C-00000{n}", "name": name, "lifecycle": "Prospect",
+             "first_purchase": TODAY} for n, name in enumerate(("Acme", "Globex", "Initech"),
+                                                                 start=1)]
+    with FileSession(path) as session:
+        sheet = session.read().sheets["customers"]
+        session.append_rows("customers", rows)
+        session.save()
+    ws = openpyxl.load_workbook(path)[sheet.name]
+    header = ws.cell(row=sheet.header_row, column=sheet.columns["lifecycle"])
+    assert header.fill.fgColor.rgb not in (None, "00000000")  # the shade the rows must not get
+    for row in range(sheet.header_row + 1, sheet.header_row + 4):
+        lifecycle = ws.cell(row=row, column=sheet.columns["lifecycle"])
+        purchase = ws.cell(row=row, column=sheet.columns["first_purchase"])
+        assert lifecycle.value == "Prospect"
+        assert lifecycle.fill.fgColor.rgb != header.fill.fgColor.rgb
+        assert purchase.is_date and purchase.number_format == "yyyy-mm-dd"
+    assert list(read_workbook(path).sheets["customers"].frame["name"]) == [
+        "Acme", "Globex", "Initech"]
+
+
 def test_xlsm_macros_survive_a_write(clean_book: Callable[..., Path], tmp_path: Path) -> None:
     """A macro-enabled workbook keeps its VBA project byte for byte (xlwings ships one)."""
     import os
