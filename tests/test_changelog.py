@@ -276,3 +276,25 @@ def test_changelog_sheet_shows_newest_first_in_the_workbook_language(
     times = [r[0] for r in rows[1:]]
     assert times == sorted(times, reverse=True)
 
+
+
+def test_entries_are_chained_as_verify_recomputes_them() -> None:
+    """`chain_entries` writes the hashed text out for speed; `verify` recomputes it the plain
+    way: both must agree for every kind of entry (added, changed to and from blank, another
+    user's, deleted, JSON given), or every run would read as tampered with."""
+    from xlcrm.history import Change, Run, _entry_digest, chain_entries
+
+    run = Run("r1", dt.datetime(2026, 12, 7, tzinfo=dt.UTC), "ann", "cli", "import",
+              "crm.xlsx", "en", "")
+    changes = [Change("customers", "C-1", "added", new={"name": "张伟", "n": 3}),
+               Change("customers", "C-1", "changed", "city", "Lyon", None, user="bob",
+                      job="sync"),
+               Change("opportunities", "O-1", "deleted", old={"x": 1.5}),
+               Change("customers", "C-2", "changed", "name", "", "a\x1fb"),
+               Change("customers", "C-3", "added", new_json='{"a":1}')]
+    prev = "f" * 64
+    rows = chain_entries(run, changes, (7, prev))
+    assert [r[0] for r in rows] == [8, 9, 10, 11, 12]
+    for row in rows:
+        assert row[12] == prev and row[13] == _entry_digest(prev, row[:12])
+        prev = row[13]

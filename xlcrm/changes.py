@@ -213,47 +213,48 @@ class Tracker:
         before = _records(frame, list(touched), columns)
         for index, key, value in pending:
             frame.at[index, key] = value
-        added: dict[Any, dict[str, Any]] = {}  # a new row's index -> its values as stored
-        texts: dict[Any, str] = {}  # ... and as JSON
+        new = None
         if rows:
             start = sheet.last_row + 1
             named = set().union(*rows)
             if fields is not None:
                 named &= set(fields)
             read = {name: [v if v is None or type(v) is str else _as_read(v)
-                           for v in (r.get(name) for r in rows)]
+                           for v in [r.get(name) for r in rows]]
                     for name in columns if name in named}  # (columns are sorted)
             new = pd.DataFrame(read, columns=frame.columns, dtype=object)
             new[ROW] = range(start, start + len(new))
             first = int(frame.index.max()) + 1 if len(frame) else 0
             new.index = range(first, first + len(new))
-            frame = pd.concat([frame, new])
-            sheet.frame = frame
-            stored, as_json = _stored_columns(read, len(rows))
-            for index, values, json_text in zip(new.index, stored, as_json, strict=True):
-                touched[index] = None
-                added[index] = values
-                texts[index] = json_text
-        indices = list(touched)
-        hashes = row_hashes(frame.loc[indices], columns).tolist()
+            sheet.frame = pd.concat([frame, new])
         rehashed = self._rehashed.setdefault(sheet_key, {})
-        afters = {**_records(frame, [i for i in indices if i not in added], columns), **added}
+        indices = list(touched)  # the records whose cells changed
+        hashes = row_hashes(frame.loc[indices], columns).tolist()
+        afters = _records(frame, indices, columns)
         ids = frame.loc[indices, sdef.id_field].tolist() if indices else []
         for index, digest, rid_value in zip(indices, hashes, ids, strict=True):
             rid = nz.text(rid_value)
             if not rid:
                 continue
             after = afters[index]
-            if index in before:
-                for name in sorted(set(before[index]) | set(after)):
-                    if before[index].get(name) != after.get(name):
-                        self.engine_changes.append(Change(
-                            sheet_key, rid, "changed", name, before[index].get(name),
-                            after.get(name), user=user, job=job))
-            text = texts[index] if index in texts else dumps(after)
-            if index not in before:
-                self.engine_changes.append(Change(sheet_key, rid, "added", new=after, user=user,
-                                                  job=job, new_json=text))
+            for name in sorted(set(before[index]) | set(after)):
+                if before[index].get(name) != after.get(name):
+                    self.engine_changes.append(Change(
+                        sheet_key, rid, "changed", name, before[index].get(name),
+                        after.get(name), user=user, job=job))
+            self.snapshot.upsert.append((sheet_key, rid, dumps(after)))
+            rehashed[rid] = digest
+        if new is None:
+            return
+        stored, as_json = _stored_columns(read, len(rows))  # the new records, as stored
+        for rid_value, digest, after, text in zip(
+                new[sdef.id_field].tolist(), row_hashes(new, columns).tolist(), stored,
+                as_json, strict=True):
+            rid = nz.text(rid_value)
+            if not rid:
+                continue
+            self.engine_changes.append(Change(sheet_key, rid, "added", new=after, user=user,
+                                              job=job, new_json=text))
             self.snapshot.upsert.append((sheet_key, rid, text))
             rehashed[rid] = digest
 

@@ -172,15 +172,16 @@ def chain_entries(run: Run, changes: Sequence[Change], head: tuple[int, str]
     sha256 = hashlib.sha256
     for change in changes:
         seq += 1
-        body = (seq, run.run_id, at, change.user or run.user, run.source,
-                change.job or run.job, change.sheet, change.record_id, change.action,
-                change.field, change.old_json or _json_or_none(change.old),
-                change.new_json or _json_or_none(change.new))
-        # `_entry_digest(prev, body)`, written out: this runs for every entry of a run
-        text = "\x1f".join(["" if v is None else v if type(v) is str else str(v)
-                            for v in body])
-        digest = sha256((prev + "\x1e" + text).encode("utf-8")).hexdigest()
-        rows.append((*body, prev, digest))
+        user, job = change.user or run.user, change.job or run.job
+        old = change.old_json or _json_or_none(change.old)
+        new = change.new_json or _json_or_none(change.new)
+        # the text `_entry_digest` hashes, written out: this runs for every entry of a run
+        text = (f"{prev}\x1e{seq}\x1f{run.run_id}\x1f{at}\x1f{user or ''}\x1f"
+                f"{run.source or ''}\x1f{job or ''}\x1f{change.sheet}\x1f{change.record_id}"
+                f"\x1f{change.action}\x1f{change.field or ''}\x1f{old or ''}\x1f{new or ''}")
+        digest = sha256(text.encode("utf-8")).hexdigest()
+        rows.append((seq, run.run_id, at, user, run.source, job, change.sheet,
+                     change.record_id, change.action, change.field, old, new, prev, digest))
         prev = digest
     return rows
 
