@@ -21,7 +21,7 @@ import python_calamine
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import soffice, typed_book, user_edit, workbook_ids
+from tests.conftest import edit_cells, soffice, typed_book, user_edit, workbook_ids
 from xlcrm.jobs import export_workbook, import_workbook, init_workbook, undo_import
 from xlcrm.normalize import parse_number
 from xlcrm.sources import read_source
@@ -546,3 +546,33 @@ def test_a_refused_write_stores_none_of_the_log_the_second_process_staged(
         assert history.verify() == []
         assert {e["record_id"] for e in history.entries() if e["run_id"] == done.import_id
                 } == {r.record_id for r in done.plan.new}
+
+
+def test_edits_typed_before_an_import_are_logged_first_as_the_users_own(
+        tmp_path: Path) -> None:
+    """A rep changes a customer's city, then imports a sheet before any sync: the city change
+    is logged as the rep's edit (job ``edits``, found while the source was read), before the
+    import's run, and the import's run holds only what the import did."""
+    from xlcrm.history import History
+    from xlcrm.reader import read_workbook
+
+    book = typed_book(tmp_path)
+    ids = read_workbook(book).sheets["customers"].frame["customer_id"].tolist()
+
+    def as_rep(wb: Any) -> None:
+        wb.properties.lastModifiedBy = "Rep Wang"
+
+    edit_cells(book, [("customers", ids[0], "city", "Chengdu")])
+    user_edit(book, as_rep)
+    source = write_csv(tmp_path / "deals.csv", [
+        ["Company", "Phone", "Deal Name", "Stage", "Amount"],
+        ["Hooli Inc", "415-555-0100", "Pilot seats", "Lead", "1.2万"]])
+    done = import_workbook(book, source, apply=True)
+    with History(book) as history:
+        entries = history.entries()
+    city = [e for e in entries if e["field"] == "city" and e["record_id"] == ids[0]]
+    assert [(e["job"], e["user"], e["new"]) for e in city] == [("edits", "Rep Wang", "Chengdu")]
+    first_import = min(e["seq"] for e in entries if e["run_id"] == done.import_id)
+    assert city[0]["seq"] < first_import
+    assert {e["record_id"] for e in entries if e["run_id"] == done.import_id} == {
+        r.record_id for r in done.plan.new}

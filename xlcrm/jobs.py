@@ -302,16 +302,19 @@ def _import_job(session: WorkbookSession, source: Path, sheet: str | None,
     data = session.read()  # while the source is read
     progress.step("import")
     prepare(data)
-    table = table_soon()
-    given = importmap.load_map_file(map_file) if map_file else None
-    columns = importmap.by_values(importmap.map_headers(
-        table.headers, given, importmap.saved_mapping(session.path, table.headers)), table.rows)
-    plan = plan_import(data, table, columns, prefer, day_first, key)  # type: ignore[arg-type]
-    result = Imported(plan)
-    if not apply or plan.empty():
-        return result
-    with History(session.path) as history:
-        edits = start_tracking(history, data, session.source, job="edits")
+    with contextlib.ExitStack() as stack:
+        if apply:  # the user's pending edits are found meanwhile too
+            history = stack.enter_context(History(session.path))
+            edits = start_tracking(history, data, session.source, job="edits")
+        table = table_soon()
+        given = importmap.load_map_file(map_file) if map_file else None
+        columns = importmap.by_values(importmap.map_headers(
+            table.headers, given, importmap.saved_mapping(session.path, table.headers)),
+            table.rows)
+        plan = plan_import(data, table, columns, prefer, day_first, key)  # type: ignore[arg-type]
+        result = Imported(plan)
+        if not apply or plan.empty():
+            return result
         if edits.changes or edits.snapshot.upsert or edits.snapshot.delete:
             edits.commit()  # the user's pending edits first, as theirs
         # the import is logged from the plan (no second diff of the workbook) and staged in
