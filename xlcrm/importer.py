@@ -703,11 +703,18 @@ def _upsert_customers(plan: ImportPlan, data: WorkbookData, groups: dict[int, li
     existing_rows = cells.rows_by_id("customer_id")
     grouped = {id(r) for members in groups.values() for r in members}
     incoming: dict[str, tuple[str, dict[str, Any], int]] = {}  # the first value of each field
+    folded: dict[str, str] = {}
+    last: dict[str, dict[str, Any]] = {}  # each customer's last row values merged
     for row in (r for r in rows if id(r) not in grouped):
-        key = nz.record_id(row.customer_id) if row.customer_id else ""
-        if key not in existing_rows:
+        if not row.customer_id:
             continue
-        _, merged, _ = incoming.setdefault(key, (row.customer_id or "", {}, row.number))
+        key = folded.get(row.customer_id)
+        if key is None:
+            key = folded[row.customer_id] = nz.record_id(row.customer_id)
+        if key not in existing_rows or last.get(key) == row.customer:
+            continue  # (a mixed sheet repeats its customer's values on every deal row)
+        last[key] = row.customer
+        _, merged, _ = incoming.setdefault(key, (row.customer_id, {}, row.number))
         for name, value in row.customer.items():
             merged.setdefault(name, value)
     for key, (cid, values, number) in incoming.items():
