@@ -439,6 +439,10 @@ def test_the_import_logs_exactly_what_it_wrote(tmp_path: Path, forked: bool,
     with History(book) as history:  # the chain the second process extended is whole
         assert history.verify() == []
         assert history.load_merge(done.import_id)["sha_after"] == file_sha256(book)
+        added = {(e["sheet"], e["record_id"]): e["new"] for e in history.entries()
+                 if e["run_id"] == done.import_id and e["action"] == "added"}
+        for (sheet, rid), values in added.items():  # what restore and the next diff read
+            assert history.snapshot_values(sheet, [rid]) == {rid: values}
     user_edit(book, lambda wb: None)  # opened and saved elsewhere: new bytes, same values
     sync_workbook(book, today=dt.date(2026, 12, 1))
     with sqlite3.connect(history_path(book)) as db:

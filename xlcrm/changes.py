@@ -190,10 +190,12 @@ class Tracker:
 
     def apply(self, sheet_key: str, cells: Sequence[tuple[int, int, Any]] = (),
               rows: Sequence[Mapping[str, Any]] = (), job: str = "sync",
-              user: str = ENGINE_USER, fields: Collection[str] | None = None) -> None:
+              user: str = ENGINE_USER, fields: Collection[str] | None = None,
+              values: bool = True) -> None:
         """Apply an engine step's cells (Excel row, column, value) and new rows to the frames,
         and log what actually changed. `fields`: the only fields of the new rows to take (those
-        the sheet has a column for, when the rows may name others)."""
+        the sheet has a column for, when the rows may name others). Without `values`, a new
+        record's entry holds its values as JSON only (enough to store it)."""
         if not cells and not rows:
             return
         sheet = self.data.sheets[sheet_key]
@@ -246,14 +248,14 @@ class Tracker:
             rehashed[rid] = digest
         if new is None:
             return
-        stored, as_json = _stored_columns(read, len(rows))  # the new records, as stored
-        for rid_value, digest, after, text in zip(
+        stored, as_json = _stored_columns(read, len(rows), values)  # the new records, stored
+        for rid_value, digest, record, text in zip(
                 new[sdef.id_field].tolist(), row_hashes(new, columns).tolist(), stored,
                 as_json, strict=True):
             rid = nz.text(rid_value)
             if not rid:
                 continue
-            self.engine_changes.append(Change(sheet_key, rid, "added", new=after, user=user,
+            self.engine_changes.append(Change(sheet_key, rid, "added", new=record, user=user,
                                               job=job, new_json=text))
             self.snapshot.upsert.append((sheet_key, rid, text))
             rehashed[rid] = digest
@@ -400,20 +402,20 @@ def _diff_sheet(tracker: Tracker, key: str) -> None:
         snapshot.delete.append((key, rid))
 
 
-def _stored_columns(columns: Mapping[str, list[Any]], count: int
-                    ) -> tuple[list[dict[str, Any]], list[str]]:
+def _stored_columns(columns: Mapping[str, list[Any]], count: int, values: bool = True
+                    ) -> tuple[list[dict[str, Any] | None], list[str]]:
     """New records given column by column (names in sorted order) as the history stores
-    them: each one's values (`cell_json`, blanks left out) and their JSON text, exactly
-    `dumps` of those values. Each distinct value of a column is encoded once."""
+    them: each one's values (`cell_json`, blanks left out; None without `values`) and their
+    JSON text, exactly `dumps` of those values. Each distinct value is encoded once."""
     names: list[str] = []
     encoded: list[list[str | None]] = []
     plain: list[list[Any]] = []
-    for name, values in columns.items():
+    for name, column in columns.items():
         key = dumps(name) + ":"
         memo: dict[tuple[type, Any], tuple[Any, str]] = {}
         texts: list[str | None] = []
         stored: list[Any] = []
-        for value in values:
+        for value in column:
             if type(value) is str:  # text is stored as itself
                 stored.append(value)
                 texts.append(key + encode_basestring(value))
@@ -437,9 +439,10 @@ def _stored_columns(columns: Mapping[str, list[Any]], count: int
         encoded.append(texts)
         plain.append(stored)
     if not names:
-        return [{} for _ in range(count)], ["{}"] * count
-    values_out = [{n: v for n, v in zip(names, row, strict=True) if v is not None}
-                  for row in zip(*plain, strict=True)]
+        return [{} if values else None for _ in range(count)], ["{}"] * count
+    values_out: list[dict[str, Any] | None] = [
+        {n: v for n, v in zip(names, row, strict=True) if v is not None}
+        for row in zip(*plain, strict=True)] if values else [None] * count
     text_out = ["{" + ",".join([t for t in row if t is not None]) + "}"
                 for row in zip(*encoded, strict=True)]
     return values_out, text_out

@@ -24,6 +24,7 @@ import hashlib
 import json
 import os
 import sqlite3
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from dataclasses import field as dc_field
@@ -273,13 +274,32 @@ class History:
         if stored is not None:
             self._staged = None
             return int(stored[0] or 0)
-        rows = chain_entries(run, changes, self.head())
-        self._staged = (rows[-1][0], rows[-1][-1]) if rows else self.head()
+        head = self.head()
+        rows = chain_entries(run, changes, head)
+        self._staged = (rows[-1][0], rows[-1][-1]) if rows else head
         self.db.executemany("INSERT INTO entries VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
-        self.db.executemany("INSERT OR REPLACE INTO snapshot VALUES (?,?,?)", snapshot.upsert)
+        self.db.executemany("INSERT OR REPLACE INTO snapshot VALUES (?,?,?)",
+                            self._copy_added(rows, snapshot.upsert, head[0]))
         self.db.executemany("DELETE FROM snapshot WHERE sheet = ? AND record_id = ?",
                             snapshot.delete)
         return len(rows)
+
+    def _copy_added(self, rows: Sequence[tuple[Any, ...]],
+                    upsert: list[tuple[str, str, str]], after: int) -> list[tuple[str, str, str]]:
+        """When every record this run adds has one snapshot value, its entry's, SQLite copies
+        them from the entries (an import's 100k records are not bound a second time); returns
+        the snapshot values left to store."""
+        added = {(r[6], r[7]): r[11] for r in rows if r[8] == "added"}
+        if not added or len(added) != sum(1 for r in rows if r[8] == "added"):
+            return upsert
+        times = Counter((sheet, rid) for sheet, rid, _ in upsert)
+        if any(times.get(key) != 1 for key in added) or any(
+                added[(sheet, rid)] != text for sheet, rid, text in upsert
+                if (sheet, rid) in added):
+            return upsert
+        self.db.execute("INSERT OR REPLACE INTO snapshot SELECT sheet, record_id, new FROM "
+                        "entries WHERE seq > ? AND action = 'added'", (after,))
+        return [u for u in upsert if (u[0], u[1]) not in added]
 
     def finish(self, run: Run, count: int, snapshot: SnapshotUpdate,
                undo: UndoRecord | None = None) -> None:
