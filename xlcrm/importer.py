@@ -313,9 +313,9 @@ def plan_import(data: WorkbookData, table: SourceTable, columns: list[Column],
         groups = (_match_by_key(data, rows, key) if key else
                   _match_customers(plan, data, rows))
         # (IDs the source brings for its new records are in use too)
-        brought = {"customers": [r.customer.get("customer_id") for r in rows],
-                   "opportunities": [r.deal.get("opportunity_id") for r in rows],
-                   "interactions": [r.touch.get("interaction_id") for r in rows]}
+        brought = {"customers": [v for r in rows if (v := r.customer.get("customer_id"))],
+                   "opportunities": [v for r in rows if (v := r.deal.get("opportunity_id"))],
+                   "interactions": [v for r in rows if (v := r.touch.get("interaction_id"))]}
         mint = {key: id_minter(data, key, brought[key]) for key in KINDS}
         _upsert_customers(plan, data, groups, rows, mint, prefer)
         folded = dict(zip(titles, folding.result(), strict=True))
