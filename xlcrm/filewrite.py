@@ -122,7 +122,7 @@ def apply_plan(pkg: Package, plan: Plan, data: WorkbookData, temp: Path,
         patched = xml.apply()
         formulas = formulas or xml.formulas_touched
         shared += xml.shared_refs
-        if patched != pkg.read(parts[name]):
+        if xml.blocks or patched != pkg.read(parts[name]):  # (rows appended: it changed)
             pkg.put(parts[name], patched)
     for name, (table, last) in plan.tables.items():
         _resize_table(pkg, parts[name], table, last)
