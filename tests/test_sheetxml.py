@@ -131,3 +131,20 @@ def test_any_grid_with_any_edits(old: dict[tuple[int, int], Any],
     for row, parts in rows.items():  # rows without an edit are the same bytes
         if not any(r == row for r, _ in edits):
             assert f'<row r="{row}">{"".join(parts)}</row>'.encode() in out
+
+
+@settings(max_examples=200, deadline=None)
+@given(values=st.lists(st.one_of(st.none(), st.text(max_size=8), st.sampled_from(
+    ["Acme", "项目 1", "a&b", "<x>", ""]), st.integers(-10**6, 10**6), st.floats(),
+    st.dates(), st.booleans()), max_size=12), style=st.sampled_from([None, 3]))
+def test_a_column_of_appended_cells_is_written_as_each_cell_alone(
+        values: list[Any], style: int | None) -> None:
+    """Appended records are written a column at a time through fast paths (text that needs
+    no escaping as it is, values alike keyed by value): every cell must come out exactly as
+    the one-cell writer makes it, whatever mix of text, blanks, numbers, dates and booleans
+    a column holds (1, 1.0 and True are equal keys)."""
+    part = SheetXml(b"<worksheet><sheetData></sheetData></worksheet>", Styles(None))
+    rows = range(7, 7 + len(values))
+    alone = [(part._cell_xml(row, 2, value, style) or b"").decode() if value is not None
+             else "" for row, value in zip(rows, values, strict=True)]
+    assert part._column_xml(rows, 2, values, style) == alone

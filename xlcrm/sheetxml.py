@@ -284,6 +284,17 @@ class SheetXml:
         head = f'<{self._p}c r="{get_column_letter(column)}'
         kinds = set(map(type, values))
         kinds.discard(type(None))
+        if kinds == {str}:  # text that needs no escaping goes in as it is (IDs, titles)
+            texts = [v for v in values if v is not None]
+            joined = " ".join(texts)
+            if all(texts) and joined.isprintable() and not (
+                    "&" in joined or "<" in joined or ">" in joined):
+                p = self._p
+                s = f' s="{style}"' if style else ""
+                return ["" if value is None else
+                        f'{head}{row}"{s} t="inlineStr"><{p}is><{p}t xml:space="preserve">'
+                        f'{value}</{p}t></{p}is></{p}c>'
+                        for row, value in zip(rows, values, strict=True)]
         if len(kinds) == 1 and next(iter(kinds)) in _ONE_KIND:  # values alike: keyed as such
             rests: dict[Any, str | None] = {v: self._cell_rest(v, style) for v in set(values)
                                            if v is not None}
