@@ -191,11 +191,12 @@ class Tracker:
     def apply(self, sheet_key: str, cells: Sequence[tuple[int, int, Any]] = (),
               rows: Sequence[Mapping[str, Any]] = (), job: str = "sync",
               user: str = ENGINE_USER, fields: Collection[str] | None = None,
-              values: bool = True) -> None:
+              log_only: bool = False) -> None:
         """Apply an engine step's cells (Excel row, column, value) and new rows to the frames,
         and log what actually changed. `fields`: the only fields of the new rows to take (those
-        the sheet has a column for, when the rows may name others). Without `values`, a new
-        record's entry holds its values as JSON only (enough to store it)."""
+        the sheet has a column for, when the rows may name others). `log_only`: no later step
+        reads the frames (an import's second process), so the new rows are only logged, each
+        entry holding its values as the JSON it is stored as."""
         if not cells and not rows:
             return
         sheet = self.data.sheets[sheet_key]
@@ -228,7 +229,8 @@ class Tracker:
             new[ROW] = range(start, start + len(new))
             first = int(frame.index.max()) + 1 if len(frame) else 0
             new.index = range(first, first + len(new))
-            sheet.frame = pd.concat([frame, new])
+            if not log_only:
+                sheet.frame = pd.concat([frame, new])
         rehashed = self._rehashed.setdefault(sheet_key, {})
         indices = list(touched)  # the records whose cells changed
         hashes = row_hashes(frame.loc[indices], columns).tolist()
@@ -248,7 +250,7 @@ class Tracker:
             rehashed[rid] = digest
         if new is None:
             return
-        stored, as_json = _stored_columns(read, len(rows), values)  # the new records, stored
+        stored, as_json = _stored_columns(read, len(rows), not log_only)  # as stored
         for rid_value, digest, record, text in zip(
                 new[sdef.id_field].tolist(), row_hashes(new, columns).tolist(), stored,
                 as_json, strict=True):

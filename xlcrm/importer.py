@@ -886,7 +886,7 @@ def staged_import(tracker: Any, data: WorkbookData, plan: ImportPlan) -> Any:
         cells = [(c.row, sheet.columns[c.field], c.new) for c in plan.changes if c.sheet == key]
         records = [r.values for r in plan.new if r.sheet == key]
         tracker.apply(key, cells, records, job="import", user=tracker.run.user,
-                      fields=sheet.columns, values=False)
+                      fields=sheet.columns, log_only=True)
     return tracker.stage()
 
 
