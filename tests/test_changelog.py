@@ -298,3 +298,23 @@ def test_entries_are_chained_as_verify_recomputes_them() -> None:
     for row in rows:
         assert row[12] == prev and row[13] == _entry_digest(prev, row[:12])
         prev = row[13]
+
+
+def test_a_run_stored_already_is_not_stored_twice(tmp_path: Path) -> None:
+    """A second process that committed an import's log and died before it could say so
+    leaves this process to do it again: the run is found by its ID and stored once, the
+    chain still verifies, and the count stored is what the caller is told."""
+    from xlcrm.history import Change, Run, SnapshotUpdate, now_utc
+
+    run = Run(run_id="imp1", at=now_utc(), user="ann", source="cli", job="import",
+              workbook="crm.xlsx", lang="en", sha_before="")
+    changes = [Change("customers", "C-1", "added", new={"name": "A"}),
+               Change("customers", "C-2", "added", new={"name": "B"})]
+    with History(tmp_path / "crm.xlsx") as history:
+        assert history.commit(run, changes, SnapshotUpdate(upsert=[
+            ("customers", "C-1", '{"name":"A"}'), ("customers", "C-2", '{"name":"B"}')])) == 2
+        assert history.commit(run, changes, SnapshotUpdate()) == 2
+        assert [e["record_id"] for e in history.entries()] == ["C-1", "C-2"]
+        assert history.verify() == []
+        assert history.snapshot_values("customers", ["C-1", "C-2"]) == {
+            "C-1": {"name": "A"}, "C-2": {"name": "B"}}

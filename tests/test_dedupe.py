@@ -376,6 +376,32 @@ def test_a_child_that_dies_is_done_again_here(monkeypatch: pytest.MonkeyPatch) -
         assert child.process is None  # ended and joined
 
 
+def test_a_child_that_dies_before_then_leaves_all_of_it_to_this_process() -> None:
+    """With `then` (an import's log, staged by the child and committed when told), a child
+    that dies on its way hands the whole of it to this process: `func` and `then` are both
+    computed here, with the message, and the answer is the same."""
+    import sys
+
+    from xlcrm import background
+
+    if sys.platform != "linux" or (os.cpu_count() or 1) < 2:
+        pytest.skip("the child is forked on Linux with a second core only")
+    parent = os.getpid()
+
+    def made() -> list[int]:
+        return [3, 1, 2]
+
+    def then(values: list[int], message: str) -> str:
+        if os.getpid() != parent:
+            os._exit(1)  # the child dies after it was told to go on
+        return message + ":" + ",".join(map(str, sorted(values)))
+
+    with background.Background(1, made, start_from=1, then=then) as child:
+        assert child.process is not None
+        assert child.finish("sha") == "sha:1,2,3"
+        assert child.process is None
+
+
 def test_no_fork_means_all_of_it_here(monkeypatch: pytest.MonkeyPatch) -> None:
     """When the system cannot fork (out of memory, a process limit) the work is done here."""
     import gc

@@ -580,3 +580,23 @@ def test_edits_typed_before_an_import_are_logged_first_as_the_users_own(
     assert city[0]["seq"] < first_import
     assert {e["record_id"] for e in entries if e["run_id"] == done.import_id} == {
         r.record_id for r in done.plan.new}
+
+
+def test_a_cell_that_cannot_be_a_key_is_parsed_alone(tmp_path: Path) -> None:
+    """A source reader may hand over a value no dictionary can hold (a list from a rich
+    cell): it is read as its text (it used to crash the plan), listed as not understood and
+    kept as typed, and the rest of its row and column is imported."""
+    from xlcrm.importer import plan_import
+    from xlcrm.importmap import map_headers
+    from xlcrm.reader import read_workbook
+    from xlcrm.sources import SourceTable
+
+    book = typed_book(tmp_path)
+    table = SourceTable("rich.xlsx", ["Company", "Deal Name", "Amount"],
+                        [["Hooli Inc", "Pilot seats", ["1", "200"]],
+                         ["Hooli Inc", "Support", "900"]], [2, 3])
+    plan = plan_import(read_workbook(book), table, map_headers(table.headers, None, None))
+    deals = {r.values["title"]: r.values for r in plan.new if r.sheet == "opportunities"}
+    assert set(deals) == {"Pilot seats", "Support"} and deals["Support"]["amount"] == 900
+    assert deals["Pilot seats"]["amount"] == "['1', '200']"
+    assert [(row, field) for row, field, _ in plan.unparsed] == [(2, "opportunities.amount")]

@@ -409,9 +409,9 @@ class _Splitter:
             column = grid[at]
             try:
                 distinct = set(column)
-            except TypeError:  # a value that cannot be a key: parsed cell by cell
-                distinct = set()
-                memo = _Unhashable(self, concept, name)
+            except TypeError:  # a value no dict can hold (a list from a rich cell): its text
+                column = tuple(map(_keyable, column))
+                distinct = set(column)
             plain = concept in PLAIN_TEXT  # a source's text (trimmed already) as it is
             for cell in distinct:
                 if cell not in memo:
@@ -419,11 +419,10 @@ class _Splitter:
                         (cell, True, None) if plain and type(cell) is str and cell and
                         cell == cell.strip() else
                         self._parse(concept, name, cell))
-            parsed = [memo[cell][0] for cell in column] if isinstance(memo, _Unhashable) \
-                else list(map({c: memo[c][0] for c in distinct}.__getitem__, column))
-            if isinstance(memo, _Unhashable) or any(
-                    not memo[c][1] or memo[c][2] is not None for c in distinct):
-                found = [memo[cell] for cell in column]  # what is listed or counted
+            parsed = list(map({c: memo[c][0] for c in distinct}.__getitem__, column))
+            found = [memo[cell] for cell in column] if any(
+                not memo[c][1] or memo[c][2] is not None for c in distinct) else None
+            if found is not None:  # values to list (unparsed) or count (new people, stages)
                 unparsed += [(i, order, concept, column[i]) for i, f in enumerate(found)
                              if not f[1]]
                 counted.append([(i, order, f[0], f[2]) for i, f in enumerate(found)
@@ -496,20 +495,12 @@ class _Splitter:
         return True
 
 
-class _Unhashable(dict[Any, Any]):
-    """A column's parsed values when one of its cells cannot be a dict key: each cell
-    parsed when asked for."""
-
-    def __init__(self, splitter: _Splitter, concept: str, name: str) -> None:
-        super().__init__()
-        self.splitter, self.concept, self.name = splitter, concept, name
-
-    def __contains__(self, cell: object) -> bool:
-        return True
-
-    def __getitem__(self, cell: Any) -> Any:
-        return (_BLANK, True, None) if cell is None else \
-            self.splitter._parse(self.concept, self.name, cell)
+def _keyable(value: Any) -> Any:
+    try:
+        hash(value)
+    except TypeError:
+        return str(value)
+    return value
 
 
 def _known_or_named(rows: list[_Row], data: WorkbookData, plan: ImportPlan) -> list[_Row]:
